@@ -1,0 +1,123 @@
+# relud — one Makefile. `make run`, `make test`, `make bench`, `make asan`, `make fuzz`.
+# Build folders per mode: build/ (release), build/debug, build/asan.
+MODE ?= release
+ifeq ($(MODE),release)
+  B := build
+  OPT := -O2 -g
+else ifeq ($(MODE),debug)
+  B := build/debug
+  OPT := -O0 -g3
+else ifeq ($(MODE),asan)
+  B := build/asan
+  OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+else
+  $(error MODE must be release, debug or asan)
+endif
+
+CC  ?= cc
+CXX ?= g++
+PKGS := libmicrohttpd libcjson openblas
+# Debian packages: build, tests (cmocka, libcurl, nginx for the failover test), bench (wrk).
+DEB_BUILD := gcc g++ make pkg-config libmicrohttpd-dev libcjson-dev libopenblas-dev libfast-float-dev
+DEB_TEST  := libcmocka-dev libcurl4-openssl-dev curl nginx-light python3
+DEB_BENCH := wrk
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+CFLAGS_ALL   := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(OPT) $(WARN) -pthread \
+                -I. $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
+CXXFLAGS_ALL := -std=c++17 $(OPT) -Wall -Wextra -Werror -fno-exceptions -fno-rtti -I. $(CXXFLAGS)
+LDLIBS_ALL   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lstdc++ -lm -pthread $(LDLIBS)
+LDFLAGS_ALL  := $(OPT) $(LDFLAGS)
+TEST_LIBS    := -lcmocka $(shell pkg-config --libs libcurl 2>/dev/null)
+
+CORE_SRC   := $(wildcard core/*.c)
+CONFIG_SRC := $(wildcard config/*.c)
+SRV_C      := $(filter-out server/main.c,$(wildcard server/*.c))
+SRV_CXX    := $(wildcard server/*.cc)
+obj = $(patsubst %.c,$(B)/obj/%.o,$(patsubst %.cc,$(B)/obj/%.o,$(1)))
+
+LIBCORE   := $(B)/libnncore.a
+LIBCONFIG := $(B)/libcfg.a
+LIBSRV    := $(B)/libsrv.a
+RELUD     := $(B)/relud
+LIBS      := $(LIBSRV) $(LIBCONFIG) $(LIBCORE)
+
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_*.c))
+HTTP_TESTS := $(patsubst tests/http/%.c,$(B)/tests/%,$(wildcard tests/http/test_*.c))
+TEST_COMMON := $(call obj,$(wildcard tests/common/*.c))
+
+.PHONY: all deps run test check asan fuzz bench fmt fmt-check clean golden models
+all: $(RELUD)
+
+# Installs what is missing when run as root; otherwise says what to install.
+deps:
+	@tools/deps.sh $(DEB_BUILD) $(DEB_TEST)
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "CC  $<"; $(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+$(B)/obj/%.o: %.cc
+	@mkdir -p $(dir $@)
+	@echo "CXX $<"; $(CXX) $(CXXFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(LIBCORE): $(call obj,$(CORE_SRC))
+	@rm -f $@; ar rcs $@ $^
+$(LIBCONFIG): $(call obj,$(CONFIG_SRC))
+	@rm -f $@; ar rcs $@ $^
+$(LIBSRV): $(call obj,$(SRV_C) $(SRV_CXX))
+	@rm -f $@; ar rcs $@ $^
+
+$(RELUD): $(B)/obj/server/main.o $(LIBS)
+	@echo "LD  $@"; $(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+
+$(B)/tests/%: tests/unit/%.c $(TEST_COMMON) $(LIBS)
+	@mkdir -p $(dir $@)
+	@echo "LD  $@"; $(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(TEST_COMMON) $(LIBS) $(TEST_LIBS) $(LDLIBS_ALL)
+$(B)/tests/%: tests/http/%.c $(TEST_COMMON) $(LIBS)
+	@mkdir -p $(dir $@)
+	@echo "LD  $@"; $(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(TEST_COMMON) $(LIBS) $(TEST_LIBS) $(LDLIBS_ALL)
+
+tests-build: $(RELUD) $(UNIT_TESTS) $(HTTP_TESTS)
+.PHONY: tests-build
+
+# The README's test command: builds and runs every suite, ends with "N passed, N failed".
+test: deps
+	@$(MAKE) --no-print-directory tests-build
+	@RELUD=$(RELUD) tools/run-tests.sh $(UNIT_TESTS) $(HTTP_TESTS)
+
+# Same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+asan: deps
+	@$(MAKE) --no-print-directory MODE=asan tests-build
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  RELUD=build/asan/relud tools/run-tests.sh $(patsubst build/%,build/asan/%,$(UNIT_TESTS) $(HTTP_TESTS))
+
+# Starts relud on the bundled example models in config/models and prints its URL.
+run: deps $(RELUD)
+	@echo "relud: serving config/models on http://127.0.0.1:$${RELUD_PORT:-8080}  (Ctrl-C stops)"
+	@exec $(RELUD) --config config/relud.conf
+
+# libFuzzer over request parsing + validation (clang). FUZZ_SECONDS bounds the run.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@tools/deps.sh clang libclang-rt-14-dev
+	@$(MAKE) --no-print-directory -f tests/fuzz/fuzz.mk FUZZ_SECONDS=$(FUZZ_SECONDS)
+
+bench: deps $(RELUD)
+	@tools/deps.sh $(DEB_BENCH)
+	@$(MAKE) --no-print-directory -f bench/bench.mk
+
+# Regenerate golden vectors / example models (needs Debian's python3-torch).
+golden:
+	/usr/bin/python3 tests/golden/gen.py
+models:
+	/usr/bin/python3 tools/gen_models.py
+
+fmt:
+	clang-format -i $(CORE_SRC) $(CONFIG_SRC) $(SRV_C) $(SRV_CXX) server/main.c core/*.h config/*.h server/*.h
+fmt-check:
+	clang-format --dry-run --Werror $(CORE_SRC) $(CONFIG_SRC) $(SRV_C) $(SRV_CXX) server/main.c core/*.h config/*.h server/*.h
+
+clean:
+	rm -rf build
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,91 @@
+/* relud: the daemon. The only place that exits. */
+#include <cblas.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server/models.h"
+#include "server/srv.h"
+
+extern char **environ;
+
+int main(int argc, char **argv)
+{
+    static struct srv s;
+    char err[1024];
+    cfg_defaults(&s.cfg);
+    switch (cfg_load(&s.cfg, argc, argv, environ, err, sizeof err)) {
+    case CFG_OK:
+        break;
+    case CFG_EXIT_HELP:
+        cfg_print_help(stdout, argv[0]);
+        return 0;
+    case CFG_EXIT_VERSION:
+        printf("relud %s\n", RELUD_VERSION);
+        return 0;
+    case CFG_EXIT_PRINT:
+        cfg_print_conf(stdout, &s.cfg);
+        return 0;
+    case CFG_EXIT_DOCS:
+        cfg_print_markdown(stdout);
+        return 0;
+    case CFG_ERROR:
+    default:
+        fprintf(stderr, "relud: %s\n", err);
+        cfg_free(&s.cfg);
+        return 2;
+    }
+    srv_log_init(s.cfg.log_level, s.cfg.log_format, s.cfg.access_log);
+    openblas_set_num_threads(s.cfg.blas_threads > 0 ? s.cfg.blas_threads : 1);
+
+    /* Signals: SIGTERM/SIGINT are taken by sigwait below; every thread started from here
+     * on inherits the mask, so none of them is interrupted. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char host[64] = "localhost";
+    gethostname(host, sizeof host - 1);
+    snprintf(s.instance, sizeof s.instance, "%s:%d", host, (int)getpid());
+    if (getrandom(&s.nonce, sizeof s.nonce, 0) != (ssize_t)sizeof s.nonce)
+        s.nonce = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    s.metrics = srv_metrics_new();
+    s.models = srv_models_new(s.cfg.model_dir);
+    if (!s.metrics || !s.models) {
+        fprintf(stderr, "relud: out of memory\n");
+        return 1;
+    }
+    if (srv_start(&s, err, sizeof err)) {
+        srv_log(CFG_LOG_ERROR, "%s", err);
+        return 1;
+    }
+    srv_log(CFG_LOG_INFO, "relud %s listening on http://%s:%d (threads=%d, blas_threads=%d)",
+            RELUD_VERSION, s.cfg.host, s.port, s.cfg.threads, s.cfg.blas_threads);
+    if (s.cfg.log_level >= CFG_LOG_DEBUG)
+        cfg_print_effective(stderr, &s.cfg);
+
+    if (srv_models_load_all(s.models, s.cfg.strict_models, err, sizeof err)) {
+        srv_log(CFG_LOG_ERROR, "strict_models: %s", err);
+        srv_drain_and_stop(&s);
+        return 1;
+    }
+    atomic_store(&s.ready, 1);
+    srv_log(CFG_LOG_INFO, "ready");
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    srv_log(CFG_LOG_INFO, "received %s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    srv_drain_and_stop(&s);
+    srv_models_free(s.models);
+    srv_metrics_free(s.metrics);
+    cfg_free(&s.cfg);
+    srv_log(CFG_LOG_INFO, "stopped");
+    return 0;
+}

@@ -1,0 +1,896 @@
+/* The model repository: NAME.json files in model_dir, loaded at start, replaced at run time
+ * (PUT, Triton load), unloaded, deleted; refcounted so a replaced model keeps serving the
+ * requests that hold it.
+ *
+ * Locking. `lock` (a rwlock) guards the entry table: lookups take it shared just long
+ * enough to bump a model's refcount; swaps take it exclusive just long enough to exchange
+ * a pointer. No lock is held during a forward pass or during disk I/O on the lookup path.
+ * `ctl` (a mutex) serialises the control operations (load_all, load, unload, PUT, DELETE)
+ * end to end, disk included, so two PUTs of one name cannot interleave their swaps.
+ *
+ * Entries are never freed before srv_models_free: DELETE only unlists one. So the stats
+ * pointer a handler holds (srv_models_stats, model->stats) stays valid, and statistics
+ * survive replacement, unload and a DELETE followed by a new PUT of the same name. */
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server/codec.h"
+#include "server/layers.h"
+#include "server/models.h"
+#include "server/safetensors.h"
+
+#define MODEL_FILE_MAX ((size_t)1 << 30) /* a NAME.json bigger than 1 GiB is refused */
+
+struct entry {
+    char name[SRV_MAX_CAPTURE];
+    int listed;                 /* 0 after DELETE (the entry stays for its stats) */
+    enum srv_model_state state;
+    char reason[NN_ERR_LEN];    /* UNAVAILABLE / UNLOADED: why; "" when READY */
+    struct srv_model *model;    /* READY: the serving version (holds one reference) */
+    struct srv_model_stats stats;
+};
+
+struct srv_models {
+    char *dir;
+    pthread_rwlock_t lock;      /* entries[], and each entry's listed/state/reason/model */
+    pthread_mutex_t ctl;        /* serialises control operations */
+    struct entry **entries;     /* sorted by name */
+    int n, cap;
+    unsigned tmp_seq;           /* temp file names: .NAME.json.tmp.<pid>.<seq> (under ctl) */
+};
+
+static const char *const model_keys[] = {"name", "description", "dtype", "layers", "weights",
+                                         NULL};
+
+int srv_model_name_ok(const char *name)
+{
+    if (!name || !name[0] || name[0] == '.')
+        return 0;
+    size_t n = 0;
+    for (const char *p = name; *p; p++, n++) {
+        char c = *p;
+        int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                 c == '_' || c == '.' || c == '-';
+        if (!ok || n >= 127)
+            return 0;
+    }
+    return 1;
+}
+
+/* ---- one model --------------------------------------------------------------------- */
+
+static void model_free(struct srv_model *model)
+{
+    if (!model)
+        return;
+    srv_net_free(&model->net);
+    free(model->description);
+    free(model);
+}
+
+void srv_model_release(struct srv_model *model)
+{
+    if (model && atomic_fetch_sub(&model->refs, 1) == 1)
+        model_free(model);
+}
+
+/* "layer i wants param": the state_dict tensor "i.param" from the safetensors file, or
+ * "none" (ndim 0) so layers.c applies its missing-weight / no-bias rules. */
+static enum nn_status st_source(void *ctx, int layer, const char *param, enum nn_dtype dt,
+                                struct nn_tensor *t, struct nn_err *err)
+{
+    struct srv_st_file *f = ctx;
+    char key[64];
+    snprintf(key, sizeof key, "%d.%s", layer, param);
+    struct srv_st_tensor *st = srv_st_find(f, key);
+    if (!st) {
+        memset(t, 0, sizeof *t);
+        return NN_OK;
+    }
+    return srv_st_tensor_load(f, st, dt, t, err);
+}
+
+/* The last-dimension sizes a model takes and gives, found from its first and last
+ * parameterised layers, and the whole chain checked once with a [1, in] input so a
+ * mismatched file fails at load ("layers[2] (linear): weight is [64, 100] but the input
+ * has 128 features"), not on every request. */
+static enum nn_status model_features(struct srv_model *model, struct nn_err *err)
+{
+    const struct nn_net *net = &model->net;
+    size_t in = 0;
+    for (int i = 0; i < net->nlayers && !in; i++) {
+        const struct nn_layer *l = &net->layers[i];
+        if (l->kind == NN_LINEAR && l->weight.ndim == 2)
+            in = l->weight.shape[1];
+        else if (l->kind == NN_PRELU && l->weight.ndim == 1 && l->weight.numel > 1)
+            in = l->weight.shape[0];
+    }
+    model->in_features = in;
+    model->out_features = 0;
+    if (!in)
+        return NN_OK;
+    size_t shape[2] = {1, in};
+    struct nn_plan plan;
+    memset(&plan, 0, sizeof plan);
+    enum nn_status st = nn_net_check(net, shape, 2, 0, 0, &plan, err);
+    if (st == NN_OK) {
+        const struct nn_tensor *o = &plan.shapes[net->nlayers];
+        model->out_features = o->ndim >= 1 ? o->shape[o->ndim - 1] : 0;
+    }
+    nn_plan_free(&plan);
+    return st;
+}
+
+/* Builds a model from JSON text. `name` is the name it must have; `origin` says where the
+ * name came from for the mismatch message ("the file name", "the URL's model name"). */
+static enum nn_status model_build(const struct srv_models *m, const char *name,
+                                  const char *origin, const char *text, size_t len,
+                                  struct srv_model **out, struct nn_err *err)
+{
+    *out = NULL;
+    struct srv_st_file stf;
+    memset(&stf, 0, sizeof stf);
+    int have_st = 0;
+    struct srv_model *model = NULL;
+    enum nn_status st = NN_OK;
+    struct srv_doc *doc = srv_doc_parse(text, len, err);
+    if (!doc)
+        return NN_EINVAL;
+    const cJSON *root = srv_doc_root(doc);
+    if (!cJSON_IsObject(root)) {
+        st = nn_err_set(err, NN_EINVAL,
+                        "expected a JSON object (a model: name, description, dtype, layers, "
+                        "weights)");
+        goto fail;
+    }
+    for (const cJSON *k = root->child; k; k = k->next) {
+        int known = 0;
+        for (int i = 0; model_keys[i]; i++)
+            known |= strcmp(k->string, model_keys[i]) == 0;
+        if (!known) {
+            st = nn_err_set(err, NN_EINVAL,
+                            "unknown field \"%.60s\" (known: name, description, dtype, layers, "
+                            "weights)",
+                            k->string);
+            goto fail;
+        }
+    }
+    const cJSON *jname = cJSON_GetObjectItemCaseSensitive(root, "name");
+    const cJSON *jdesc = cJSON_GetObjectItemCaseSensitive(root, "description");
+    const cJSON *jdtype = cJSON_GetObjectItemCaseSensitive(root, "dtype");
+    const cJSON *jlayers = cJSON_GetObjectItemCaseSensitive(root, "layers");
+    const cJSON *jweights = cJSON_GetObjectItemCaseSensitive(root, "weights");
+    if (jname && !cJSON_IsString(jname)) {
+        st = nn_err_set(err, NN_EINVAL, "name: expected a string");
+        goto fail;
+    }
+    if (jname && strcmp(jname->valuestring, name) != 0) {
+        st = nn_err_set(err, NN_EINVAL, "name: \"%.100s\" does not match %s \"%s\"",
+                        jname->valuestring, origin, name);
+        goto fail;
+    }
+    if (jdesc && !cJSON_IsString(jdesc) && !cJSON_IsNull(jdesc)) {
+        st = nn_err_set(err, NN_EINVAL, "description: expected a string");
+        goto fail;
+    }
+    enum nn_dtype dt = NN_F32;
+    if (jdtype && (st = srv_dtype_parse(jdtype, "dtype", &dt, err)))
+        goto fail;
+    if (!jlayers) {
+        st = nn_err_set(err, NN_EINVAL, "layers: required");
+        goto fail;
+    }
+    if (jweights && !cJSON_IsNull(jweights)) {
+        if (!cJSON_IsString(jweights) || !srv_model_name_ok(jweights->valuestring)) {
+            st = nn_err_set(err, NN_EINVAL,
+                            "weights: expected the name of a safetensors file in model_dir "
+                            "([A-Za-z0-9_.-], not starting with '.')");
+            goto fail;
+        }
+        char path[PATH_MAX];
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", m->dir, jweights->valuestring) >=
+            sizeof path) {
+            st = nn_err_set(err, NN_EINVAL, "weights: path too long");
+            goto fail;
+        }
+        if ((st = srv_st_open(&stf, path, jweights->valuestring, err)))
+            goto fail;
+        have_st = 1;
+    }
+
+    model = calloc(1, sizeof *model);
+    if (!model) {
+        st = nn_err_set(err, NN_ENOMEM, "out of memory");
+        goto fail;
+    }
+    atomic_init(&model->refs, 1);
+    snprintf(model->name, sizeof model->name, "%s", name);
+    model->dtype = dt;
+    if (cJSON_IsString(jdesc) && !(model->description = strdup(jdesc->valuestring))) {
+        st = nn_err_set(err, NN_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if ((st = srv_layers_parse(doc, jlayers, dt, 0, 0, have_st ? st_source : NULL, &stf,
+                               &model->net, err)))
+        goto fail;
+    for (int i = 0; i < stf.ntensors; i++) {
+        if (!stf.tensors[i].used) {
+            st = nn_err_set(err, NN_EINVAL, "weights: tensor \"%.100s\" is not used by any layer",
+                            stf.tensors[i].name);
+            goto fail;
+        }
+    }
+    if ((st = model_features(model, err)))
+        goto fail;
+    srv_st_close(&stf);
+    srv_doc_free(doc);
+    *out = model;
+    return NN_OK;
+fail:
+    model_free(model);
+    srv_st_close(&stf);
+    srv_doc_free(doc);
+    return st;
+}
+
+/* Reads a whole file. *eno gets errno on failure (ENOENT: no such model file). */
+static char *read_file(const char *path, size_t *len, int *eno, struct nn_err *err)
+{
+    *eno = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        *eno = errno;
+        nn_err_set(err, NN_EINVAL, "cannot open: %s", strerror(errno));
+        return NULL;
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        *eno = EINVAL;
+        nn_err_set(err, NN_EINVAL, "not a regular file");
+        close(fd);
+        return NULL;
+    }
+    if ((unsigned long long)sb.st_size > MODEL_FILE_MAX) {
+        *eno = EFBIG;
+        nn_err_set(err, NN_ETOOBIG, "file is %lld bytes, over the limit of %zu",
+                   (long long)sb.st_size, MODEL_FILE_MAX);
+        close(fd);
+        return NULL;
+    }
+    size_t cap = (size_t)sb.st_size, n = 0;
+    char *buf = malloc(cap + 1);
+    if (!buf) {
+        *eno = ENOMEM;
+        nn_err_set(err, NN_ENOMEM, "out of memory");
+        close(fd);
+        return NULL;
+    }
+    for (;;) {
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            *eno = errno;
+            nn_err_set(err, NN_EINVAL, "read: %s", strerror(errno));
+            free(buf);
+            close(fd);
+            return NULL;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+        if (n == cap)
+            break; /* a file that grew since fstat is read as it was then */
+    }
+    close(fd);
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+/* ---- the entry table (callers hold lock) ------------------------------------------ */
+
+static int entry_index(const struct srv_models *m, const char *name, int *found)
+{
+    int lo = 0, hi = m->n;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2, c = strcmp(m->entries[mid]->name, name);
+        if (c == 0) {
+            *found = 1;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = 0;
+    return lo;
+}
+
+static struct entry *entry_find(const struct srv_models *m, const char *name)
+{
+    int found, i = entry_index(m, name, &found);
+    return found ? m->entries[i] : NULL;
+}
+
+static struct entry *entry_get_or_add(struct srv_models *m, const char *name)
+{
+    int found, i = entry_index(m, name, &found);
+    if (found)
+        return m->entries[i];
+    if (m->n == m->cap) {
+        int ncap = m->cap ? m->cap * 2 : 16;
+        struct entry **ne = realloc(m->entries, (size_t)ncap * sizeof *ne);
+        if (!ne)
+            return NULL;
+        m->entries = ne;
+        m->cap = ncap;
+    }
+    struct entry *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    snprintf(e->name, sizeof e->name, "%s", name);
+    e->state = SRV_MODEL_UNAVAILABLE;
+    memmove(&m->entries[i + 1], &m->entries[i], (size_t)(m->n - i) * sizeof *m->entries);
+    m->entries[i] = e;
+    m->n++;
+    return e;
+}
+
+/* Makes model the serving version of its name (takes over the caller's reference);
+ * the previous version is released once its last request finishes. */
+static enum nn_status install(struct srv_models *m, struct srv_model *model, struct nn_err *err)
+{
+    pthread_rwlock_wrlock(&m->lock);
+    struct entry *e = entry_get_or_add(m, model->name);
+    struct srv_model *old = NULL;
+    if (e) {
+        old = e->model;
+        e->model = model;
+        model->stats = &e->stats;
+        e->state = SRV_MODEL_READY;
+        e->reason[0] = '\0';
+        e->listed = 1;
+    }
+    pthread_rwlock_unlock(&m->lock);
+    if (!e) {
+        srv_model_release(model);
+        return nn_err_set(err, NN_ENOMEM, "out of memory");
+    }
+    srv_model_release(old);
+    return NN_OK;
+}
+
+/* Lists name without a serving model: UNAVAILABLE / UNLOADED with a reason; listed = 0
+ * unlists it (DELETE). */
+static void set_state(struct srv_models *m, const char *name, enum srv_model_state state,
+                      int listed, const char *reason)
+{
+    pthread_rwlock_wrlock(&m->lock);
+    struct entry *e = listed ? entry_get_or_add(m, name) : entry_find(m, name);
+    struct srv_model *old = NULL;
+    if (e) {
+        old = e->model;
+        e->model = NULL;
+        e->state = state;
+        snprintf(e->reason, sizeof e->reason, "%s", reason);
+        e->listed = listed;
+    }
+    pthread_rwlock_unlock(&m->lock);
+    srv_model_release(old);
+}
+
+/* ---- public ---------------------------------------------------------------------- */
+
+struct srv_models *srv_models_new(const char *model_dir)
+{
+    struct srv_models *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    m->dir = strdup(model_dir && model_dir[0] ? model_dir : ".");
+    if (!m->dir) {
+        free(m);
+        return NULL;
+    }
+    /* trailing slashes only make messages ugly: "dir//x.json" */
+    for (size_t n = strlen(m->dir); n > 1 && m->dir[n - 1] == '/'; n--)
+        m->dir[n - 1] = '\0';
+    pthread_rwlock_init(&m->lock, NULL);
+    pthread_mutex_init(&m->ctl, NULL);
+    return m;
+}
+
+void srv_models_free(struct srv_models *m)
+{
+    if (!m)
+        return;
+    for (int i = 0; i < m->n; i++) {
+        srv_model_release(m->entries[i]->model);
+        free(m->entries[i]);
+    }
+    free(m->entries);
+    pthread_rwlock_destroy(&m->lock);
+    pthread_mutex_destroy(&m->ctl);
+    free(m->dir);
+    free(m);
+}
+
+/* Reads model_dir/NAME.json and installs it. Returns 200, 404 (no file), 400 (broken:
+ * err has the reason), 503 (out of memory). A broken file leaves a READY entry serving
+ * its previous version (a failed reload never takes a working model down); otherwise
+ * the entry is listed UNAVAILABLE with the reason. Caller holds ctl. */
+static unsigned load_one(struct srv_models *m, const char *name, struct nn_err *err)
+{
+    char path[PATH_MAX];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s.json", m->dir, name) >= sizeof path) {
+        nn_err_set(err, NN_EINVAL, "%s: path too long", name);
+        return 400;
+    }
+    size_t len = 0;
+    int eno = 0;
+    struct nn_err rerr;
+    char *text = read_file(path, &len, &eno, &rerr);
+    if (!text && eno == ENOENT) {
+        nn_err_set(err, NN_EINVAL, "model \"%s\": no file %s", name, path);
+        return 404;
+    }
+    struct srv_model *model = NULL;
+    enum nn_status st;
+    if (!text)
+        st = nn_err_set(err, NN_EINVAL, "%s", rerr.msg);
+    else
+        st = model_build(m, name, "the file name", text, len, &model, err);
+    free(text);
+    if (st == NN_OK) {
+        if ((st = install(m, model, err)))
+            return 503;
+        return 200;
+    }
+    pthread_rwlock_rdlock(&m->lock);
+    struct entry *e = entry_find(m, name);
+    int serving = e && e->listed && e->state == SRV_MODEL_READY;
+    pthread_rwlock_unlock(&m->lock);
+    if (!serving)
+        set_state(m, name, SRV_MODEL_UNAVAILABLE, 1, err->msg);
+    return st == NN_ENOMEM ? 503 : 400;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int srv_models_load_all(struct srv_models *m, int strict, char *err, size_t errlen)
+{
+    if (errlen)
+        err[0] = '\0';
+    pthread_mutex_lock(&m->ctl);
+    DIR *d = opendir(m->dir);
+    if (!d) {
+        int e = errno;
+        pthread_mutex_unlock(&m->ctl);
+        if (strict) {
+            snprintf(err, errlen, "model_dir %s: %s", m->dir, strerror(e));
+            return -1;
+        }
+        srv_log(CFG_LOG_WARN, "model_dir %s: %s; no models loaded", m->dir, strerror(e));
+        return 0;
+    }
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        const char *fn = de->d_name;
+        size_t fl = strlen(fn);
+        /* dotfiles (".NAME.json.tmp.<pid>.<n>" left by a crash in PUT) and non-JSON files
+           (the safetensors beside a model) are not models */
+        if (fn[0] == '.' || fl <= 5 || strcmp(fn + fl - 5, ".json") != 0)
+            continue;
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            char **nn = realloc(names, nc * sizeof *nn);
+            if (!nn) {
+                snprintf(err, errlen, "model_dir %s: out of memory", m->dir);
+                rc = -1;
+                break;
+            }
+            names = nn;
+            cap = nc;
+        }
+        if (!(names[n] = strndup(fn, fl - 5))) {
+            snprintf(err, errlen, "model_dir %s: out of memory", m->dir);
+            rc = -1;
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    if (n)
+        qsort(names, n, sizeof *names, cmp_str);
+    int ready = 0, broken = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const char *name = names[i];
+        if (!srv_model_name_ok(name)) {
+            if (strict) {
+                snprintf(err, errlen,
+                         "%s/%s.json: \"%s\" is not a valid model name ([A-Za-z0-9_.-], 1 to "
+                         "127 characters)",
+                         m->dir, name, name);
+                rc = -1;
+            } else {
+                srv_log(CFG_LOG_WARN,
+                        "%s/%s.json: ignored: not a valid model name ([A-Za-z0-9_.-], 1 to 127 "
+                        "characters)",
+                        m->dir, name);
+            }
+            continue;
+        }
+        struct nn_err e;
+        unsigned status = load_one(m, name, &e);
+        if (status == 200) {
+            ready++;
+            continue;
+        }
+        if (status == 404)
+            continue; /* deleted between readdir and open */
+        broken++;
+        if (strict) {
+            snprintf(err, errlen, "%s/%s.json: %s", m->dir, name, e.msg);
+            rc = -1;
+        } else {
+            srv_log(CFG_LOG_WARN, "model %s: unavailable: %s", name, e.msg);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    pthread_mutex_unlock(&m->ctl);
+    if (rc == 0)
+        srv_log(CFG_LOG_INFO, "models: %d ready, %d unavailable in %s", ready, broken, m->dir);
+    return rc;
+}
+
+struct srv_model *srv_models_get(struct srv_models *m, const char *name, unsigned *status,
+                                 char *err, size_t errlen)
+{
+    struct srv_model *model = NULL;
+    unsigned code = 404;
+    if (errlen)
+        err[0] = '\0';
+    if (!m || !name || !srv_model_name_ok(name)) {
+        snprintf(err, errlen, "unknown model \"%.127s\"", name ? name : "");
+        *status = 404;
+        return NULL;
+    }
+    pthread_rwlock_rdlock(&m->lock);
+    struct entry *e = entry_find(m, name);
+    if (!e || !e->listed) {
+        snprintf(err, errlen, "unknown model \"%s\"", name);
+    } else if (e->state == SRV_MODEL_READY) {
+        model = e->model;
+        atomic_fetch_add(&model->refs, 1);
+        code = 200;
+    } else if (e->state == SRV_MODEL_UNLOADED) {
+        snprintf(err, errlen, "model \"%s\" is unloaded", name);
+        code = 503;
+    } else {
+        snprintf(err, errlen, "model \"%s\" is unavailable: %s", name, e->reason);
+        code = 503;
+    }
+    pthread_rwlock_unlock(&m->lock);
+    *status = code;
+    return model;
+}
+
+struct srv_model_stats *srv_models_stats(struct srv_models *m, const char *name)
+{
+    if (!m || !name)
+        return NULL;
+    pthread_rwlock_rdlock(&m->lock);
+    struct entry *e = entry_find(m, name);
+    struct srv_model_stats *s = e && e->listed ? &e->stats : NULL;
+    pthread_rwlock_unlock(&m->lock);
+    return s;
+}
+
+void srv_model_stats_observe(struct srv_model_stats *s, int ok, uint64_t ns, size_t samples)
+{
+    if (!s)
+        return;
+    if (ok) {
+        atomic_fetch_add(&s->success_count, 1);
+        atomic_fetch_add(&s->success_ns, ns);
+        atomic_fetch_add(&s->exec_count, 1);
+        atomic_fetch_add(&s->inference_count, samples);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        atomic_store(&s->last_inference_ms,
+                     (unsigned long long)ts.tv_sec * 1000ull + (unsigned long long)ts.tv_nsec / 1000000ull);
+    } else {
+        atomic_fetch_add(&s->fail_count, 1);
+        atomic_fetch_add(&s->fail_ns, ns);
+    }
+}
+
+unsigned srv_models_load(struct srv_models *m, const char *name, char *err, size_t errlen)
+{
+    if (!srv_model_name_ok(name)) {
+        snprintf(err, errlen, "invalid model name \"%.127s\" ([A-Za-z0-9_.-], 1 to 127 "
+                              "characters, not starting with '.')",
+                 name);
+        return 400;
+    }
+    struct nn_err e;
+    pthread_mutex_lock(&m->ctl);
+    unsigned status = load_one(m, name, &e);
+    pthread_mutex_unlock(&m->ctl);
+    if (status == 200) {
+        srv_log(CFG_LOG_INFO, "model %s: loaded", name);
+        if (errlen)
+            err[0] = '\0';
+    } else {
+        if (status != 404)
+            srv_log(CFG_LOG_WARN, "model %s: load failed: %s", name, e.msg);
+        snprintf(err, errlen, "%s", e.msg);
+    }
+    return status;
+}
+
+unsigned srv_models_unload(struct srv_models *m, const char *name, char *err, size_t errlen)
+{
+    if (errlen)
+        err[0] = '\0';
+    pthread_mutex_lock(&m->ctl);
+    pthread_rwlock_rdlock(&m->lock);
+    struct entry *e = srv_model_name_ok(name) ? entry_find(m, name) : NULL;
+    int listed = e && e->listed;
+    pthread_rwlock_unlock(&m->lock);
+    if (listed)
+        set_state(m, name, SRV_MODEL_UNLOADED, 1, "unloaded");
+    pthread_mutex_unlock(&m->ctl);
+    if (!listed) {
+        snprintf(err, errlen, "unknown model \"%.127s\"", name);
+        return 404;
+    }
+    srv_log(CFG_LOG_INFO, "model %s: unloaded", name);
+    return 200;
+}
+
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return rc;
+}
+
+/* Writes body to dir/NAME.json so that a crash at any moment leaves the old file or the
+ * new one whole: a fresh temp file in the same directory (dotfile: load_all ignores it),
+ * fsync, rename over the target (atomic), fsync the directory (the rename is durable). */
+static int write_atomic(struct srv_models *m, const char *name, const char *body, size_t len,
+                        char *err, size_t errlen)
+{
+    char tmp[PATH_MAX], path[PATH_MAX];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s/.%s.json.tmp.%ld.%u", m->dir, name,
+                         (long)getpid(), m->tmp_seq++) >= sizeof tmp ||
+        (size_t)snprintf(path, sizeof path, "%s/%s.json", m->dir, name) >= sizeof path) {
+        snprintf(err, errlen, "%s/%s.json: path too long", m->dir, name);
+        return -1;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    const char *what = NULL;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t w = write(fd, body + done, len - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            what = "write";
+            break;
+        }
+        done += (size_t)w;
+    }
+    if (!what && fsync(fd) != 0)
+        what = "fsync";
+    int e = errno;
+    if (close(fd) != 0 && !what) {
+        what = "close";
+        e = errno;
+    }
+    if (!what && rename(tmp, path) != 0) {
+        what = "rename";
+        e = errno;
+    }
+    if (what) {
+        unlink(tmp);
+        snprintf(err, errlen, "%s %s: %s", what, what[0] == 'r' ? path : tmp, strerror(e));
+        return -1;
+    }
+    if (fsync_dir(m->dir) != 0) {
+        /* the new file is in place and complete; only its durability across a power cut
+           is in doubt */
+        srv_log(CFG_LOG_WARN, "fsync %s: %s", m->dir, strerror(errno));
+    }
+    return 0;
+}
+
+unsigned srv_models_put(struct srv_models *m, const char *name, const char *body, size_t len,
+                        char *err, size_t errlen)
+{
+    if (errlen)
+        err[0] = '\0';
+    if (!srv_model_name_ok(name)) {
+        snprintf(err, errlen, "invalid model name \"%.127s\" ([A-Za-z0-9_.-], 1 to 127 "
+                              "characters, not starting with '.')",
+                 name);
+        return 400;
+    }
+    struct nn_err e;
+    struct srv_model *model = NULL;
+    pthread_mutex_lock(&m->ctl);
+    enum nn_status st =
+        model_build(m, name, "the URL's model name", body ? body : "", len, &model, &e);
+    if (st != NN_OK) {
+        pthread_mutex_unlock(&m->ctl);
+        snprintf(err, errlen, "%s", e.msg);
+        return srv_status_from_nn(st);
+    }
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s.json", m->dir, name);
+    pthread_rwlock_rdlock(&m->lock);
+    struct entry *en = entry_find(m, name);
+    int existed = (en && en->listed) || access(path, F_OK) == 0;
+    pthread_rwlock_unlock(&m->lock);
+    if (write_atomic(m, name, body, len, err, errlen) != 0) {
+        pthread_mutex_unlock(&m->ctl);
+        srv_model_release(model);
+        srv_log(CFG_LOG_ERROR, "model %s: PUT: %s", name, err);
+        return 500;
+    }
+    st = install(m, model, &e);
+    pthread_mutex_unlock(&m->ctl);
+    if (st != NN_OK) {
+        snprintf(err, errlen, "%s", e.msg);
+        return 503;
+    }
+    srv_log(CFG_LOG_INFO, "model %s: %s by PUT", name, existed ? "replaced" : "created");
+    return existed ? 200 : 201;
+}
+
+unsigned srv_models_delete(struct srv_models *m, const char *name, char *err, size_t errlen)
+{
+    if (errlen)
+        err[0] = '\0';
+    if (!srv_model_name_ok(name)) {
+        snprintf(err, errlen, "unknown model \"%.127s\"", name);
+        return 404;
+    }
+    char path[PATH_MAX];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s.json", m->dir, name) >= sizeof path) {
+        snprintf(err, errlen, "unknown model \"%s\"", name);
+        return 404;
+    }
+    pthread_mutex_lock(&m->ctl);
+    pthread_rwlock_rdlock(&m->lock);
+    struct entry *e = entry_find(m, name);
+    int listed = e && e->listed;
+    pthread_rwlock_unlock(&m->lock);
+    unsigned status = 200;
+    if (unlink(path) != 0) {
+        if (errno != ENOENT) {
+            snprintf(err, errlen, "unlink %s: %s", path, strerror(errno));
+            status = 500;
+        } else if (!listed) {
+            snprintf(err, errlen, "unknown model \"%s\"", name);
+            status = 404;
+        }
+    } else if (fsync_dir(m->dir) != 0) {
+        srv_log(CFG_LOG_WARN, "fsync %s: %s", m->dir, strerror(errno));
+    }
+    if (status == 200)
+        set_state(m, name, SRV_MODEL_UNAVAILABLE, 0, "deleted");
+    pthread_mutex_unlock(&m->ctl);
+    if (status == 200)
+        srv_log(CFG_LOG_INFO, "model %s: deleted", name);
+    return status;
+}
+
+static const char *const state_names[] = {
+    [SRV_MODEL_READY] = "READY",
+    [SRV_MODEL_UNAVAILABLE] = "UNAVAILABLE",
+    [SRV_MODEL_UNLOADED] = "UNLOADED",
+};
+
+cJSON *srv_models_index(struct srv_models *m, int ready_only)
+{
+    cJSON *arr = cJSON_CreateArray();
+    if (!arr || !m)
+        return arr;
+    pthread_rwlock_rdlock(&m->lock);
+    for (int i = 0; i < m->n; i++) {
+        const struct entry *e = m->entries[i];
+        if (!e->listed || (ready_only && e->state != SRV_MODEL_READY))
+            continue;
+        cJSON *o = cJSON_CreateObject();
+        if (!o || !cJSON_AddItemToArray(arr, o) || !cJSON_AddStringToObject(o, "name", e->name) ||
+            !cJSON_AddStringToObject(o, "version", "1") ||
+            !cJSON_AddStringToObject(o, "state", state_names[e->state]) ||
+            !cJSON_AddStringToObject(o, "reason", e->reason)) {
+            cJSON_Delete(arr);
+            arr = NULL;
+            break;
+        }
+    }
+    pthread_rwlock_unlock(&m->lock);
+    return arr;
+}
+
+void srv_models_render_metrics(struct srv_models *m, struct srv_sb *sb)
+{
+    if (!m)
+        return;
+    pthread_rwlock_rdlock(&m->lock);
+    srv_sb_printf(sb, "# HELP relud_model_requests_total Inference requests per model, by "
+                      "outcome.\n# TYPE relud_model_requests_total counter\n");
+    for (int i = 0; i < m->n; i++) {
+        const struct entry *e = m->entries[i];
+        if (!e->listed)
+            continue;
+        srv_sb_printf(sb, "relud_model_requests_total{model=\"%s\",outcome=\"success\"} %llu\n",
+                      e->name, atomic_load(&e->stats.success_count));
+        srv_sb_printf(sb, "relud_model_requests_total{model=\"%s\",outcome=\"failure\"} %llu\n",
+                      e->name, atomic_load(&e->stats.fail_count));
+    }
+    srv_sb_printf(sb, "# HELP relud_model_request_duration_seconds Time spent in inference "
+                      "requests per model.\n# TYPE relud_model_request_duration_seconds "
+                      "summary\n");
+    for (int i = 0; i < m->n; i++) {
+        const struct entry *e = m->entries[i];
+        if (!e->listed)
+            continue;
+        unsigned long long ns = atomic_load(&e->stats.success_ns) + atomic_load(&e->stats.fail_ns);
+        unsigned long long cnt =
+            atomic_load(&e->stats.success_count) + atomic_load(&e->stats.fail_count);
+        srv_sb_printf(sb, "relud_model_request_duration_seconds_sum{model=\"%s\"} %.9g\n",
+                      e->name, (double)ns / 1e9);
+        srv_sb_printf(sb, "relud_model_request_duration_seconds_count{model=\"%s\"} %llu\n",
+                      e->name, cnt);
+    }
+    srv_sb_printf(sb, "# HELP relud_model_inferences_total Samples inferred per model.\n"
+                      "# TYPE relud_model_inferences_total counter\n");
+    for (int i = 0; i < m->n; i++) {
+        const struct entry *e = m->entries[i];
+        if (e->listed)
+            srv_sb_printf(sb, "relud_model_inferences_total{model=\"%s\"} %llu\n", e->name,
+                          atomic_load(&e->stats.inference_count));
+    }
+    srv_sb_printf(sb, "# HELP relud_model_ready 1 when the model is ready to serve.\n"
+                      "# TYPE relud_model_ready gauge\n");
+    for (int i = 0; i < m->n; i++) {
+        const struct entry *e = m->entries[i];
+        if (e->listed)
+            srv_sb_printf(sb, "relud_model_ready{model=\"%s\"} %d\n", e->name,
+                          e->state == SRV_MODEL_READY);
+    }
+    pthread_rwlock_unlock(&m->lock);
+}

@@ -1,0 +1,726 @@
+/* The Open Inference Protocol (KServe v2) as Triton speaks it over REST: model
+ * metadata, readiness, infer (JSON and the binary tensor data extension), statistics;
+ * gradients and diagnostics as relud's own extension (request parameters "gradients",
+ * "loss", "reduction", "clip_grad_norm", "stats"). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "server/layers.h"
+#include "server/models.h"
+#include "server/pass.h"
+#include "server/srv.h"
+
+/* ---- datatypes: one list ----------------------------------------------------
+ * X(name, bytes, kind): kind 0 float, 1 signed int, 2 unsigned int, -1 refused */
+#define OIP_DTYPE_LIST(X) \
+    X(FP32, 4, 0)         \
+    X(FP64, 8, 0)         \
+    X(FP16, 2, -1)        \
+    X(BF16, 2, -1)        \
+    X(INT8, 1, 1)         \
+    X(INT16, 2, 1)        \
+    X(INT32, 4, 1)        \
+    X(INT64, 8, 1)        \
+    X(UINT8, 1, 2)        \
+    X(UINT16, 2, 2)       \
+    X(UINT32, 4, 2)       \
+    X(UINT64, 8, 2)       \
+    X(BOOL, 1, -1)        \
+    X(BYTES, 0, -1)
+
+enum oip_dtype {
+#define X(n, b, k) OIP_##n,
+    OIP_DTYPE_LIST(X)
+#undef X
+    OIP_DTYPE_COUNT
+};
+static const struct {
+    const char *name;
+    int bytes, kind;
+} oip_dtypes[] = {
+#define X(n, b, k) {#n, b, k},
+    OIP_DTYPE_LIST(X)
+#undef X
+};
+
+static int oip_dtype_find(const char *s)
+{
+    for (int i = 0; i < OIP_DTYPE_COUNT; i++)
+        if (!strcmp(oip_dtypes[i].name, s))
+            return i;
+    return -1;
+}
+
+static const char *model_datatype(const struct srv_model *m)
+{
+    return m->dtype == NN_F32 ? "FP32" : "FP64";
+}
+
+/* Looks the model up and replies 404/503 if it is not there. */
+static struct srv_model *get_model(struct srv_req *req, struct srv_reply *rep)
+{
+    if (req->version[0] && strcmp(req->version, "1") != 0) {
+        srv_reply_error(rep, 404, "model %s has no version \"%s\" (versions: [\"1\"])", req->name,
+                        req->version);
+        return NULL;
+    }
+    unsigned status = 404;
+    char msg[NN_ERR_LEN + 64];
+    struct srv_model *m = srv_models_get(req->srv->models, req->name, &status, msg, sizeof msg);
+    if (!m) {
+        srv_reply_error(rep, status, "%s", msg);
+        return NULL;
+    }
+    snprintf(req->model, sizeof req->model, "%s", m->name);
+    return m;
+}
+
+static cJSON *tensor_meta(const char *name, const char *dt, size_t features)
+{
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddStringToObject(t, "name", name);
+    cJSON_AddStringToObject(t, "datatype", dt);
+    cJSON *shape = cJSON_AddArrayToObject(t, "shape");
+    cJSON_AddItemToArray(shape, cJSON_CreateNumber(-1));
+    cJSON_AddItemToArray(shape, cJSON_CreateNumber(features ? (double)features : -1));
+    return t;
+}
+
+void srv_h_model_meta(struct srv_req *req, struct srv_reply *rep)
+{
+    struct srv_model *m = get_model(req, rep);
+    if (!m)
+        return;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", m->name);
+    const char *v[] = {"1"};
+    cJSON_AddItemToObject(o, "versions", cJSON_CreateStringArray(v, 1));
+    cJSON_AddStringToObject(o, "platform", "relud_json");
+    cJSON *in = cJSON_AddArrayToObject(o, "inputs");
+    cJSON_AddItemToArray(in, tensor_meta("input", model_datatype(m), m->in_features));
+    cJSON *out = cJSON_AddArrayToObject(o, "outputs");
+    cJSON_AddItemToArray(out, tensor_meta("output", model_datatype(m), m->out_features));
+    srv_model_release(m);
+    srv_reply_json(rep, 200, o);
+}
+
+void srv_h_model_ready(struct srv_req *req, struct srv_reply *rep)
+{
+    struct srv_model *m = get_model(req, rep);
+    if (!m)
+        return;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", m->name);
+    cJSON_AddTrueToObject(o, "ready");
+    srv_model_release(m);
+    srv_reply_json(rep, 200, o);
+}
+
+/* ---- statistics ------------------------------------------------------------- */
+static cJSON *duration(unsigned long long count, unsigned long long ns)
+{
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddNumberToObject(d, "count", (double)count);
+    cJSON_AddNumberToObject(d, "ns", (double)ns);
+    return d;
+}
+
+static cJSON *model_stats_json(const char *name, struct srv_model_stats *st)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", name);
+    cJSON_AddStringToObject(o, "version", "1");
+    cJSON_AddNumberToObject(o, "last_inference", (double)atomic_load(&st->last_inference_ms));
+    cJSON_AddNumberToObject(o, "inference_count", (double)atomic_load(&st->inference_count));
+    cJSON_AddNumberToObject(o, "execution_count", (double)atomic_load(&st->exec_count));
+    cJSON *is = cJSON_AddObjectToObject(o, "inference_stats");
+    unsigned long long ok = atomic_load(&st->success_count);
+    cJSON_AddItemToObject(is, "success", duration(ok, atomic_load(&st->success_ns)));
+    cJSON_AddItemToObject(is, "fail",
+                          duration(atomic_load(&st->fail_count), atomic_load(&st->fail_ns)));
+    cJSON_AddItemToObject(is, "queue", duration(ok, atomic_load(&st->queue_ns)));
+    cJSON_AddItemToObject(is, "compute_input", duration(ok, atomic_load(&st->compute_input_ns)));
+    cJSON_AddItemToObject(is, "compute_infer", duration(ok, atomic_load(&st->compute_infer_ns)));
+    cJSON_AddItemToObject(is, "compute_output", duration(ok, atomic_load(&st->compute_output_ns)));
+    cJSON_AddArrayToObject(o, "batch_stats");
+    return o;
+}
+
+void srv_h_model_stats(struct srv_req *req, struct srv_reply *rep)
+{
+    cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "model_stats");
+    if (req->name[0]) {
+        struct srv_model *m = get_model(req, rep);
+        if (!m) {
+            cJSON_Delete(o);
+            return;
+        }
+        struct srv_model_stats *st = srv_models_stats(req->srv->models, m->name);
+        if (st)
+            cJSON_AddItemToArray(arr, model_stats_json(m->name, st));
+        srv_model_release(m);
+    } else {
+        cJSON *idx = srv_models_index(req->srv->models, 0);
+        for (const cJSON *e = idx ? idx->child : NULL; e; e = e->next) {
+            const cJSON *n = cJSON_GetObjectItemCaseSensitive(e, "name");
+            struct srv_model_stats *st = cJSON_IsString(n)
+                                             ? srv_models_stats(req->srv->models, n->valuestring)
+                                             : NULL;
+            if (st)
+                cJSON_AddItemToArray(arr, model_stats_json(n->valuestring, st));
+        }
+        cJSON_Delete(idx);
+    }
+    srv_reply_json(rep, 200, o);
+}
+
+/* ---- infer -------------------------------------------------------------------- */
+struct oip_in {
+    const char *body;           /* whole body */
+    size_t hlen, len;           /* JSON header length, whole length */
+    size_t bin_off;             /* next unread binary byte */
+};
+
+/* Reads one request input into a tensor of dtype dt (or int64 classes when cls != NULL). */
+static enum nn_status read_input(const struct srv_doc *doc, const cJSON *in, int idx,
+                                 struct oip_in *bi, enum nn_dtype dt, size_t max_elems,
+                                 struct nn_tensor *t, int64_t **cls, struct nn_err *err)
+{
+    char where[96];
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(in, "name");
+    snprintf(where, sizeof where, "inputs[%d] (%s)", idx, name->valuestring);
+    const cJSON *jdt = cJSON_GetObjectItemCaseSensitive(in, "datatype");
+    if (!cJSON_IsString(jdt))
+        return nn_err_set(err, NN_EINVAL, "%s.datatype: required (FP32, FP64 or an integer type)",
+                          where);
+    int odt = oip_dtype_find(jdt->valuestring);
+    if (odt < 0)
+        return nn_err_set(err, NN_EINVAL, "%s.datatype: unknown datatype \"%.32s\"", where,
+                          jdt->valuestring);
+    if (oip_dtypes[odt].kind < 0)
+        return nn_err_set(err, NN_EINVAL,
+                          "%s.datatype: %s is not supported by relud (use FP32, FP64 or an integer "
+                          "type)",
+                          where, oip_dtypes[odt].name);
+    /* shape */
+    const cJSON *jshape = cJSON_GetObjectItemCaseSensitive(in, "shape");
+    size_t sshape[NN_MAX_DIMS];
+    int sndim;
+    size_t snumel;
+    if (!jshape || !srv_doc_numarray(doc, jshape, sshape, &sndim, &snumel) || sndim != 1 ||
+        snumel < 1 || snumel > NN_MAX_DIMS)
+        return nn_err_set(err, NN_EINVAL, "%s.shape: expected an array of 1 to %d dimensions",
+                          where, NN_MAX_DIMS);
+    int64_t dims[NN_MAX_DIMS];
+    char w2[112];
+    snprintf(w2, sizeof w2, "%s.shape", where);
+    enum nn_status st = srv_doc_numarray_read(doc, jshape, SRV_I64, dims, snumel, w2, err);
+    if (st)
+        return st;
+    memset(t, 0, sizeof *t);
+    t->dtype = dt;
+    t->ndim = (int)snumel;
+    for (int i = 0; i < t->ndim; i++) {
+        if (dims[i] < 0)
+            return nn_err_set(err, NN_EINVAL, "%s.shape[%d]: %lld is negative", where, i,
+                              (long long)dims[i]);
+        t->shape[i] = (size_t)dims[i];
+    }
+    if ((st = nn_shape_numel(t->shape, t->ndim, max_elems, &t->numel, where, err)))
+        return st;
+    size_t esz = cls ? sizeof(int64_t) : nn_dtype_size(dt);
+    void *dst = malloc(t->numel ? t->numel * esz : 1);
+    if (!dst)
+        return nn_err_set(err, NN_ENOMEM, "%s: out of memory", where);
+    if (cls)
+        *cls = dst;
+    else
+        t->data = dst;
+
+    const cJSON *params = cJSON_GetObjectItemCaseSensitive(in, "parameters");
+    const cJSON *bsize = params ? cJSON_GetObjectItemCaseSensitive(params, "binary_data_size") : NULL;
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(in, "data");
+    char sh[96];
+    if (bsize) {
+        if (data)
+            return nn_err_set(err, NN_EINVAL, "%s: both \"data\" and binary_data_size given", where);
+        if (!cJSON_IsNumber(bsize) || bsize->valuedouble < 0 ||
+            bsize->valuedouble != floor(bsize->valuedouble))
+            return nn_err_set(err, NN_EINVAL, "%s.parameters.binary_data_size: expected a byte count",
+                              where);
+        size_t n = (size_t)bsize->valuedouble, eb = (size_t)oip_dtypes[odt].bytes;
+        if (n != t->numel * eb)
+            return nn_err_set(err, NN_EINVAL,
+                              "%s: binary_data_size %zu but shape %s of %s needs %zu bytes", where, n,
+                              nn_shape_str(sh, sizeof sh, t->shape, t->ndim), oip_dtypes[odt].name,
+                              t->numel * eb);
+        if (n > bi->len - bi->bin_off)
+            return nn_err_set(err, NN_EINVAL,
+                              "%s: binary_data_size %zu runs past the end of the body (%zu binary "
+                              "bytes left)",
+                              where, n, bi->len - bi->bin_off);
+        const unsigned char *src = (const unsigned char *)bi->body + bi->bin_off;
+        bi->bin_off += n;
+        for (size_t i = 0; i < t->numel; i++, src += eb) {
+            double v;
+            int64_t iv = 0;
+            int isint = oip_dtypes[odt].kind > 0;
+            switch (odt) {
+            case OIP_FP32: { float f; memcpy(&f, src, 4); v = f; break; }
+            case OIP_FP64: memcpy(&v, src, 8); break;
+            case OIP_INT8: iv = (int8_t)src[0]; break;
+            case OIP_UINT8: iv = src[0]; break;
+            case OIP_INT16: { int16_t x; memcpy(&x, src, 2); iv = x; break; }
+            case OIP_UINT16: { uint16_t x; memcpy(&x, src, 2); iv = x; break; }
+            case OIP_INT32: { int32_t x; memcpy(&x, src, 4); iv = x; break; }
+            case OIP_UINT32: { uint32_t x; memcpy(&x, src, 4); iv = x; break; }
+            case OIP_INT64: memcpy(&iv, src, 8); break;
+            case OIP_UINT64: {
+                uint64_t x;
+                memcpy(&x, src, 8);
+                if (x > INT64_MAX)
+                    return nn_err_set(err, NN_EINVAL, "%s: value %llu at index %zu is too large",
+                                      where, (unsigned long long)x, i);
+                iv = (int64_t)x;
+                break;
+            }
+            default: return nn_err_set(err, NN_EINVAL, "%s: unsupported datatype", where);
+            }
+            if (isint)
+                v = (double)iv;
+            if (!isfinite(v))
+                return nn_err_set(err, NN_EINVAL, "%s: value at index %zu is not finite", where, i);
+            if (cls) {
+                if (!isint && v != floor(v))
+                    return nn_err_set(err, NN_EINVAL, "%s: %g at index %zu is not a class index",
+                                      where, v, i);
+                (*cls)[i] = isint ? iv : (int64_t)v;
+            } else if (dt == NN_F32) {
+                if (fabs(v) > 3.4028234663852886e38)
+                    return nn_err_set(err, NN_EINVAL, "%s: %g at index %zu is out of range for float32",
+                                      where, v, i);
+                ((float *)dst)[i] = (float)v;
+            } else {
+                ((double *)dst)[i] = v;
+            }
+        }
+        return NN_OK;
+    }
+    size_t dnumel;
+    if (!data || !srv_doc_numarray(doc, data, NULL, NULL, &dnumel))
+        return nn_err_set(err, NN_EINVAL,
+                          "%s.data: expected an array of numbers (flat or nested), or "
+                          "parameters.binary_data_size with binary data",
+                          where);
+    if (dnumel != t->numel)
+        return nn_err_set(err, NN_EINVAL, "%s: data has %zu values but shape %s needs %zu", where,
+                          dnumel, nn_shape_str(sh, sizeof sh, t->shape, t->ndim), t->numel);
+    snprintf(w2, sizeof w2, "%s.data", where);
+    if (cls || oip_dtypes[odt].kind > 0) {
+        /* integer datatypes are read exactly, then coerced */
+        int64_t *iv = cls ? *cls : malloc(t->numel ? t->numel * sizeof *iv : 1);
+        if (!iv)
+            return nn_err_set(err, NN_ENOMEM, "%s: out of memory", where);
+        st = srv_doc_numarray_read(doc, data, SRV_I64, iv, t->numel, w2, err);
+        if (!cls) {
+            for (size_t i = 0; !st && i < t->numel; i++) {
+                if (dt == NN_F32)
+                    ((float *)dst)[i] = (float)iv[i];
+                else
+                    ((double *)dst)[i] = (double)iv[i];
+            }
+            free(iv);
+        }
+        return st;
+    }
+    return srv_doc_numarray_read(doc, data, dt == NN_F32 ? SRV_F32 : SRV_F64, dst, t->numel, w2,
+                                 err);
+}
+
+/* Request parameter lookup helpers. */
+static int param_bool(const cJSON *params, const char *key)
+{
+    const cJSON *v = params ? cJSON_GetObjectItemCaseSensitive(params, key) : NULL;
+    return cJSON_IsTrue(v);
+}
+
+struct oip_out {
+    const char *name;
+    const struct nn_tensor *t;
+};
+
+/* Output "i.weight"-style names for layer i's parameter gradients. */
+static void grad_name(char *buf, size_t len, int layer, const char *param)
+{
+    snprintf(buf, len, "grad:%d.%s", layer, param);
+}
+
+static void bump_stats(struct srv_model_stats *st, int ok, uint64_t t0, uint64_t t1, uint64_t t2,
+                       uint64_t t3, size_t samples)
+{
+    if (!st)
+        return;
+    if (ok) {
+        atomic_fetch_add(&st->success_count, 1);
+        atomic_fetch_add(&st->success_ns, t3 - t0);
+        atomic_fetch_add(&st->exec_count, 1);
+        atomic_fetch_add(&st->inference_count, samples);
+        atomic_fetch_add(&st->compute_input_ns, t1 - t0);
+        atomic_fetch_add(&st->compute_infer_ns, t2 - t1);
+        atomic_fetch_add(&st->compute_output_ns, t3 - t2);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        atomic_store(&st->last_inference_ms,
+                     (unsigned long long)ts.tv_sec * 1000ULL + (unsigned long long)ts.tv_nsec / 1000000ULL);
+    } else {
+        atomic_fetch_add(&st->fail_count, 1);
+        atomic_fetch_add(&st->fail_ns, t3 - t0);
+    }
+}
+
+static const char *const req_keys[] = {"id", "parameters", "inputs", "outputs", NULL};
+
+void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
+{
+    struct srv *s = req->srv;
+    uint64_t t0 = srv_now_ns(), t1 = 0, t2 = 0;
+    struct srv_model *m = get_model(req, rep);
+    if (!m)
+        return;
+    struct srv_model_stats *mst = srv_models_stats(s->models, m->name);
+    struct nn_err err = {{0}};
+    enum nn_status st = NN_OK;
+    struct srv_pass p;
+    srv_pass_init(&p);
+    p.net = &m->net;
+    struct srv_doc *doc = NULL;
+    struct srv_out *o = NULL;
+    cJSON *resp = NULL;
+    char *json = NULL;
+    (void)req_keys; /* unknown request keys are ignored: clients send extra ones */
+
+    /* Binary tensor data extension: the JSON header is the first N bytes. */
+    struct oip_in bi = {req->body ? req->body : "", req->len, req->len, 0};
+    const char *hl = srv_req_header(req, "Inference-Header-Content-Length");
+    if (hl) {
+        char *end;
+        unsigned long long n = strtoull(hl, &end, 10);
+        if (*hl < '0' || *hl > '9' || *end || n > req->len) {
+            st = nn_err_set(&err, NN_EINVAL,
+                            "Inference-Header-Content-Length: \"%.32s\" is not a length within the "
+                            "body (%zu bytes)",
+                            hl, req->len);
+            goto fail;
+        }
+        bi.hlen = (size_t)n;
+    }
+    bi.bin_off = bi.hlen;
+    if (!(doc = srv_doc_parse(bi.body, bi.hlen, &err))) {
+        st = NN_EINVAL;
+        goto fail;
+    }
+    const cJSON *root = srv_doc_root(doc);
+    if (!cJSON_IsObject(root)) {
+        st = nn_err_set(&err, NN_EINVAL, "body: expected a JSON object");
+        goto fail;
+    }
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
+    if (id && !cJSON_IsString(id)) {
+        st = nn_err_set(&err, NN_EINVAL, "id: expected a string");
+        goto fail;
+    }
+    const cJSON *params = cJSON_GetObjectItemCaseSensitive(root, "parameters");
+    if (params && !cJSON_IsObject(params)) {
+        st = nn_err_set(&err, NN_EINVAL, "parameters: expected an object");
+        goto fail;
+    }
+    /* relud's extension parameters */
+    const cJSON *jloss = params ? cJSON_GetObjectItemCaseSensitive(params, "loss") : NULL;
+    if (jloss) {
+        if (!cJSON_IsString(jloss) || (st = nn_loss_lookup(jloss->valuestring, &p.loss, &err))) {
+            if (!st)
+                st = nn_err_set(&err, NN_EINVAL, "parameters.loss: expected a loss name");
+            goto fail;
+        }
+        p.loss_param = nn_losses[p.loss].param_def;
+        const cJSON *lp = nn_losses[p.loss].param
+                              ? cJSON_GetObjectItemCaseSensitive(params, nn_losses[p.loss].param)
+                              : NULL;
+        if (lp) {
+            if (!cJSON_IsNumber(lp) || !isfinite(lp->valuedouble)) {
+                st = nn_err_set(&err, NN_EINVAL, "parameters.%s: expected a number",
+                                nn_losses[p.loss].param);
+                goto fail;
+            }
+            p.loss_param = lp->valuedouble;
+        }
+        const cJSON *red = cJSON_GetObjectItemCaseSensitive(params, "reduction");
+        p.reduction = NN_MEAN;
+        if (red) {
+            if (cJSON_IsString(red) && !strcmp(red->valuestring, "sum"))
+                p.reduction = NN_SUM;
+            else if (!cJSON_IsString(red) || strcmp(red->valuestring, "mean")) {
+                st = nn_err_set(&err, NN_EINVAL, "parameters.reduction: expected \"mean\" or \"sum\"");
+                goto fail;
+            }
+        }
+    }
+    int want_grads = param_bool(params, "gradients") || jloss;
+    p.want_stats = param_bool(params, "stats");
+    const cJSON *clip = params ? cJSON_GetObjectItemCaseSensitive(params, "clip_grad_norm") : NULL;
+    if (clip) {
+        if (!cJSON_IsNumber(clip) || !(clip->valuedouble > 0) || !isfinite(clip->valuedouble)) {
+            st = nn_err_set(&err, NN_EINVAL, "parameters.clip_grad_norm: expected a max_norm > 0");
+            goto fail;
+        }
+        p.clip = clip->valuedouble;
+        want_grads = 1;
+    }
+
+    const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(root, "inputs");
+    if (!cJSON_IsArray(inputs) || !inputs->child) {
+        st = nn_err_set(&err, NN_EINVAL, "inputs: expected a non-empty array of input tensors");
+        goto fail;
+    }
+    int have_input = 0, have_go = 0, have_target = 0, i = 0;
+    for (const cJSON *in = inputs->child; in; in = in->next, i++) {
+        const cJSON *name = cJSON_IsObject(in) ? cJSON_GetObjectItemCaseSensitive(in, "name") : NULL;
+        if (!cJSON_IsString(name)) {
+            st = nn_err_set(&err, NN_EINVAL, "inputs[%d].name: required", i);
+            goto fail;
+        }
+        const char *n = name->valuestring;
+        size_t me = s->cfg.max_tensor_elements;
+        if (!strcmp(n, "input") && !have_input) {
+            st = read_input(doc, in, i, &bi, m->dtype, me, &p.input, NULL, &err);
+            have_input = 1;
+        } else if (!strcmp(n, "grad_output") && !have_go) {
+            st = read_input(doc, in, i, &bi, m->dtype, me, &p.grad_output, NULL, &err);
+            have_go = 1;
+        } else if (!strcmp(n, "target") && !have_target) {
+            if (!jloss) {
+                st = nn_err_set(&err, NN_EINVAL,
+                                "inputs[%d] (target): needs the request parameter \"loss\"", i);
+                goto fail;
+            }
+            if (nn_losses[p.loss].class_target) {
+                struct nn_tensor tt;
+                st = read_input(doc, in, i, &bi, m->dtype, me, &tt, &p.classes, &err);
+                p.target_cls.ndim = tt.ndim;
+                memcpy(p.target_cls.shape, tt.shape, sizeof tt.shape);
+            } else {
+                st = read_input(doc, in, i, &bi, m->dtype, me, &p.target, NULL, &err);
+            }
+            have_target = 1;
+        } else {
+            st = nn_err_set(&err, NN_EINVAL,
+                            "inputs[%d].name: unexpected input \"%.64s\" (model %s takes \"input\"; "
+                            "with gradients also \"grad_output\" or \"target\"; each once)",
+                            i, n, m->name);
+        }
+        if (st)
+            goto fail;
+    }
+    if (!have_input) {
+        st = nn_err_set(&err, NN_EINVAL, "inputs: no input named \"input\" (model %s)", m->name);
+        goto fail;
+    }
+    if (have_go && jloss) {
+        st = nn_err_set(&err, NN_EINVAL, "inputs: give either \"grad_output\" or parameters.loss, not both");
+        goto fail;
+    }
+    if (jloss && !have_target) {
+        st = nn_err_set(&err, NN_EINVAL, "inputs: parameters.loss needs an input named \"target\"");
+        goto fail;
+    }
+    if (have_go && !want_grads) {
+        st = nn_err_set(&err, NN_EINVAL, "inputs: \"grad_output\" needs parameters.gradients = true");
+        goto fail;
+    }
+    p.backward = jloss ? SRV_BWD_LOSS : have_go ? SRV_BWD_GRAD_OUTPUT : want_grads ? SRV_BWD_SUM
+                                                                                  : SRV_BWD_NONE;
+    if (bi.bin_off != bi.len) {
+        st = nn_err_set(&err, NN_EINVAL,
+                        "body: %zu bytes of binary data are not claimed by any binary_data_size",
+                        bi.len - bi.bin_off);
+        goto fail;
+    }
+    t1 = srv_now_ns();
+    if ((st = srv_pass_run(&p, s->cfg.max_tensor_elements, s->cfg.max_workspace_bytes, &err)))
+        goto fail;
+    t2 = srv_now_ns();
+
+    /* The outputs this pass offers, in order. */
+    int nl = m->net.nlayers;
+    struct oip_out *outs = calloc((size_t)(2 * nl + 2), sizeof *outs);
+    char(*names)[48] = calloc((size_t)(2 * nl + 2), sizeof *names);
+    int nout = 0;
+    if (!outs || !names) {
+        free(outs);
+        free(names);
+        st = nn_err_set(&err, NN_ENOMEM, "out of memory");
+        goto fail;
+    }
+    outs[nout++] = (struct oip_out){"output", srv_pass_output(&p)};
+    if (p.backward != SRV_BWD_NONE) {
+        outs[nout++] = (struct oip_out){"grad:input", &p.ws.dinput};
+        for (int l = 0; l < nl; l++) {
+            if (p.ws.dweight[l].ndim) {
+                grad_name(names[nout], sizeof names[0], l, "weight");
+                outs[nout] = (struct oip_out){names[nout], &p.ws.dweight[l]};
+                nout++;
+            }
+            if (p.ws.dbias[l].ndim) {
+                grad_name(names[nout], sizeof names[0], l, "bias");
+                outs[nout] = (struct oip_out){names[nout], &p.ws.dbias[l]};
+                nout++;
+            }
+        }
+    }
+    struct nn_tensor loss_t = {0};
+    double loss_d = p.loss_value;
+    float loss_f = (float)p.loss_value;
+    if (p.backward == SRV_BWD_LOSS) {
+        loss_t.dtype = m->dtype;
+        loss_t.ndim = 1;
+        loss_t.shape[0] = 1;
+        loss_t.numel = 1;
+        loss_t.data = m->dtype == NN_F32 ? (void *)&loss_f : (void *)&loss_d;
+        outs[nout++] = (struct oip_out){"loss", &loss_t};
+    }
+
+    /* Which outputs, and which of them binary. */
+    int all_binary = param_bool(params, "binary_data_output");
+    unsigned char *sel = calloc((size_t)nout, 1), *bin = calloc((size_t)nout, 1);
+    const cJSON *routs = cJSON_GetObjectItemCaseSensitive(root, "outputs");
+    if (!sel || !bin) {
+        st = nn_err_set(&err, NN_ENOMEM, "out of memory");
+    } else if (cJSON_IsArray(routs) && routs->child) {
+        int k = 0;
+        for (const cJSON *ro = routs->child; ro && !st; ro = ro->next, k++) {
+            const cJSON *rn = cJSON_IsObject(ro) ? cJSON_GetObjectItemCaseSensitive(ro, "name") : NULL;
+            int found = -1;
+            for (int j = 0; rn && cJSON_IsString(rn) && j < nout; j++)
+                if (!strcmp(outs[j].name, rn->valuestring))
+                    found = j;
+            if (found < 0) {
+                st = nn_err_set(&err, NN_EINVAL, "outputs[%d].name: unknown output \"%.64s\"%s", k,
+                                cJSON_IsString(rn) ? rn->valuestring : "",
+                                p.backward ? "" : " (gradient outputs need parameters.gradients)");
+                break;
+            }
+            const cJSON *op = cJSON_GetObjectItemCaseSensitive(ro, "parameters");
+            sel[found] = 1;
+            bin[found] = all_binary || param_bool(op, "binary_data");
+        }
+    } else if (routs && !cJSON_IsArray(routs)) {
+        st = nn_err_set(&err, NN_EINVAL, "outputs: expected an array");
+    } else {
+        for (int j = 0; j < nout; j++)
+            sel[j] = 1, bin[j] = (unsigned char)all_binary;
+    }
+    size_t binlen = 0;
+    if (!st) {
+        o = srv_out_new();
+        resp = cJSON_CreateObject();
+        cJSON_AddStringToObject(resp, "model_name", m->name);
+        cJSON_AddStringToObject(resp, "model_version", "1");
+        if (id)
+            cJSON_AddStringToObject(resp, "id", id->valuestring);
+        if (p.want_stats) {
+            cJSON *rp = cJSON_AddObjectToObject(resp, "parameters");
+            cJSON *stl = cJSON_AddArrayToObject(rp, "stats");
+            for (int l = 0; l < nl; l++) {
+                const struct nn_layer_stats *ls = &p.stats[l];
+                cJSON *e = cJSON_CreateObject();
+                cJSON_AddStringToObject(e, "type", nn_kinds[m->net.layers[l].kind].name);
+                cJSON_AddItemToObject(e, "zero_fraction", srv_out_number(o, ls->zero_fraction, NN_F64));
+                cJSON *dead = cJSON_AddArrayToObject(e, "dead_units");
+                for (size_t k = 0; k < ls->ndead; k++)
+                    cJSON_AddItemToArray(dead, cJSON_CreateNumber((double)ls->dead[k]));
+                if (ls->weight_grad_norm >= 0)
+                    cJSON_AddItemToObject(e, "weight_grad_norm", srv_out_number(o, ls->weight_grad_norm, NN_F64));
+                if (ls->bias_grad_norm >= 0)
+                    cJSON_AddItemToObject(e, "bias_grad_norm", srv_out_number(o, ls->bias_grad_norm, NN_F64));
+                cJSON_AddItemToArray(stl, e);
+            }
+            if (p.clip > 0)
+                cJSON_AddItemToObject(rp, "total_norm", srv_out_number(o, p.total_norm, m->dtype));
+        } else if (p.clip > 0) {
+            cJSON *rp = cJSON_AddObjectToObject(resp, "parameters");
+            cJSON_AddItemToObject(rp, "total_norm", srv_out_number(o, p.total_norm, m->dtype));
+        }
+        cJSON *ra = cJSON_AddArrayToObject(resp, "outputs");
+        for (int j = 0; j < nout; j++) {
+            if (!sel[j])
+                continue;
+            const struct nn_tensor *t = outs[j].t;
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "name", outs[j].name);
+            cJSON_AddStringToObject(e, "datatype", model_datatype(m));
+            cJSON *shape = cJSON_AddArrayToObject(e, "shape");
+            for (int d = 0; d < t->ndim; d++)
+                cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->shape[d]));
+            if (bin[j]) {
+                size_t nb = t->numel * nn_dtype_size(t->dtype);
+                cJSON *pp = cJSON_AddObjectToObject(e, "parameters");
+                cJSON_AddNumberToObject(pp, "binary_data_size", (double)nb);
+                binlen += nb;
+            } else {
+                cJSON_AddItemToObject(e, "data", srv_out_tensor(o, t, SRV_FORM_FLAT));
+            }
+            cJSON_AddItemToArray(ra, e);
+        }
+        size_t jlen;
+        json = srv_out_print(o, resp, &jlen, &err);
+        if (!json) {
+            st = err.msg[0] ? NN_ENONFINITE : NN_ENOMEM;
+        } else if (binlen) {
+            char *all = realloc(json, jlen + binlen + 1);
+            if (!all) {
+                st = nn_err_set(&err, NN_ENOMEM, "out of memory");
+            } else {
+                json = all;
+                size_t off = jlen;
+                for (int j = 0; j < nout; j++) {
+                    if (!sel[j] || !bin[j])
+                        continue;
+                    size_t nb = outs[j].t->numel * nn_dtype_size(outs[j].t->dtype);
+                    memcpy(json + off, outs[j].t->data, nb); /* x86-64: little-endian */
+                    off += nb;
+                }
+                srv_reply_header(rep, "Inference-Header-Content-Length", "%zu", jlen);
+                srv_reply_body(rep, 200, "application/octet-stream", json, off);
+                json = NULL;
+            }
+        } else {
+            srv_reply_body(rep, 200, "application/json", json, jlen);
+            json = NULL;
+        }
+    }
+    free(sel);
+    free(bin);
+    free(outs);
+    free(names);
+    if (st)
+        goto fail;
+    bump_stats(mst, 1, t0, t1, t2, srv_now_ns(), p.input.ndim > 1 ? p.input.shape[0] : 1);
+    cJSON_Delete(resp);
+    srv_out_free(o);
+    srv_pass_free(&p);
+    srv_doc_free(doc);
+    srv_model_release(m);
+    return;
+fail:
+    bump_stats(mst, 0, t0, t0, t0, srv_now_ns(), 0);
+    srv_reply_error(rep, srv_status_from_nn(st), "%s", err.msg);
+    free(json);
+    cJSON_Delete(resp);
+    srv_out_free(o);
+    srv_pass_free(&p);
+    srv_doc_free(doc);
+    srv_model_release(m);
+}

@@ -1,0 +1,345 @@
+#!/bin/bash
+# Container smoke test, run by .ci/run: builds relud's Dockerfile with podman (offline: the
+# debian:bookworm-slim base image is debootstrapped from the apt mirror), runs the image and
+# checks it (health, /v1/forward, OIP infer, metrics, non-root, SIGTERM drain), then brings
+# docker-compose.yml up (2 replicas behind nginx, compose v2 through podman's Docker-API
+# socket), checks that requests reach more than one replica, stops one replica under load and
+# requires zero failed requests. Ends with "N passed, N failed"; non-zero exit on any failure.
+#
+# Needs root and the Debian mirror (apt); installs podman buildah runc debootstrap itself.
+# All podman state lives in a mktemp scratch folder, removed at exit (KEEP_SCRATCH=1 keeps it).
+# Recipes and pitfalls: ../shared/notes/containers.md (runc instead of crun, pinned ulimits,
+# docker image format for HEALTHCHECK, a loop driving healthchecks since there is no systemd).
+#
+# Env: SMOKE_SCRATCH=DIR reuse a scratch folder (the base image is then built only once);
+#      SMOKE_COMPOSE=v2|v1 (default v2, falls back to v1 if the trixie package is unreachable);
+#      SMOKE_LOAD_REQUESTS (default 1500) requests of the stop-under-load check.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+T0=$SECONDS
+PASS=0 FAIL=0
+P=reludsmoke$$                  # unique names per run: image, container, compose project
+IMG=localhost/$P:latest
+SCRATCH=${SMOKE_SCRATCH:-$(mktemp -d /tmp/relud-smoke.XXXXXX)}
+mkdir -p "$SCRATCH"
+PIDS=()
+COMPOSE=()
+COMPOSE_UP=0
+PY=/usr/bin/python3             # Debian's python (python3-yaml etc. live there)
+
+step() { echo "=== [$((SECONDS - T0))s] $*"; }
+ok()   { PASS=$((PASS + 1)); echo "ok   - $*"; }
+bad()  { FAIL=$((FAIL + 1)); echo "FAIL - $*"; }
+# check DESCRIPTION COMMAND...: runs the command, counts it.
+check() { local d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
+
+cleanup() {
+  local rc=$?
+  set +e
+  step "teardown"
+  podman rm -f -t 2 "$P-single" >/dev/null 2>&1
+  if [ "$COMPOSE_UP" = 1 ]; then
+    "${COMPOSE[@]}" -p "$P" logs --no-color >"$SCRATCH/compose.log" 2>&1
+    "${COMPOSE[@]}" -p "$P" down -v -t 5 >/dev/null 2>&1
+  fi
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  for n in $(podman network ls -q 2>/dev/null); do
+    [ "$n" = podman ] || podman network rm -f "$n" >/dev/null 2>&1
+  done
+  if [ -z "${KEEP_SCRATCH:-}" ] && [ -z "${SMOKE_SCRATCH:-}" ]; then
+    podman rmi -af >/dev/null 2>&1
+    umount "$SCRATCH/storage/overlay" 2>/dev/null   # containers/storage self-bind mount
+    rm -rf "$SCRATCH"
+  else
+    echo "scratch kept: $SCRATCH"
+  fi
+  if [ "$rc" -ne 0 ] && [ "$FAIL" -eq 0 ]; then bad "smoke script stopped early (exit $rc)"; fi
+  echo "smoke: $((SECONDS - T0)) s"
+  echo "$PASS passed, $FAIL failed"
+  [ "$FAIL" -eq 0 ] && [ "$rc" -eq 0 ] || exit 1
+}
+trap cleanup EXIT
+
+free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+df_mb() { df -Pm "$1" | awk 'NR==2 {print $4}'; }
+
+# ---------------------------------------------------------------------------------------------
+step "preflight"
+[ "$(id -u)" = 0 ] || { echo "smoke.sh needs root (podman with runc, debootstrap)"; exit 2; }
+[ -x build/relud ] || [ -f server/main.c ] || { echo "no daemon sources (server/main.c)"; exit 2; }
+[ -f config/models/simple_nn.json ] || { echo "config/models/simple_nn.json missing"; exit 2; }
+free=$(df_mb "$SCRATCH")
+[ "$free" -ge 3000 ] || { echo "only ${free} MB free in $SCRATCH (need ~3 GB)"; exit 2; }
+
+step "install tools (Debian packages)"
+export DEBIAN_FRONTEND=noninteractive
+need=()
+for p in podman buildah runc debootstrap curl python3-yaml libcurl4-openssl-dev libcjson-dev gcc pkg-config; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+MIRROR=$(apt-cache policy | awk '$3=="bookworm/main" && $4=="amd64" {print $2; exit}')
+[ -n "$MIRROR" ] || MIRROR=http://deb.debian.org/debian
+
+step "podman config: runc, pinned ulimits, all state in $SCRATCH"
+mkdir -p "$SCRATCH/networks"
+cat >"$SCRATCH/containers.conf" <<EOF
+[containers]
+default_ulimits = ["nofile=16384:16384", "nproc=16384:16384"]
+[engine]
+runtime = "runc"
+[network]
+network_config_dir = "$SCRATCH/networks"
+EOF
+cat >"$SCRATCH/storage.conf" <<EOF
+[storage]
+driver = "overlay"
+graphroot = "$SCRATCH/storage"
+runroot = "$SCRATCH/run"
+EOF
+export CONTAINERS_CONF="$SCRATCH/containers.conf" CONTAINERS_STORAGE_CONF="$SCRATCH/storage.conf"
+export BUILDAH_FORMAT=docker    # the OCI format would drop HEALTHCHECK
+
+FQ=$(sed -n 's/^ *"debian" *= *"\(.*\)"/\1/p' /etc/containers/registries.conf.d/shortnames.conf 2>/dev/null || true)
+FQ=${FQ:-docker.io/library/debian}
+if podman image exists localhost/debian:bookworm-slim; then
+  step "base image: already in $SCRATCH"
+else
+  step "base image: debootstrap bookworm minbase from $MIRROR"
+  R="$SCRATCH/rootfs"
+  debootstrap --variant=minbase bookworm "$R" "$MIRROR" >"$SCRATCH/debootstrap.log" 2>&1 \
+    || { tail -20 "$SCRATCH/debootstrap.log"; exit 1; }
+  rm -f "$R/etc/apt/sources.list"
+  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+    cp /etc/apt/sources.list.d/debian.sources "$R/etc/apt/sources.list.d/"
+  else
+    cp /etc/apt/sources.list "$R/etc/apt/sources.list"
+  fi
+  printf 'Acquire::Check-Valid-Until "false";\nAcquire::Languages "none";\n' >"$R/etc/apt/apt.conf.d/99ci"
+  # Slim it like the official image (debuerreotype --slimify, docker-clean): no docs, man
+  # pages or locales, no apt caches, so the image size measured here is close to a real build.
+  printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*/copyright' \
+    'path-exclude /usr/share/man/*' 'path-exclude /usr/share/groff/*' 'path-exclude /usr/share/info/*' \
+    'path-exclude /usr/share/lintian/*' 'path-exclude /usr/share/linda/*' \
+    'path-exclude /usr/share/locale/*' 'path-include /usr/share/locale/locale.alias' \
+    >"$R/etc/dpkg/dpkg.cfg.d/docker"
+  clean='rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true'
+  printf '%s\n' "DPkg::Post-Invoke { \"$clean\"; };" "APT::Update::Post-Invoke { \"$clean\"; };" \
+    'Dir::Cache::pkgcache "";' 'Dir::Cache::srcpkgcache "";' >"$R/etc/apt/apt.conf.d/docker-clean"
+  chroot "$R" apt-get clean
+  # ${R:?}: never let an empty variable turn these into deletions on the host.
+  find "${R:?}/usr/share/doc" -mindepth 1 ! -type d ! -name copyright -delete
+  find "${R:?}/usr/share/doc" -mindepth 1 -type d -empty -delete
+  rm -rf "${R:?}"/usr/share/man/* "${R:?}"/usr/share/groff/* "${R:?}"/usr/share/info/* "${R:?}"/usr/share/lintian/*
+  find "${R:?}/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} +
+  rm -rf "${R:?}"/var/lib/apt/lists/* "${R:?}"/var/log/apt/* "${R:?}"/var/cache/apt/*.bin "${R:?}"/tmp/*
+  tar --numeric-owner -C "$R" -c . | podman import -q \
+    --change 'CMD ["bash"]' \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    - localhost/debian:bookworm-slim >/dev/null
+  rm -rf "$R"
+fi
+for t in bookworm-slim bookworm 12-slim 12; do podman tag localhost/debian:bookworm-slim "$FQ:$t"; done
+
+step "load generator (tests/failover/loadgen.c)"
+LOADGEN="$SCRATCH/loadgen"
+# shellcheck disable=SC2046
+gcc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -o "$LOADGEN" tests/failover/loadgen.c \
+  $(pkg-config --cflags --libs libcurl libcjson) -pthread -lm
+
+# Expected numbers come from the model file itself, computed here in float64.
+# simple_nn_expect INPUT_JSON -> the expected output row as a JSON list.
+expect_close() {  # expect_close RESPONSE_FILE JSON_PATH EXPECTED_JSON
+  $PY - "$@" <<'EOF'
+import json, sys
+resp = json.load(open(sys.argv[1]))
+v = resp
+for k in sys.argv[2].split("."):
+    v = v[int(k)] if k.isdigit() else v[k]
+exp = json.loads(sys.argv[3])
+def flat(x): return [z for y in x for z in flat(y)] if isinstance(x, list) else [x]
+got, want = flat(v), flat(exp)
+if len(got) != len(want) or any(abs(g - w) > 1e-5 + 1e-4 * abs(w) for g, w in zip(got, want)):
+    print(f"    got {v}, want {exp}"); sys.exit(1)
+EOF
+}
+SNN_IN='[[0.5, -1.25, 2.0, 0.0, 3.5, -0.75, 1.0, -2.0, 0.25, 4.0]]'
+SNN_WANT=$($PY - "$SNN_IN" <<'EOF'
+import json, sys
+m = json.load(open("config/models/simple_nn.json"))
+def tensor(t):
+    if isinstance(t, dict):
+        shape, data = t["shape"], t["data"]
+        return [data[i * shape[1]:(i + 1) * shape[1]] for i in range(shape[0])] if len(shape) == 2 else data
+    return t
+x = json.loads(sys.argv[1])
+for l in m["layers"]:
+    if l["type"] == "linear":
+        W, b = tensor(l["weight"]), tensor(l.get("bias")) if l.get("bias") is not None else None
+        x = [[sum(w * v for w, v in zip(row, xi)) + (b[j] if b else 0.0) for j, row in enumerate(W)] for xi in x]
+    elif l["type"] == "relu":
+        x = [[max(0.0, v) for v in xi] for xi in x]
+    else:
+        sys.exit(f"simple_nn.json: unexpected layer {l['type']}")
+print(json.dumps(x))
+EOF
+)
+echo "simple_nn($SNN_IN) = $SNN_WANT (from config/models/simple_nn.json)"
+
+# The checks every relud endpoint gets, single container or through the balancer. $1 = base URL.
+api_checks() {
+  local url=$1 where=$2 out=$SCRATCH/resp.json code
+  code=$(curl -sS -m 10 -o "$out" -w '%{http_code}' "$url/v2/health/live" || true)
+  check "$where: GET /v2/health/live -> 200 {\"live\": true}" \
+    $PY -c 'import json,sys; sys.exit(not (sys.argv[1]=="200" and json.load(open(sys.argv[2]))["live"] is True))' "$code" "$out"
+  code=$(curl -sS -m 10 -o "$out" -w '%{http_code}' "$url/v2/health/ready" || true)
+  check "$where: GET /v2/health/ready -> 200" test "$code" = 200
+  code=$(curl -sS -m 10 -o "$out" -w '%{http_code}' -H 'Content-Type: application/json' \
+    -d '{"input": [-2, -1, 0, 1, 2], "layers": [{"type": "relu"}]}' "$url/v1/forward" || true)
+  check "$where: POST /v1/forward relu [-2..2] -> [0, 0, 0, 1, 2]" \
+    bash -c '[ "$1" = 200 ] && "$2" -c "import json,sys; sys.exit(json.load(open(sys.argv[1]))[\"output\"] != [0, 0, 0, 1, 2])" "$3"' _ "$code" "$PY" "$out"
+  code=$(curl -sS -m 10 -o "$out" -w '%{http_code}' -H 'Content-Type: application/json' \
+    -d "{\"input\": $SNN_IN, \"model\": \"simple_nn\"}" "$url/v1/forward" || true)
+  check "$where: POST /v1/forward model simple_nn -> the numbers from simple_nn.json (HTTP $code)" \
+    bash -c '[ "$1" = 200 ] && shift && "$@"' _ "$code" expect_close_cmd "$out" output "$SNN_WANT"
+  local oip
+  oip=$($PY -c 'import json,sys; print(json.dumps({"id": "smoke-1", "inputs": [{"name": "input", "shape": [1, 10], "datatype": "FP32", "data": json.loads(sys.argv[1])[0]}]}))' "$SNN_IN")
+  code=$(curl -sS -m 10 -o "$out" -w '%{http_code}' -H 'Content-Type: application/json' \
+    -d "$oip" "$url/v2/models/simple_nn/infer" || true)
+  check "$where: POST /v2/models/simple_nn/infer (OIP) -> same numbers (HTTP $code)" \
+    bash -c '[ "$1" = 200 ] && shift && "$@"' _ "$code" expect_close_cmd "$out" outputs.0.data "$SNN_WANT"
+  code=$(curl -sS -m 10 -o "$out" -w '%{http_code}' "$url/metrics" || true)
+  check "$where: GET /metrics has relud_requests_total" \
+    bash -c '[ "$1" = 200 ] && grep -q "^relud_requests_total" "$2"' _ "$code" "$out"
+}
+# exported for the bash -c wrappers above
+expect_close_cmd() { expect_close "$@"; }
+export -f expect_close expect_close_cmd
+export PY
+
+# ---------------------------------------------------------------------------------------------
+step "podman build (Dockerfile, cold unless SMOKE_SCRATCH is reused)"
+tb=$SECONDS
+if podman build --pull=never --format docker -t "$IMG" . >"$SCRATCH/build.log" 2>&1; then
+  ok "podman build of Dockerfile ($((SECONDS - tb)) s)"
+else
+  tail -40 "$SCRATCH/build.log"; bad "podman build of Dockerfile"; exit 1
+fi
+size=$(podman image inspect "$IMG" --format '{{.Size}}')
+echo "runtime image: $IMG, $((size / 1000000)) MB ($size bytes), build $((SECONDS - tb)) s"
+check "runtime image has no compiler (multi-stage)" \
+  bash -c '! podman run --rm --pull=never --entrypoint /bin/sh "$1" -c "command -v gcc || command -v cc || test -e /usr/include/cjson"' _ "$IMG"
+check "image runs as non-root uid 10001" \
+  bash -c '[ "$(podman run --rm --pull=never --entrypoint /usr/bin/id "$1" -u)" = 10001 ]' _ "$IMG"
+check "image declares EXPOSE 8080, STOPSIGNAL SIGTERM and a HEALTHCHECK on /v2/health/ready" \
+  bash -c 'j=$(podman image inspect "$1" --format "{{json .Config.ExposedPorts}} {{.Config.StopSignal}} {{json .Config.Healthcheck}}"); echo "    $j"; case $j in *8080/tcp*SIGTERM*/v2/health/ready*) ;; *) exit 1;; esac' _ "$IMG"
+
+step "podman run the image, published on 127.0.0.1"
+PORT=$(free_port)
+podman run -d --name "$P-single" --pull=never -p "127.0.0.1:$PORT:8080" -e RELUD_DRAIN_TIMEOUT=10 "$IMG" >/dev/null
+if curl -fsS -o /dev/null --retry 30 --retry-delay 1 --retry-connrefused -m 5 "http://127.0.0.1:$PORT/v2/health/live"; then
+  ok "container answers on 127.0.0.1:$PORT"
+else
+  podman logs "$P-single" 2>&1 | tail -20; bad "container answers on 127.0.0.1:$PORT"; exit 1
+fi
+check "HEALTHCHECK passes (podman healthcheck run) and status is healthy" \
+  bash -c 'for i in $(seq 20); do podman healthcheck run "$1" >/dev/null 2>&1 && break; sleep 0.5; done
+           [ "$(podman inspect "$1" --format "{{.State.Health.Status}}")" = healthy ]' _ "$P-single"
+check "relud logs 'relud listening on http://0.0.0.0:8080'" \
+  bash -c 'podman logs "$1" 2>&1 | grep -q "listening on http://0.0.0.0:8080"' _ "$P-single"
+api_checks "http://127.0.0.1:$PORT" "container"
+ts=$SECONDS
+podman stop -t 30 "$P-single" >/dev/null
+code=$(podman inspect "$P-single" --format '{{.State.ExitCode}}')
+check "podman stop (SIGTERM) drains and exits 0 within drain_timeout (exit $code, $((SECONDS - ts)) s)" \
+  bash -c '[ "$1" = 0 ] && [ "$2" -le 11 ]' _ "$code" "$((SECONDS - ts))"
+podman rm -f "$P-single" >/dev/null 2>&1
+
+# ---------------------------------------------------------------------------------------------
+step "compose runner"
+mode=${SMOKE_COMPOSE:-v2}
+if [ "$mode" = v2 ]; then
+  # docker compose v2 is not in bookworm; the trixie package's static binary is, unpacked
+  # into the scratch folder with an isolated apt configuration (the system's apt is untouched).
+  A="$SCRATCH/apt-trixie"
+  mkdir -p "$A/lists/partial" "$A/cache/archives/partial"
+  echo "deb $MIRROR trixie main" >"$A/sources.list"; touch "$A/status"
+  AO=(-o Dir::Etc::SourceList="$A/sources.list" -o Dir::Etc::SourceParts=/nonexistent
+      -o Dir::State::Lists="$A/lists" -o Dir::Cache="$A/cache" -o Dir::State::Status="$A/status")
+  if [ -x "$A/x/usr/libexec/docker/cli-plugins/docker-compose" ] || {
+       apt-get "${AO[@]}" update -qq >/dev/null 2>&1 &&
+       (cd "$A" && apt-get "${AO[@]}" download docker-compose >/dev/null 2>&1) &&
+       dpkg -x "$A"/docker-compose_*.deb "$A/x"; }; then
+    COMPOSE=("$A/x/usr/libexec/docker/cli-plugins/docker-compose")   # runs standalone too
+  else
+    echo "compose v2 unavailable from $MIRROR trixie; falling back to docker-compose v1"
+    mode=v1
+  fi
+fi
+if [ "$mode" = v1 ]; then
+  dpkg-query -W -f='${Status}' docker-compose 2>/dev/null | grep -q "ok installed" \
+    || apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
+  COMPOSE=(docker-compose)
+fi
+"${COMPOSE[@]}" version
+
+podman system service --time=0 "unix://$SCRATCH/podman.sock" >"$SCRATCH/service.log" 2>&1 &
+PIDS+=($!)
+export DOCKER_HOST="unix://$SCRATCH/podman.sock" DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0
+for _ in $(seq 50); do [ -S "$SCRATCH/podman.sock" ] && break; sleep 0.2; done
+# No systemd, so podman never runs healthchecks on their interval: drive them.
+( while :; do for id in $(podman ps -q --filter status=running 2>/dev/null); do
+    podman healthcheck run "$id" >/dev/null 2>&1 || true; done; sleep 1; done ) &
+PIDS+=($!)
+
+step "compose up --build --wait (docker-compose.yml: relud x2 behind nginx)"
+LB_PORT=$(free_port)
+export RELUD_LB_PORT=$LB_PORT
+COMPOSE_UP=1
+tu=$SECONDS
+if [ "$mode" = v2 ]; then
+  up=("${COMPOSE[@]}" -p "$P" up -d --build --wait)
+else
+  up=("${COMPOSE[@]}" -p "$P" up -d --build)
+fi
+if timeout 600 "${up[@]}" >"$SCRATCH/up.log" 2>&1; then
+  ok "compose up, health-gated ($((SECONDS - tu)) s)"
+else
+  tail -40 "$SCRATCH/up.log"; bad "compose up"; exit 1
+fi
+curl -fsS -o /dev/null --retry 30 --retry-delay 1 --retry-connrefused -m 5 "http://127.0.0.1:$LB_PORT/v2/health/ready" || true
+podman ps --format '{{.Names}} {{.Status}}' | grep "$P" || true
+n=$(podman ps --filter "label=com.docker.compose.project=$P" --filter "label=com.docker.compose.service=relud" -q | wc -l)
+check "compose runs 2 relud replicas (found $n)" test "$n" -ge 2
+
+api_checks "http://127.0.0.1:$LB_PORT" "via nginx"
+inst=$(for i in $(seq 20); do
+  curl -sS -m 5 -D - -o /dev/null -H 'Content-Type: application/json' \
+    -d '{"input": [1, -1], "layers": [{"type": "relu"}]}' "http://127.0.0.1:$LB_PORT/v1/forward" \
+    | tr -d '\r' | awk -F': ' 'tolower($1)=="x-relud-instance" {print $2}'
+done | sort | uniq -c)
+echo "$inst" | sed 's/^/    /'
+check "requests through nginx reach more than one replica (X-Relud-Instance)" \
+  test "$(echo "$inst" | grep -c .)" -ge 2
+
+step "stop one replica under load (podman stop = SIGTERM, drain)"
+victim=$(podman ps --filter "label=com.docker.compose.project=$P" --filter "label=com.docker.compose.service=relud" -q | head -1)
+"$LOADGEN" --url "http://127.0.0.1:$LB_PORT" --requests "${SMOKE_LOAD_REQUESTS:-1500}" --concurrency 4 \
+  --model-file config/models/simple_nn.json --oip \
+  --at 0.3 "podman stop -t 30 $victim >/dev/null" >"$SCRATCH/load.log" 2>&1 && lrc=0 || lrc=$?
+sed 's/^/    /' "$SCRATCH/load.log"
+check "zero failed requests while a replica was stopped under load" test "$lrc" = 0
+code=$(podman inspect "$victim" --format '{{.State.ExitCode}}' 2>/dev/null || echo '?')
+check "the stopped replica drained and exited 0 (exit $code)" test "$code" = 0
+check "requests still answered by the remaining replica" \
+  curl -fsS -o /dev/null -m 5 "http://127.0.0.1:$LB_PORT/v2/health/ready"
+
+step "compose down"
+"${COMPOSE[@]}" -p "$P" logs --no-color >"$SCRATCH/compose.log" 2>&1 || true
+if "${COMPOSE[@]}" -p "$P" down -v -t 10 >/dev/null 2>&1; then ok "compose down"; else bad "compose down"; fi
+COMPOSE_UP=0
+du -sh "$SCRATCH" 2>/dev/null | sed 's/^/scratch disk: /'
