@@ -351,7 +351,8 @@ static int parse_value(const struct cfg_option *o, const char *raw, union cfg_va
                  strcmp(s, "0") == 0)
             v->i = 0;
         else {
-            snprintf(why, n, "%s is not a boolean (use true or false)", show(sb, sizeof sb, o, raw));
+            snprintf(why, n, "%s is not a boolean (use true or false)",
+                     show(sb, sizeof sb, o, raw));
             return -1;
         }
         return 0;
@@ -735,12 +736,6 @@ static const struct cfg_option *flag_option(const char *name, size_t len)
 static enum cfg_result load_token_file(struct cfg *c, char *err, size_t errlen)
 {
     const struct cfg_option *o = cfg_option_find("admin_token_file");
-    if (c->ignored_env) {
-        fprintf(f, "relud: warning: ignoring environment variables that are not relud options: "
-                   "%s\n",
-                c->ignored_env);
-        n++;
-    }
     const struct cfg_option *tok = cfg_option_find("admin_token");
     const struct cfg_origin *og = &c->origin[opt_index(o)];
     char src[320];

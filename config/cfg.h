@@ -36,7 +36,13 @@
 #define CFG_ERR_LEN 512 /* enough for any cfg_load message */
 #define CFG_OPT_MAX 48  /* capacity of struct cfg.origin; cfg.c checks the table fits */
 
-enum cfg_log_level { CFG_LOG_ERROR, CFG_LOG_WARN, CFG_LOG_INFO, CFG_LOG_DEBUG, CFG_LOG_LEVEL_COUNT };
+enum cfg_log_level {
+    CFG_LOG_ERROR,
+    CFG_LOG_WARN,
+    CFG_LOG_INFO,
+    CFG_LOG_DEBUG,
+    CFG_LOG_LEVEL_COUNT
+};
 enum cfg_log_format { CFG_LOG_TEXT, CFG_LOG_JSON, CFG_LOG_FORMAT_COUNT };
 /* "error", "warn", "info", "debug" / "text", "json"; NULL-terminated. */
 extern const char *const cfg_log_level_names[CFG_LOG_LEVEL_COUNT + 1];
@@ -113,7 +119,8 @@ void cfg_defaults(struct cfg *c);
  * are listed in ignored_env (cfg_print_warnings reports them), except RELUD_CONFIG and the
  * Kubernetes service-link variables (RELUD_SERVICE_*, RELUD_PORT_<n>_*), ignored silently.
  * err/errlen: caller's buffer (CFG_ERR_LEN is enough); always NUL-terminated when errlen > 0. */
-enum cfg_result cfg_load(struct cfg *c, int argc, char **argv, char **envp, char *err, size_t errlen);
+enum cfg_result cfg_load(struct cfg *c, int argc, char **argv, char **envp, char *err,
+                         size_t errlen);
 
 /* Frees the strings and leaves c empty; cfg_free(NULL) and a second cfg_free are no-ops. */
 void cfg_free(struct cfg *c);

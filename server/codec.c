@@ -205,33 +205,62 @@ static size_t gpath(const struct scan *s, char *buf, size_t cap)
     return o;
 }
 
-/* Validates the number at p; returns its end or NULL (*bad = the offending byte). */
-static const uc *num_end(const uc *p, const uc *e, const uc **bad)
+/* Length of the run of ASCII digits in the 8 bytes at p (SWAR, no branches):
+ * a byte is a digit iff its high nibble is 3 and, after adding 6, still is.
+ * A carry out of a byte >= 0xfa only disturbs later bytes, and that byte is
+ * itself a non-digit, so the first non-digit is always found correctly. */
+static inline size_t digit_run8(const uc *p)
 {
-    if (*p == '-') p++;
-    if (p < e && *p == '0')
+    uint64_t v;
+    memcpy(&v, p, 8);
+    uint64_t x = ((v & 0xf0f0f0f0f0f0f0f0ull) ^ 0x3030303030303030ull) |
+                 (((v + 0x0606060606060606ull) & 0xf0f0f0f0f0f0f0f0ull) ^ 0x3030303030303030ull);
+    uint64_t y = (((x & 0x7f7f7f7f7f7f7f7full) + 0x7f7f7f7f7f7f7f7full) | x) & 0x8080808080808080ull;
+    return y ? (size_t)__builtin_ctzll(y) >> 3 : 8; /* little-endian: first byte lowest */
+}
+
+static inline const uc *skip_digits(const uc *p, const uc *e)
+{
+    while (e - p >= 8) {
+        size_t k = digit_run8(p);
+        p += k;
+        if (k < 8) return p;
+    }
+    while (p < e && is_digit(*p)) p++;
+    return p;
+}
+
+/* Validates the number at p; returns its end or NULL (*bad = the offending byte). */
+static inline __attribute__((always_inline)) const uc *num_end(const uc *p, const uc *e,
+                                                               const uc **bad)
+{
+    const uc *q;
+    p += *p == '-';
+    if (p >= e) goto fail;
+    if (*p == '0')
         p++;
-    else if (p < e && *p >= '1' && *p <= '9')
-        do p++;
-        while (p < e && is_digit(*p));
+    else if ((unsigned)(*p - '1') < 9u)
+        p = skip_digits(p + 1, e);
     else
         goto fail;
     if (p < e && *p == '.') {
-        p++;
-        if (p >= e || !is_digit(*p)) goto fail;
-        do p++;
-        while (p < e && is_digit(*p));
+        q = skip_digits(p + 1, e);
+        if (q == p + 1) {
+            p = q;
+            goto fail;
+        }
+        p = q;
     }
     if (p < e && (*p | 0x20) == 'e') {
         p++;
         if (p < e && (*p == '+' || *p == '-')) p++;
-        if (p >= e || !is_digit(*p)) goto fail;
-        do p++;
-        while (p < e && is_digit(*p));
+        q = skip_digits(p, e);
+        if (q == p) goto fail;
+        p = q;
     }
     /* "01", "1.2.3", "1e5e", "0x1", "-Infinity": glued garbage is a bad number */
-    if (p < e && (is_digit(*p) || *p == '.' || *p == '+' || *p == '-' || ((*p | 0x20) >= 'a' &&
-                                                                        (*p | 0x20) <= 'z')))
+    if (p < e && (is_digit(*p) || *p == '.' || *p == '+' || *p == '-' ||
+                  (uc)((*p | 0x20) - 'a') < 26u))
         goto fail;
     return p;
 fail:

@@ -417,13 +417,13 @@ int srv_start(struct srv *s, char *err, size_t errlen)
         flags |= MHD_USE_IPv6;
     unsigned threads = s->cfg.threads > 0 ? (unsigned)s->cfg.threads : 1;
     struct MHD_OptionItem opts[] = {
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL},
         {MHD_OPTION_SOCK_ADDR, 0, ai->ai_addr},
         {MHD_OPTION_THREAD_POOL_SIZE, threads, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)s->cfg.connection_limit, NULL},
         {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)s->cfg.per_ip_connection_limit, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)s->cfg.connection_timeout, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s},
-        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL},
         {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
         {MHD_OPTION_END, 0, NULL},
     };
@@ -450,13 +450,14 @@ void srv_drain_and_stop(struct srv *s)
     srv_log(CFG_LOG_INFO, "draining: no new connections, %ld request(s) in flight, waiting up to %d s",
             left, s->cfg.drain_timeout);
     uint64_t deadline = srv_now_ns() + (uint64_t)s->cfg.drain_timeout * 1000000000ULL;
-    while ((left = atomic_load(&s->inflight)) > 0 && srv_now_ns() < deadline) {
+    while ((left = atomic_load(&s->inflight)) > 0 && srv_now_ns() < deadline &&
+           !(s->stop_signals && atomic_load(s->stop_signals) > 1)) {
         struct timespec ts = {0, 10 * 1000000L};
         nanosleep(&ts, NULL);
     }
     if (left > 0)
-        srv_log(CFG_LOG_WARN, "drain_timeout reached with %ld request(s) in flight; closing them",
-                left);
+        srv_log(CFG_LOG_WARN, "%s with %ld request(s) in flight; closing them",
+                srv_now_ns() >= deadline ? "drain_timeout reached" : "second stop signal", left);
     MHD_stop_daemon(s->daemon);
     s->daemon = NULL;
 }

@@ -1,5 +1,6 @@
 /* relud: the daemon. The only place that exits. */
 #include <cblas.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,35 @@
 #include "server/srv.h"
 
 extern char **environ;
+
+/* SIGTERM/SIGINT: the first starts the drain, a second one cuts it short. A handler
+ * (not sigwait) because OpenBLAS starts its threads before main and they do not block
+ * the signals; sem_post is async-signal-safe. */
+static sem_t stop_sem;
+static atomic_int stop_signals;
+static atomic_int last_signal;
+
+static void on_stop_signal(int sig)
+{
+    atomic_store(&last_signal, sig);
+    atomic_fetch_add(&stop_signals, 1);
+    sem_post(&stop_sem);
+}
+
+/* cfg_print_warnings goes through the log so it keeps log_format. */
+static void log_cfg_warnings(const struct cfg *c)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return;
+    cfg_print_warnings(f, c);
+    fclose(f);
+    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n"))
+        srv_log(CFG_LOG_WARN, "%s", strncmp(line, "relud: ", 7) ? line : line + 7);
+    free(buf);
+}
 
 int main(int argc, char **argv)
 {
@@ -40,16 +70,17 @@ int main(int argc, char **argv)
         return 2;
     }
     srv_log_init(s.cfg.log_level, s.cfg.log_format, s.cfg.access_log);
+    log_cfg_warnings(&s.cfg);
     openblas_set_num_threads(s.cfg.blas_threads > 0 ? s.cfg.blas_threads : 1);
 
-    /* Signals: SIGTERM/SIGINT are taken by sigwait below; every thread started from here
-     * on inherits the mask, so none of them is interrupted. */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    sem_init(&stop_sem, 0, 0);
+    struct sigaction sa = {0};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    s.stop_signals = &stop_signals;
 
     char host[64] = "localhost";
     gethostname(host, sizeof host - 1);
@@ -79,9 +110,9 @@ int main(int argc, char **argv)
     atomic_store(&s.ready, 1);
     srv_log(CFG_LOG_INFO, "ready");
 
-    int sig = 0;
-    sigwait(&sigs, &sig);
-    srv_log(CFG_LOG_INFO, "received %s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    while (sem_wait(&stop_sem) != 0)
+        ; /* EINTR */
+    srv_log(CFG_LOG_INFO, "received %s", atomic_load(&last_signal) == SIGINT ? "SIGINT" : "SIGTERM");
     srv_drain_and_stop(&s);
     srv_models_free(s.models);
     srv_metrics_free(s.metrics);

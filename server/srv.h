@@ -92,6 +92,7 @@ struct srv {
     struct srv_metrics *metrics;
     struct srv_models *models;
     uint64_t nonce;              /* request-id generator state */
+    atomic_int *stop_signals;    /* SIGTERM/SIGINT count: a second one ends the drain */
 };
 
 /* ---- one request ----------------------------------------------------------- */

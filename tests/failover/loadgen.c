@@ -563,9 +563,13 @@ int main(int argc, char **argv)
         ev_failed += G.ev[e].status != 0;
     }
     printf("loadgen: replies by X-Relud-Instance");
-    for (int p = 0; p <= G.nev; p++)
-        printf(p == 0 ? " [before event 1" : p < G.nev ? " | after event %d" : " | after event %d", p);
-    printf("%s\n", G.nev ? "]" : "");
+    if (G.nev) {
+        printf(" [before event 1");
+        for (int p = 1; p <= G.nev; p++)
+            printf(" | after event %d", p);
+        printf("]");
+    }
+    printf("\n");
     for (int i = 0; i < G.ninst; i++) {
         long tot = 0;
         for (int p = 0; p <= G.nev; p++)

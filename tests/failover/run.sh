@@ -66,7 +66,7 @@ done
 for i in 0 1 2; do
   port=
   for _ in $(seq 100); do
-    port=$(sed -n 's|.*relud listening on http://[^ ]*:\([0-9][0-9]*\).*|\1|p' "$W/relud$((i + 1)).log" | head -1)
+    port=$(sed -n 's|.*listening on http://[^ ]*:\([0-9][0-9]*\).*|\1|p' "$W/relud$((i + 1)).log" | head -1)
     [ -n "$port" ] && break
     running "${RPIDS[$i]}" || break
     sleep 0.1

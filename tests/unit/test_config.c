@@ -571,19 +571,24 @@ static void test_unknown_flags_and_arguments(void **state)
 static void test_unknown_env(void **state)
 {
     (void)state;
+    /* near misses of an option are typos: errors */
     t_expect_error(NULL, (const char *const[]){"HOME=/root", "RELUD_PROT=1", NULL},
                    "unknown environment variable RELUD_PROT (from the environment); did you "
                    "mean RELUD_PORT?");
     t_expect_error(NULL, (const char *const[]){"RELUD_port=1", NULL},
                    "unknown environment variable RELUD_port (from the environment); did you "
                    "mean RELUD_PORT?");
-    t_expect_error(NULL, (const char *const[]){"RELUD_WHATEVER_ELSE=1", NULL},
-                   "unknown environment variable RELUD_WHATEVER_ELSE (from the environment)");
+    t_expect_error(NULL, (const char *const[]){"RELUD_MAX_BODY_BYTE=1MiB", NULL},
+                   "unknown environment variable RELUD_MAX_BODY_BYTE (from the environment); "
+                   "did you mean RELUD_MAX_BODY_BYTES?");
+    t_expect_error(NULL, (const char *const[]){"RELUD_DRAIN_TIMOUT=1", NULL},
+                   "unknown environment variable RELUD_DRAIN_TIMOUT (from the environment); did "
+                   "you mean RELUD_DRAIN_TIMEOUT?");
     t_expect_error(NULL, (const char *const[]){"RELUD_PORT=tcp://10.0.0.1:8080", NULL},
                    "port: \"tcp://10.0.0.1:8080\" looks like a Kubernetes service link, not a "
                    "port (from env RELUD_PORT): set enableServiceLinks: false in the pod spec, "
                    "or name the Service something other than relud");
-    /* ignored: not RELUD_*, RELUD_CONFIG, Kubernetes service links */
+    /* ignored silently: not RELUD_*, RELUD_CONFIG, Kubernetes service links */
     struct cfg c;
     char err[CFG_ERR_LEN];
     const char *env[] = {"RELUD=build/relud",
@@ -597,6 +602,19 @@ static void test_unknown_env(void **state)
                          NULL};
     assert_int_equal(t_load(&c, NULL, env, err), CFG_OK);
     assert_int_equal(c.port, 8080);
+    assert_null(c.ignored_env);
+    cfg_free(&c);
+    /* other RELUD_* variables (the test suite's, compose's) are someone else's: a warning */
+    const char *env2[] = {"RELUD_ROOT=/src", "RELUD_SHARED_GOLDEN=/g", "RELUD_LB_PORT=9000",
+                          "RELUD_MODELS=./m", NULL};
+    assert_int_equal(t_load(&c, NULL, env2, err), CFG_OK);
+    assert_string_equal(c.ignored_env,
+                        "RELUD_ROOT, RELUD_SHARED_GOLDEN, RELUD_LB_PORT, RELUD_MODELS");
+    char *warn = t_print(t_warnings, &c);
+    assert_non_null(strstr(warn, "relud: warning: ignoring environment variables that are not "
+                                 "relud options: RELUD_ROOT, RELUD_SHARED_GOLDEN, RELUD_LB_PORT, "
+                                 "RELUD_MODELS\n"));
+    free(warn);
     cfg_free(&c);
 }
 
@@ -677,8 +695,8 @@ static void test_admin_token_file(void **state)
                    "directory (from --admin-token-file)");
     char want[256];
     tok = t_file(0, "\n\n");
-    snprintf(want, sizeof want, "admin_token_file: \"%s\" is empty (from env RELUD_ADMIN_TOKEN_FILE)",
-             tok);
+    snprintf(want, sizeof want,
+             "admin_token_file: \"%s\" is empty (from env RELUD_ADMIN_TOKEN_FILE)", tok);
     snprintf(env, sizeof env, "RELUD_ADMIN_TOKEN_FILE=%s", tok);
     t_expect_error(NULL, (const char *const[]){env, NULL}, want);
     unlink(tok);

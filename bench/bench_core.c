@@ -1,0 +1,269 @@
+/* `make bench`, core part: same-run ratios for this machine (medians of repeated runs).
+ *   1. Linear forward at M = N = K >= 256 vs a bare cblas_sgemm of the same shape
+ *      (goal: linear >= 0.95 x sgemm speed), kernel and whole net pass.
+ *   2. Batch-1 Linear 1024 -> 1024 vs a bare cblas_sgemv (goal: <= 1.3 x sgemv time).
+ *   3. Forward + backward of a 1024-4096-1024 ReLU MLP at batch 256 vs PyTorch
+ *      (/usr/bin/python3, same thread count), when torch imports.
+ *   4. SimpleNN (Linear(10,5) + ReLU) batch-1 forward: us per call, including the
+ *      check + workspace a request pays.
+ * Never a pass/fail test. */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/nn.h"
+
+#define RUNS 15
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static int cmpd(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmpd);
+    return v[n / 2];
+}
+
+static float *randf(size_t n)
+{
+    float *p = malloc(n * sizeof *p);
+    if (!p) {
+        fprintf(stderr, "bench: out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++)
+        p[i] = (float)((double)rand() / RAND_MAX - 0.5);
+    return p;
+}
+
+/* Times body (a statement) `reps` times per run; interleaved runs of two bodies so both
+ * see the same machine state. Medians in seconds per call into ta, tb. */
+#define TIME_PAIR(reps, ta, tb, body_a, body_b)                  \
+    do {                                                         \
+        double va_[RUNS], vb_[RUNS];                             \
+        for (int w_ = 0; w_ < 2; w_++) {                         \
+            body_a;                                              \
+            body_b;                                              \
+        }                                                        \
+        for (int r_ = 0; r_ < RUNS; r_++) {                      \
+            double t0_ = now();                                  \
+            for (int k_ = 0; k_ < (reps); k_++) {                \
+                body_a;                                          \
+            }                                                    \
+            double t1_ = now();                                  \
+            for (int k_ = 0; k_ < (reps); k_++) {                \
+                body_b;                                          \
+            }                                                    \
+            double t2_ = now();                                  \
+            va_[r_] = (t1_ - t0_) / (reps);                      \
+            vb_[r_] = (t2_ - t1_) / (reps);                      \
+        }                                                        \
+        ta = median(va_, RUNS);                                  \
+        tb = median(vb_, RUNS);                                  \
+    } while (0)
+
+static void die(enum nn_status st, const struct nn_err *err)
+{
+    if (st) {
+        fprintf(stderr, "bench: %s\n", err->msg);
+        exit(1);
+    }
+}
+
+static void set_t(struct nn_tensor *t, size_t d0, size_t d1, int ndim, float *data)
+{
+    memset(t, 0, sizeof *t);
+    t->dtype = NN_F32;
+    t->ndim = ndim;
+    t->shape[0] = d0;
+    t->shape[1] = d1;
+    t->numel = ndim == 2 ? d0 * d1 : d0;
+    t->data = data;
+}
+
+static void bench_large(size_t n)
+{
+    float *x = randf(n * n), *w = randf(n * n), *b = randf(n), *y = randf(n * n);
+    int reps = n <= 256 ? 40 : n <= 512 ? 8 : 2, in = (int)n;
+    double tl, tg, tn, tg2;
+    TIME_PAIR(reps, tl, tg, nn_linear_fwd(NN_F32, y, x, w, b, n, n, n),
+              cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, in, in, in, 1.0f, x, in, w, in,
+                          0.0f, y, in));
+    /* the whole pass: input copy, non-finite scans, bias (check + workspace done once) */
+    struct nn_net net;
+    struct nn_err err;
+    struct nn_plan plan;
+    struct nn_ws ws;
+    die(nn_net_init(&net, NN_F32, 1, &err), &err);
+    nn_layer_init(&net.layers[0], NN_LINEAR);
+    set_t(&net.layers[0].weight, n, n, 2, w);
+    set_t(&net.layers[0].bias, n, 0, 1, b);
+    size_t shape[2] = {n, n};
+    die(nn_net_check(&net, shape, 2, 0, 0, &plan, &err), &err);
+    die(nn_ws_init(&ws, &plan, &err), &err);
+    TIME_PAIR(reps, tn, tg2, nn_net_forward(&net, &ws, x, &err),
+              cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, in, in, in, 1.0f, x, in, w, in,
+                          0.0f, y, in));
+    printf("linear fwd M=N=K=%-4zu  kernel %8.1f us  net pass %8.1f us  sgemm %8.1f us  "
+           "speed vs sgemm: kernel %.3fx, net pass %.3fx  (goal >= 0.95)\n",
+           n, tl * 1e6, tn * 1e6, tg * 1e6, tg / tl, tg2 / tn);
+    nn_ws_free(&ws);
+    nn_plan_free(&plan);
+    nn_net_free(&net);
+    free(x), free(w), free(b), free(y);
+}
+
+static void bench_batch1(void)
+{
+    size_t n = 1024;
+    int in = (int)n;
+    float *x = randf(n), *w = randf(n * n), *b = randf(n), *y = randf(n);
+    double tl, tv, tr, tv2;
+    TIME_PAIR(400, tl, tv, nn_linear_fwd(NN_F32, y, x, w, b, 1, n, n),
+              cblas_sgemv(CblasRowMajor, CblasNoTrans, in, in, 1.0f, w, in, x, 1, 0.0f, y, 1));
+    /* what a request pays: check + workspace + forward + free */
+    struct nn_net net;
+    struct nn_err err;
+    die(nn_net_init(&net, NN_F32, 1, &err), &err);
+    nn_layer_init(&net.layers[0], NN_LINEAR);
+    set_t(&net.layers[0].weight, n, n, 2, w);
+    set_t(&net.layers[0].bias, n, 0, 1, b);
+    size_t shape[1] = {n};
+    struct nn_plan plan;
+    struct nn_ws ws;
+    TIME_PAIR(400, tr, tv2,
+              {
+                  nn_net_check(&net, shape, 1, 0, 0, &plan, &err);
+                  nn_ws_init(&ws, &plan, &err);
+                  nn_net_forward(&net, &ws, x, &err);
+                  nn_ws_free(&ws);
+                  nn_plan_free(&plan);
+              },
+              cblas_sgemv(CblasRowMajor, CblasNoTrans, in, in, 1.0f, w, in, x, 1, 0.0f, y, 1));
+    printf("batch-1 linear 1024->1024  kernel %6.1f us  request %6.1f us  sgemv %6.1f us  "
+           "time vs sgemv: kernel %.3fx, request %.3fx  (goal <= 1.3)\n",
+           tl * 1e6, tr * 1e6, tv * 1e6, tl / tv, tr / tv2);
+    nn_net_free(&net);
+    free(x), free(w), free(b), free(y);
+}
+
+static void bench_simple_nn(void)
+{
+    float *w = randf(50), *b = randf(5), *x = randf(10);
+    struct nn_net net;
+    struct nn_err err;
+    die(nn_net_init(&net, NN_F32, 2, &err), &err);
+    nn_layer_init(&net.layers[0], NN_LINEAR);
+    set_t(&net.layers[0].weight, 5, 10, 2, w);
+    set_t(&net.layers[0].bias, 5, 0, 1, b);
+    nn_layer_init(&net.layers[1], NN_RELU);
+    size_t shape[2] = {1, 10};
+    struct nn_plan plan, plan1;
+    struct nn_ws ws, ws1;
+    die(nn_net_check(&net, shape, 2, 0, 0, &plan1, &err), &err);
+    die(nn_ws_init(&ws1, &plan1, &err), &err);
+    double treq, tfwd;
+    TIME_PAIR(20000, treq, tfwd,
+              {
+                  nn_net_check(&net, shape, 2, 0, 0, &plan, &err);
+                  nn_ws_init(&ws, &plan, &err);
+                  nn_net_forward(&net, &ws, x, &err);
+                  nn_ws_free(&ws);
+                  nn_plan_free(&plan);
+              },
+              nn_net_forward(&net, &ws1, x, &err));
+    printf("SimpleNN Linear(10,5)+ReLU batch 1  %.3f us/call with check + workspace, "
+           "%.3f us/call forward alone  (PyTorch ~9 us, numpy ~3 us per the issue)\n",
+           treq * 1e6, tfwd * 1e6);
+    nn_ws_free(&ws1);
+    nn_plan_free(&plan1);
+    nn_net_free(&net);
+    free(w), free(b), free(x);
+}
+
+static double bench_mlp(size_t batch)
+{
+    const size_t s[3] = {1024, 4096, 1024};
+    float *w1 = randf(s[1] * s[0]), *b1 = randf(s[1]), *w2 = randf(s[2] * s[1]), *b2 = randf(s[2]);
+    float *x = randf(batch * s[0]), *g = randf(batch * s[2]);
+    struct nn_net net;
+    struct nn_err err;
+    die(nn_net_init(&net, NN_F32, 4, &err), &err);
+    nn_layer_init(&net.layers[0], NN_LINEAR);
+    set_t(&net.layers[0].weight, s[1], s[0], 2, w1);
+    set_t(&net.layers[0].bias, s[1], 0, 1, b1);
+    nn_layer_init(&net.layers[1], NN_RELU);
+    nn_layer_init(&net.layers[2], NN_LINEAR);
+    set_t(&net.layers[2].weight, s[2], s[1], 2, w2);
+    set_t(&net.layers[2].bias, s[2], 0, 1, b2);
+    nn_layer_init(&net.layers[3], NN_RELU);
+    size_t shape[2] = {batch, s[0]};
+    struct nn_plan plan;
+    struct nn_ws ws;
+    die(nn_net_check(&net, shape, 2, 1, 0, &plan, &err), &err);
+    die(nn_ws_init(&ws, &plan, &err), &err);
+    double v[RUNS];
+    for (int r = -2; r < RUNS; r++) {
+        double t0 = now();
+        die(nn_net_forward(&net, &ws, x, &err), &err);
+        die(nn_net_backward(&net, &ws, g, &err), &err);
+        if (r >= 0)
+            v[r] = now() - t0;
+    }
+    nn_ws_free(&ws);
+    nn_plan_free(&plan);
+    nn_net_free(&net);
+    free(w1), free(b1), free(w2), free(b2), free(x), free(g);
+    return median(v, RUNS);
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir = argc > 1 ? argv[1] : "bench";
+    int threads = openblas_get_num_threads();
+    printf("relud core bench: OpenBLAS %s, %d threads; medians of %d runs, same-run ratios\n",
+           openblas_get_config(), threads, RUNS);
+    bench_large(256);
+    bench_large(512);
+    bench_large(1024);
+    bench_batch1();
+    bench_simple_nn();
+
+    double ours = bench_mlp(256);
+    printf("MLP 1024-4096-1024 ReLU batch 256 fwd+bwd (with grad_input)  relud %.2f ms\n",
+           ours * 1e3);
+    if (system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) {
+        printf("  PyTorch: not available (/usr/bin/python3 -c 'import torch' failed); no ratio\n");
+        return 0;
+    }
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/torch_mlp.py --threads %d --batch 256", dir,
+             threads);
+    FILE *p = popen(cmd, "r");
+    char line[512];
+    while (p && fgets(line, sizeof line, p)) {
+        char variant[128];
+        double ms;
+        if (sscanf(line, "torch %127s median_ms %lf", variant, &ms) == 2)
+            printf("  PyTorch %-26s %8.2f ms  -> relud speed vs torch %.3fx  (goal >= 1.0; "
+                   "same work when torch also computes grad_input)\n",
+                   variant, ms, ms / (ours * 1e3));
+        else
+            fputs(line, stdout);
+    }
+    if (p)
+        pclose(p);
+    return 0;
+}
