@@ -15,7 +15,7 @@
 
 #include "core/nn.h"
 
-#define RUNS 15
+#define RUNS 31
 
 static double now(void)
 {

@@ -26,7 +26,7 @@ def main():
         layers.append(torch.nn.ReLU())
     net = torch.nn.Sequential(*layers)
     g = torch.randn(a.batch, s[-1])
-    for variant, want_dx in (("fwd+bwd(with grad_input)", True), ("fwd+bwd(no grad_input)", False)):
+    for variant, want_dx in (("fwd+bwd,with_grad_input", True), ("fwd+bwd,no_grad_input", False)):
         x = torch.randn(a.batch, s[0], requires_grad=want_dx)
         times = []
         for r in range(a.runs + 2):

@@ -170,7 +170,8 @@ void srv_reply_header(struct srv_reply *rep, const char *name, const char *fmt, 
 
 const char *srv_req_header(const struct srv_req *req, const char *name)
 {
-    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+    /* no connection: a handler called directly (the fuzz targets) */
+    return req->conn ? MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name) : NULL;
 }
 
 static enum MHD_Result queue_reply(struct srv_req *req, struct srv_reply *rep)

@@ -2,9 +2,11 @@
  * (PUT, Triton load), unloaded, deleted; refcounted so a replaced model keeps serving the
  * requests that hold it.
  *
- * Locking. `lock` (a rwlock) guards the entry table: lookups take it shared just long
- * enough to bump a model's refcount; swaps take it exclusive just long enough to exchange
- * a pointer. No lock is held during a forward pass or during disk I/O on the lookup path.
+ * Locking. `lock` (a mutex) guards the entry table: lookups hold it for a binary search
+ * and a refcount increment; swaps hold it just long enough to exchange a pointer. (A plain
+ * mutex rather than a rwlock: the sections are tens of nanoseconds, and glibc's default
+ * rwlock lets a stream of readers starve a PUT.) No lock is held during a forward pass,
+ * and lookups never wait on disk I/O.
  * `ctl` (a mutex) serialises the control operations (load_all, load, unload, PUT, DELETE)
  * end to end, disk included, so two PUTs of one name cannot interleave their swaps.
  *
@@ -42,7 +44,7 @@ struct entry {
 
 struct srv_models {
     char *dir;
-    pthread_rwlock_t lock;      /* entries[], and each entry's listed/state/reason/model */
+    pthread_mutex_t lock;       /* entries[], and each entry's listed/state/reason/model */
     pthread_mutex_t ctl;        /* serialises control operations */
     struct entry **entries;     /* sorted by name */
     int n, cap;
@@ -352,7 +354,7 @@ static struct entry *entry_get_or_add(struct srv_models *m, const char *name)
  * the previous version is released once its last request finishes. */
 static enum nn_status install(struct srv_models *m, struct srv_model *model, struct nn_err *err)
 {
-    pthread_rwlock_wrlock(&m->lock);
+    pthread_mutex_lock(&m->lock);
     struct entry *e = entry_get_or_add(m, model->name);
     struct srv_model *old = NULL;
     if (e) {
@@ -363,7 +365,7 @@ static enum nn_status install(struct srv_models *m, struct srv_model *model, str
         e->reason[0] = '\0';
         e->listed = 1;
     }
-    pthread_rwlock_unlock(&m->lock);
+    pthread_mutex_unlock(&m->lock);
     if (!e) {
         srv_model_release(model);
         return nn_err_set(err, NN_ENOMEM, "out of memory");
@@ -377,7 +379,7 @@ static enum nn_status install(struct srv_models *m, struct srv_model *model, str
 static void set_state(struct srv_models *m, const char *name, enum srv_model_state state,
                       int listed, const char *reason)
 {
-    pthread_rwlock_wrlock(&m->lock);
+    pthread_mutex_lock(&m->lock);
     struct entry *e = listed ? entry_get_or_add(m, name) : entry_find(m, name);
     struct srv_model *old = NULL;
     if (e) {
@@ -387,7 +389,7 @@ static void set_state(struct srv_models *m, const char *name, enum srv_model_sta
         snprintf(e->reason, sizeof e->reason, "%s", reason);
         e->listed = listed;
     }
-    pthread_rwlock_unlock(&m->lock);
+    pthread_mutex_unlock(&m->lock);
     srv_model_release(old);
 }
 
@@ -406,7 +408,7 @@ struct srv_models *srv_models_new(const char *model_dir)
     /* trailing slashes only make messages ugly: "dir//x.json" */
     for (size_t n = strlen(m->dir); n > 1 && m->dir[n - 1] == '/'; n--)
         m->dir[n - 1] = '\0';
-    pthread_rwlock_init(&m->lock, NULL);
+    pthread_mutex_init(&m->lock, NULL);
     pthread_mutex_init(&m->ctl, NULL);
     return m;
 }
@@ -420,7 +422,7 @@ void srv_models_free(struct srv_models *m)
         free(m->entries[i]);
     }
     free(m->entries);
-    pthread_rwlock_destroy(&m->lock);
+    pthread_mutex_destroy(&m->lock);
     pthread_mutex_destroy(&m->ctl);
     free(m->dir);
     free(m);
@@ -457,10 +459,10 @@ static unsigned load_one(struct srv_models *m, const char *name, struct nn_err *
             return 503;
         return 200;
     }
-    pthread_rwlock_rdlock(&m->lock);
+    pthread_mutex_lock(&m->lock);
     struct entry *e = entry_find(m, name);
     int serving = e && e->listed && e->state == SRV_MODEL_READY;
-    pthread_rwlock_unlock(&m->lock);
+    pthread_mutex_unlock(&m->lock);
     if (!serving)
         set_state(m, name, SRV_MODEL_UNAVAILABLE, 1, err->msg);
     return st == NN_ENOMEM ? 503 : 400;
@@ -574,7 +576,7 @@ struct srv_model *srv_models_get(struct srv_models *m, const char *name, unsigne
         *status = 404;
         return NULL;
     }
-    pthread_rwlock_rdlock(&m->lock);
+    pthread_mutex_lock(&m->lock);
     struct entry *e = entry_find(m, name);
     if (!e || !e->listed) {
         snprintf(err, errlen, "unknown model \"%s\"", name);
@@ -589,7 +591,7 @@ struct srv_model *srv_models_get(struct srv_models *m, const char *name, unsigne
         snprintf(err, errlen, "model \"%s\" is unavailable: %s", name, e->reason);
         code = 503;
     }
-    pthread_rwlock_unlock(&m->lock);
+    pthread_mutex_unlock(&m->lock);
     *status = code;
     return model;
 }
@@ -598,10 +600,10 @@ struct srv_model_stats *srv_models_stats(struct srv_models *m, const char *name)
 {
     if (!m || !name)
         return NULL;
-    pthread_rwlock_rdlock(&m->lock);
+    pthread_mutex_lock(&m->lock);
     struct entry *e = entry_find(m, name);
     struct srv_model_stats *s = e && e->listed ? &e->stats : NULL;
-    pthread_rwlock_unlock(&m->lock);
+    pthread_mutex_unlock(&m->lock);
     return s;
 }
 
@@ -653,10 +655,10 @@ unsigned srv_models_unload(struct srv_models *m, const char *name, char *err, si
     if (errlen)
         err[0] = '\0';
     pthread_mutex_lock(&m->ctl);
-    pthread_rwlock_rdlock(&m->lock);
+    pthread_mutex_lock(&m->lock);
     struct entry *e = srv_model_name_ok(name) ? entry_find(m, name) : NULL;
     int listed = e && e->listed;
-    pthread_rwlock_unlock(&m->lock);
+    pthread_mutex_unlock(&m->lock);
     if (listed)
         set_state(m, name, SRV_MODEL_UNLOADED, 1, "unloaded");
     pthread_mutex_unlock(&m->ctl);
@@ -757,10 +759,10 @@ unsigned srv_models_put(struct srv_models *m, const char *name, const char *body
     }
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s.json", m->dir, name);
-    pthread_rwlock_rdlock(&m->lock);
+    pthread_mutex_lock(&m->lock);
     struct entry *en = entry_find(m, name);
     int existed = (en && en->listed) || access(path, F_OK) == 0;
-    pthread_rwlock_unlock(&m->lock);
+    pthread_mutex_unlock(&m->lock);
     if (write_atomic(m, name, body, len, err, errlen) != 0) {
         pthread_mutex_unlock(&m->ctl);
         srv_model_release(model);
@@ -791,10 +793,10 @@ unsigned srv_models_delete(struct srv_models *m, const char *name, char *err, si
         return 404;
     }
     pthread_mutex_lock(&m->ctl);
-    pthread_rwlock_rdlock(&m->lock);
+    pthread_mutex_lock(&m->lock);
     struct entry *e = entry_find(m, name);
     int listed = e && e->listed;
-    pthread_rwlock_unlock(&m->lock);
+    pthread_mutex_unlock(&m->lock);
     unsigned status = 200;
     if (unlink(path) != 0) {
         if (errno != ENOENT) {
@@ -826,7 +828,7 @@ cJSON *srv_models_index(struct srv_models *m, int ready_only)
     cJSON *arr = cJSON_CreateArray();
     if (!arr || !m)
         return arr;
-    pthread_rwlock_rdlock(&m->lock);
+    pthread_mutex_lock(&m->lock);
     for (int i = 0; i < m->n; i++) {
         const struct entry *e = m->entries[i];
         if (!e->listed || (ready_only && e->state != SRV_MODEL_READY))
@@ -841,7 +843,7 @@ cJSON *srv_models_index(struct srv_models *m, int ready_only)
             break;
         }
     }
-    pthread_rwlock_unlock(&m->lock);
+    pthread_mutex_unlock(&m->lock);
     return arr;
 }
 
@@ -849,7 +851,7 @@ void srv_models_render_metrics(struct srv_models *m, struct srv_sb *sb)
 {
     if (!m)
         return;
-    pthread_rwlock_rdlock(&m->lock);
+    pthread_mutex_lock(&m->lock);
     srv_sb_printf(sb, "# HELP relud_model_requests_total Inference requests per model, by "
                       "outcome.\n# TYPE relud_model_requests_total counter\n");
     for (int i = 0; i < m->n; i++) {
@@ -892,5 +894,5 @@ void srv_models_render_metrics(struct srv_models *m, struct srv_sb *sb)
             srv_sb_printf(sb, "relud_model_ready{model=\"%s\"} %d\n", e->name,
                           e->state == SRV_MODEL_READY);
     }
-    pthread_rwlock_unlock(&m->lock);
+    pthread_mutex_unlock(&m->lock);
 }

@@ -642,9 +642,9 @@ void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
                 for (size_t k = 0; k < ls->ndead; k++)
                     cJSON_AddItemToArray(dead, cJSON_CreateNumber((double)ls->dead[k]));
                 if (ls->weight_grad_norm >= 0)
-                    cJSON_AddItemToObject(e, "weight_grad_norm", srv_out_number(o, ls->weight_grad_norm, NN_F64));
+                    cJSON_AddItemToObject(e, "weight_grad_norm", srv_out_number(o, ls->weight_grad_norm, m->dtype));
                 if (ls->bias_grad_norm >= 0)
-                    cJSON_AddItemToObject(e, "bias_grad_norm", srv_out_number(o, ls->bias_grad_norm, NN_F64));
+                    cJSON_AddItemToObject(e, "bias_grad_norm", srv_out_number(o, ls->bias_grad_norm, m->dtype));
                 cJSON_AddItemToArray(stl, e);
             }
             if (p.clip > 0)

@@ -174,9 +174,9 @@ static cJSON *v1_stats(struct srv_pass *p, struct srv_out *o)
             cJSON_AddItemToArray(dead, cJSON_CreateNumber((double)ls->dead[k]));
         if (ls->weight_grad_norm >= 0)
             cJSON_AddItemToObject(l, "weight_grad_norm",
-                                  srv_out_number(o, ls->weight_grad_norm, NN_F64));
+                                  srv_out_number(o, ls->weight_grad_norm, p->net->dtype));
         if (ls->bias_grad_norm >= 0)
-            cJSON_AddItemToObject(l, "bias_grad_norm", srv_out_number(o, ls->bias_grad_norm, NN_F64));
+            cJSON_AddItemToObject(l, "bias_grad_norm", srv_out_number(o, ls->bias_grad_norm, p->net->dtype));
         cJSON_AddItemToArray(layers, l);
     }
     return st;

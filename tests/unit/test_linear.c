@@ -309,10 +309,41 @@ static void test_nonfinite_names_layer(void **state)
     nn_net_free(&net);
 }
 
+/* the vectorized scan: every position (vector body and tail), inf, -inf and nan */
+static void test_nonfinite_every_position(void **state)
+{
+    for (int dt = 0; dt < NN_DTYPE_COUNT; dt++) {
+        struct nn_net net;
+        struct nn_err err;
+        struct nn_plan plan;
+        struct nn_ws ws;
+        size_t n = 71, shape[1] = {71};
+        assert_int_equal(nn_net_init(&net, (enum nn_dtype)dt, 1, &err), NN_OK);
+        nn_layer_init(&net.layers[0], NN_TANH);
+        assert_int_equal(nn_net_check(&net, shape, 1, 0, 0, &plan, &err), NN_OK);
+        assert_int_equal(nn_ws_init(&ws, &plan, &err), NN_OK);
+        double bad[3] = {INFINITY, -INFINITY, NAN};
+        for (size_t pos = 0; pos <= n; pos++)
+            for (int b = 0; b < 3; b++) {
+                float xf[71];
+                double xd[71];
+                for (size_t i = 0; i < n; i++)
+                    xf[i] = (float)(xd[i] = 1e30 * (i % 2 ? 1 : -1));
+                if (pos < n)
+                    xf[pos] = (float)(xd[pos] = bad[b]);
+                enum nn_status st = nn_net_forward(&net, &ws, dt == NN_F32 ? (void *)xf : (void *)xd, &err);
+                assert_int_equal(st, pos < n ? NN_ENONFINITE : NN_OK);
+            }
+        nn_ws_free(&ws);
+        nn_plan_free(&plan);
+        nn_net_free(&net);
+    }
+}
+
 int main(void)
 {
     enum { NB = sizeof batches / sizeof batches[0] };
-    struct CMUnitTest tests[NB + 7];
+    struct CMUnitTest tests[NB + 8];
     static char names[NB][48];
     for (int i = 0; i < NB; i++) {
         snprintf(names[i], sizeof names[i], "blas_vs_ref_B%zu", batches[i]);
@@ -325,5 +356,6 @@ int main(void)
     tests[NB + 4] = (struct CMUnitTest)cmocka_unit_test(test_msg_loss);
     tests[NB + 5] = (struct CMUnitTest)cmocka_unit_test(test_msg_kind_lookup);
     tests[NB + 6] = (struct CMUnitTest)cmocka_unit_test(test_nonfinite_names_layer);
-    return _cmocka_run_group_tests("linear + checks", tests, NB + 7, NULL, NULL);
+    tests[NB + 7] = (struct CMUnitTest)cmocka_unit_test(test_nonfinite_every_position);
+    return _cmocka_run_group_tests("linear + checks", tests, NB + 8, NULL, NULL);
 }

@@ -450,7 +450,7 @@ static void test_model_file_rules(void **state)
     struct srv_models *m = srv_models_new(dir);
     assert_int_equal(srv_models_load_all(m, 0, err, sizeof err), 0);
     cJSON *idx = srv_models_index(m, 0);
-    assert_int_equal(cJSON_GetArraySize(idx), 14);
+    assert_int_equal(cJSON_GetArraySize(idx), 13);
     cJSON_Delete(idx);
     t_expect_state(m, "good", "READY", NULL);
     t_expect_state(m, "narrow", "READY", NULL);
