@@ -132,9 +132,11 @@ enum nn_status srv_layers_parse(const struct srv_doc *doc, const cJSON *layers, 
 {
     memset(net, 0, sizeof *net);
     int n = cJSON_IsArray(layers) ? cJSON_GetArraySize(layers) : -1;
-    if (n < 1)
+    if (n < 1 && max_layers > 0)
         return nn_err_set(err, NN_EINVAL, "layers: expected an array of 1 to %d layer objects",
                           max_layers);
+    if (n < 1)
+        return nn_err_set(err, NN_EINVAL, "layers: expected a non-empty array of layer objects");
     if (max_layers > 0 && n > max_layers)
         return nn_err_set(err, NN_ETOOBIG, "layers: %d layers exceed max_layers (%d)", n,
                           max_layers);
