@@ -16,3 +16,27 @@ build/libnncore.a:
 	$(MAKE) --no-print-directory build/libnncore.a
 bench-core: build/bench/bench_core
 	build/bench/bench_core bench
+
+# ---- http: relud vs a minimal libmicrohttpd server, wrk at 1 and 16 connections ------
+.PHONY: bench-http
+all: bench-http
+build/bench/minimal_server: bench/minimal_server.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -Wall -Wextra -Werror \
+	  $(shell pkg-config --cflags libmicrohttpd) -o $@ $< $(shell pkg-config --libs libmicrohttpd) -pthread
+bench-http: build/bench/minimal_server build/relud
+	bench/http.sh
+
+# ---- codec: JSON decode/encode of float32 tensors vs cJSON, converter ceilings -------
+CODEC_BENCH_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O2 -g -Wall -Wextra \
+                      -Werror -I. $(shell pkg-config --cflags libcjson)
+CODEC_BENCH_LIBS   := build/libsrv.a $(shell pkg-config --libs libcjson) -lstdc++ -lm -pthread
+.PHONY: bench-codec
+all: bench-codec
+build/bench/bench_codec: bench/bench_codec.c build/libsrv.a server/codec.h core/nn.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CODEC_BENCH_CFLAGS) -o $@ $< $(CODEC_BENCH_LIBS)
+build/libsrv.a: server/codec.c server/numconv.cc
+	$(MAKE) --no-print-directory build/libsrv.a
+bench-codec: build/bench/bench_codec
+	build/bench/bench_codec

@@ -49,7 +49,7 @@ struct lg_event {
     double at;
     const char *cmd;
     int fired, done, status;
-    long req_at;
+    long req_at, req_done; /* requests completed when it started / finished */
     double ms;
     pthread_t th;
 };
@@ -466,6 +466,7 @@ static void *event_run(void *arg)
     int st = system(e->cmd);
     e->ms = now_ms() - t0;
     e->status = st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    e->req_done = atomic_load(&G.completed);
     e->done = 1;
     return NULL;
 }
@@ -558,8 +559,10 @@ int main(int argc, char **argv)
            PCT(99), G.lat_ms[G.n - 1]);
     int ev_failed = 0;
     for (int e = 0; e < G.nev; e++) {
-        printf("loadgen: event %d at %ld/%ld done: \"%s\" -> exit %d after %.0f ms\n", e + 1,
-               G.ev[e].req_at, G.n, G.ev[e].cmd, G.ev[e].status, G.ev[e].ms);
+        printf("loadgen: event %d at %ld/%ld done: \"%s\" -> exit %d after %.0f ms, "
+               "when %ld/%ld were done\n",
+               e + 1, G.ev[e].req_at, G.n, G.ev[e].cmd, G.ev[e].status, G.ev[e].ms,
+               G.ev[e].req_done, G.n);
         ev_failed += G.ev[e].status != 0;
     }
     printf("loadgen: replies by X-Relud-Instance");

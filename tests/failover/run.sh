@@ -142,7 +142,7 @@ check "$N requests through nginx, zero failed, every reply's numbers correct" te
 wait "$K" 2>/dev/null && krc=0 || krc=$?
 check "replica 1 (pid $K) was killed by SIGKILL mid-load (status $krc)" test "$krc" = 137
 wait "$T" 2>/dev/null && trc=0 || trc=$?
-drain_ms=$(sed -n 's/^loadgen: event 2 .* after \([0-9]*\) ms$/\1/p' "$W/load.log")
+drain_ms=$(sed -n 's/^loadgen: event 2 .* after \([0-9]*\) ms, when.*/\1/p' "$W/load.log")
 check "replica 2 (pid $T) drained on SIGTERM and exited 0 (status $trc) within drain_timeout ${DRAIN}s (${drain_ms:-?} ms)" \
   bash -c '[ "$1" = 0 ] && [ -n "$2" ] && [ "$2" -le $(( $3 * 1000 + 1000 )) ]' _ "$trc" "$drain_ms" "$DRAIN"
 check "replica 3 still ready after the load" \
