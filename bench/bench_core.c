@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/nn.h"
 
@@ -199,9 +201,75 @@ static void bench_simple_nn(void)
     free(w), free(b), free(x);
 }
 
-static double bench_mlp(size_t batch)
+/* The torch side (bench/torch_mlp.py) as a child on two pipes. */
+struct torch_child {
+    pid_t pid;
+    FILE *to, *from;
+};
+
+static int torch_start(struct torch_child *tc, const char *dir, int threads, char *banner,
+                       size_t len)
 {
-    const size_t s[3] = {1024, 4096, 1024};
+    int in[2], out[2];
+    if (pipe(in) || pipe(out))
+        return -1;
+    tc->pid = fork();
+    if (tc->pid < 0)
+        return -1;
+    if (tc->pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[1]);
+        close(out[0]);
+        char script[512], th[16];
+        snprintf(script, sizeof script, "%s/torch_mlp.py", dir);
+        snprintf(th, sizeof th, "%d", threads);
+        setenv("OMP_WAIT_POLICY", "PASSIVE", 1); /* no spinning while relud runs */
+        execl("/usr/bin/python3", "python3", script, "--threads", th, (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    tc->to = fdopen(in[1], "w");
+    tc->from = fdopen(out[0], "r");
+    if (!tc->to || !tc->from || !fgets(banner, (int)len, tc->from) ||
+        strncmp(banner, "ready", 5) != 0)
+        return -1;
+    banner[strcspn(banner, "\n")] = '\0';
+    return 0;
+}
+
+static double torch_run(struct torch_child *tc, int want_dx)
+{
+    char line[128];
+    double ms = -1;
+    fprintf(tc->to, "run %d\n", want_dx);
+    fflush(tc->to);
+    if (fgets(line, sizeof line, tc->from))
+        sscanf(line, "ms %lf", &ms);
+    return ms * 1e-3;
+}
+
+static void torch_stop(struct torch_child *tc)
+{
+    if (tc->to)
+        fclose(tc->to);
+    if (tc->from)
+        fclose(tc->from);
+    if (tc->pid > 0)
+        waitpid(tc->pid, NULL, 0);
+}
+
+static void pause_ms(long ms)
+{
+    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&t, NULL);
+}
+
+#define MLP_RUNS 15
+static void bench_mlp(const char *dir, int threads)
+{
+    const size_t batch = 256, s[3] = {1024, 4096, 1024};
     float *w1 = randf(s[1] * s[0]), *b1 = randf(s[1]), *w2 = randf(s[2] * s[1]), *b2 = randf(s[2]);
     float *x = randf(batch * s[0]), *g = randf(batch * s[2]);
     struct nn_net net;
@@ -220,19 +288,52 @@ static double bench_mlp(size_t batch)
     struct nn_ws ws;
     die(nn_net_check(&net, shape, 2, 1, 0, &plan, &err), &err);
     die(nn_ws_init(&ws, &plan, &err), &err);
-    double v[RUNS];
-    for (int r = -2; r < RUNS; r++) {
-        double t0 = now();
+
+    struct torch_child tc = {0};
+    char banner[256] = "";
+    int have_torch = system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0 &&
+                     torch_start(&tc, dir, threads, banner, sizeof banner) == 0;
+    double v[MLP_RUNS], t1[MLP_RUNS], t0[MLP_RUNS], r1[MLP_RUNS], r0[MLP_RUNS];
+    for (int r = -1; r < MLP_RUNS; r++) {
+        pause_ms(150); /* let the other side's threads go idle */
+        double a = now();
         die(nn_net_forward(&net, &ws, x, &err), &err);
         die(nn_net_backward(&net, &ws, g, &err), &err);
-        if (r >= 0)
-            v[r] = now() - t0;
+        double ours = now() - a;
+        if (r < 0) {
+            if (have_torch)
+                torch_run(&tc, 1), torch_run(&tc, 0);
+            continue;
+        }
+        v[r] = ours;
+        if (have_torch) {
+            pause_ms(150);
+            t1[r] = torch_run(&tc, 1);
+            pause_ms(150);
+            t0[r] = torch_run(&tc, 0);
+            r1[r] = t1[r] / ours;
+            r0[r] = t0[r] / ours;
+        }
+    }
+    printf("MLP 1024-4096-1024 ReLU batch 256 fwd+bwd (grad_input included)  relud %.2f ms\n",
+           median(v, MLP_RUNS) * 1e3);
+    if (have_torch) {
+        printf("  PyTorch (%s), run by run alternating with relud:\n", banner);
+        printf("    with grad_input (same work)  %8.2f ms  -> relud speed vs torch %.3fx  "
+               "(goal >= 1.0)\n",
+               median(t1, MLP_RUNS) * 1e3, median(r1, MLP_RUNS));
+        printf("    without grad_input           %8.2f ms  -> relud speed vs torch %.3fx  "
+               "(torch skips dx of layer 1)\n",
+               median(t0, MLP_RUNS) * 1e3, median(r0, MLP_RUNS));
+        torch_stop(&tc);
+    } else {
+        printf("  PyTorch: not available (/usr/bin/python3 -c 'import torch' failed or the "
+               "script did not start); no ratio\n");
     }
     nn_ws_free(&ws);
     nn_plan_free(&plan);
     nn_net_free(&net);
     free(w1), free(b1), free(w2), free(b2), free(x), free(g);
-    return median(v, RUNS);
 }
 
 int main(int argc, char **argv)
@@ -247,29 +348,6 @@ int main(int argc, char **argv)
     bench_batch1();
     bench_simple_nn();
 
-    double ours = bench_mlp(256);
-    printf("MLP 1024-4096-1024 ReLU batch 256 fwd+bwd (with grad_input)  relud %.2f ms\n",
-           ours * 1e3);
-    if (system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) {
-        printf("  PyTorch: not available (/usr/bin/python3 -c 'import torch' failed); no ratio\n");
-        return 0;
-    }
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/torch_mlp.py --threads %d --batch 256", dir,
-             threads);
-    FILE *p = popen(cmd, "r");
-    char line[512];
-    while (p && fgets(line, sizeof line, p)) {
-        char variant[128];
-        double ms;
-        if (sscanf(line, "torch %127s median_ms %lf", variant, &ms) == 2)
-            printf("  PyTorch %-26s %8.2f ms  -> relud speed vs torch %.3fx  (goal >= 1.0; "
-                   "same work when torch also computes grad_input)\n",
-                   variant, ms, ms / (ours * 1e3));
-        else
-            fputs(line, stdout);
-    }
-    if (p)
-        pclose(p);
+    bench_mlp(dir, threads);
     return 0;
 }

@@ -4,9 +4,11 @@
 
 #include "server/srv.h"
 
-/* Extensions of the Open Inference Protocol relud implements (GET /v2). */
+/* Extensions of the Open Inference Protocol relud implements (GET /v2): three of
+ * Triton's, and relud's own "gradients" (backward pass, loss, clipping, stats through
+ * infer) and "model_put" (PUT/DELETE /v1/models/{name}). */
 static const char *const extensions[] = {"binary_tensor_data", "model_repository", "statistics",
-                                         "relud_gradients", "relud_model_put"};
+                                         "gradients", "model_put"};
 
 void srv_h_server_meta(struct srv_req *req, struct srv_reply *rep)
 {

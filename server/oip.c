@@ -595,8 +595,9 @@ void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
     /* Which outputs, and which of them binary. */
     int all_binary = param_bool(params, "binary_data_output");
     unsigned char *sel = calloc((size_t)nout, 1), *bin = calloc((size_t)nout, 1);
+    int *order = calloc((size_t)nout, sizeof *order), nsel = 0; /* reply order */
     const cJSON *routs = cJSON_GetObjectItemCaseSensitive(root, "outputs");
-    if (!sel || !bin) {
+    if (!sel || !bin || !order) {
         st = nn_err_set(&err, NN_ENOMEM, "out of memory");
     } else if (cJSON_IsArray(routs) && routs->child) {
         int k = 0;
@@ -613,6 +614,8 @@ void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
                 break;
             }
             const cJSON *op = cJSON_GetObjectItemCaseSensitive(ro, "parameters");
+            if (!sel[found])
+                order[nsel++] = found;
             sel[found] = 1;
             bin[found] = all_binary || param_bool(op, "binary_data");
         }
@@ -620,7 +623,7 @@ void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
         st = nn_err_set(&err, NN_EINVAL, "outputs: expected an array");
     } else {
         for (int j = 0; j < nout; j++)
-            sel[j] = 1, bin[j] = (unsigned char)all_binary;
+            sel[j] = 1, bin[j] = (unsigned char)all_binary, order[nsel++] = j;
     }
     size_t binlen = 0;
     if (!st) {
@@ -654,9 +657,8 @@ void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
             cJSON_AddItemToObject(rp, "total_norm", srv_out_number(o, p.total_norm, m->dtype));
         }
         cJSON *ra = cJSON_AddArrayToObject(resp, "outputs");
-        for (int j = 0; j < nout; j++) {
-            if (!sel[j])
-                continue;
+        for (int k = 0; k < nsel; k++) {
+            int j = order[k];
             const struct nn_tensor *t = outs[j].t;
             cJSON *e = cJSON_CreateObject();
             cJSON_AddStringToObject(e, "name", outs[j].name);
@@ -685,8 +687,9 @@ void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
             } else {
                 json = all;
                 size_t off = jlen;
-                for (int j = 0; j < nout; j++) {
-                    if (!sel[j] || !bin[j])
+                for (int k = 0; k < nsel; k++) {
+                    int j = order[k];
+                    if (!bin[j])
                         continue;
                     size_t nb = outs[j].t->numel * nn_dtype_size(outs[j].t->dtype);
                     memcpy(json + off, outs[j].t->data, nb); /* x86-64: little-endian */
@@ -703,6 +706,7 @@ void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
     }
     free(sel);
     free(bin);
+    free(order);
     free(outs);
     free(names);
     if (st)
