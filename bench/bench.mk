@@ -12,7 +12,7 @@ all: bench-core
 build/bench/bench_core: bench/bench_core.c build/libnncore.a core/nn.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CORE_BENCH_CFLAGS) -o $@ $< $(CORE_BENCH_LIBS)
-build/libnncore.a:
+build/libnncore.a: $(wildcard core/*.c core/*.h)
 	$(MAKE) --no-print-directory build/libnncore.a
 bench-core: build/bench/bench_core
 	build/bench/bench_core bench

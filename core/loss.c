@@ -24,16 +24,14 @@ static double nn_l1_loss(double x, double t, double p, double *d)
     return fabs(e);
 }
 
-/* p = beta >= 0; beta == 0 is l1 (torch dispatches to l1_loss) */
+/* p = beta >= 0. The derivative takes torch 1.13's branches in its order:
+ * d <= -beta ? -1 : d >= beta ? 1 : d/beta, so beta == 0 gives -1 at d == 0 (the
+ * forward is then l1). */
 static double nn_smooth_l1_loss(double x, double t, double p, double *d)
 {
     double e = x - t, a = fabs(e);
-    if (a < p) {
-        *d = e / p;
-        return 0.5 * e * e / p;
-    }
-    *d = sign0(e);
-    return a - 0.5 * p;
+    *d = e <= -p ? -1.0 : e >= p ? 1.0 : e / p;
+    return a < p ? 0.5 * e * e / p : a - 0.5 * p;
 }
 
 /* p = delta > 0 */
@@ -192,10 +190,7 @@ enum nn_status nn_loss_forward(enum nn_loss loss, enum nn_reduction red, double 
                               nn_dtype_names[out->dtype]);
         if (nn_has_nonfinite(out->dtype, target->data, target->numel))
             return nn_err_set(err, NN_ENONFINITE, "loss.target: has a non-finite value (inf or nan)");
-        double p = loss == NN_LOSS_SMOOTH_L1 && param == 0 ? 0 : param;
-        if (loss == NN_LOSS_SMOOTH_L1 && param == 0)
-            ops = &nn_loss_ops[NN_LOSS_L1];
-        st = loss_elem(ops, red, p, out, target, value, dout);
+        st = loss_elem(ops, red, param, out, target, value, dout);
     } else {
         size_t N, C;
         if (out->ndim == 2) {

@@ -277,15 +277,8 @@ void nn_ws_free(struct nn_ws *ws)
     memset(ws, 0, sizeof *ws);
 }
 
-enum nn_status nn_net_forward(const struct nn_net *net, struct nn_ws *ws, const void *input,
-                              struct nn_err *err)
+static enum nn_status run_layers(const struct nn_net *net, struct nn_ws *ws, struct nn_err *err)
 {
-    const struct nn_plan *plan = ws->plan;
-    NN_ASSERT(plan && plan->nlayers == net->nlayers && plan->dtype == net->dtype);
-    size_t es = nn_dtype_size(net->dtype);
-    memcpy(ws->act[0].data, input, ws->act[0].numel * es);
-    if (nn_has_nonfinite(net->dtype, ws->act[0].data, ws->act[0].numel))
-        return nn_err_set(err, NN_ENONFINITE, "input: has a non-finite value (inf or nan)");
     for (int i = 0; i < net->nlayers; i++) {
         const struct nn_layer *l = &net->layers[i];
         nn_kind_ops[l->kind].fwd(l, &ws->act[i + 1], &ws->act[i]);
@@ -295,6 +288,25 @@ enum nn_status nn_net_forward(const struct nn_net *net, struct nn_ws *ws, const 
                               nn_kinds[l->kind].name);
     }
     return NN_OK;
+}
+
+enum nn_status nn_net_forward(const struct nn_net *net, struct nn_ws *ws, const void *input,
+                              struct nn_err *err)
+{
+    const struct nn_plan *plan = ws->plan;
+    NN_ASSERT(plan && plan->nlayers == net->nlayers && plan->dtype == net->dtype);
+    if (nn_copy_has_nonfinite(net->dtype, ws->act[0].data, input, ws->act[0].numel))
+        return nn_err_set(err, NN_ENONFINITE, "input: has a non-finite value (inf or nan)");
+    return run_layers(net, ws, err);
+}
+
+enum nn_status nn_net_run(const struct nn_net *net, struct nn_ws *ws, struct nn_err *err)
+{
+    const struct nn_plan *plan = ws->plan;
+    NN_ASSERT(plan && plan->nlayers == net->nlayers && plan->dtype == net->dtype);
+    if (nn_has_nonfinite(net->dtype, ws->act[0].data, ws->act[0].numel))
+        return nn_err_set(err, NN_ENONFINITE, "input: has a non-finite value (inf or nan)");
+    return run_layers(net, ws, err);
 }
 
 enum nn_status nn_net_backward(const struct nn_net *net, struct nn_ws *ws, const void *dout,

@@ -204,6 +204,10 @@ void nn_ws_free(struct nn_ws *ws);
 enum nn_status nn_net_forward(const struct nn_net *net, struct nn_ws *ws, const void *input,
                               struct nn_err *err);
 
+/* The same pass for a caller that wrote the input straight into ws->act[0].data (e.g. a
+ * decoder writing into the workspace): no copy. Checks the input is finite. */
+enum nn_status nn_net_run(const struct nn_net *net, struct nn_ws *ws, struct nn_err *err);
+
 /* dout has the output's shape and dtype. Zeroes and fills ws->dinput, dweight, dbias. */
 enum nn_status nn_net_backward(const struct nn_net *net, struct nn_ws *ws, const void *dout,
                                struct nn_err *err);

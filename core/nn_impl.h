@@ -47,6 +47,8 @@ NN_LAYER_TABLE(NN_KIND_PROTOS_, _)
 /* 1 when data (n values of dt) holds an inf or a nan. Bit test: vectorizes, and stays
  * correct whatever the floating-point flags. */
 int nn_has_nonfinite(enum nn_dtype dt, const void *data, size_t n);
+/* dst = src (n values of dt) and the same test, in one pass. */
+int nn_copy_has_nonfinite(enum nn_dtype dt, void *dst, const void *src, size_t n);
 
 /* size_t arithmetic that reports overflow */
 static inline int nn_mul_ovf(size_t a, size_t b, size_t *r) { return __builtin_mul_overflow(a, b, r); }

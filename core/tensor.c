@@ -44,9 +44,11 @@ char *nn_shape_str(char *buf, size_t len, const size_t *shape, int ndim)
 typedef uint32_t nn_v4u32 __attribute__((vector_size(16)));
 typedef uint64_t nn_v2u64 __attribute__((vector_size(16)));
 
-#define NONFINITE_SCAN(VT, ST, MASK, PER)                                                   \
+/* DST: NULL for a pure scan, else the copy's destination (same layout as data) */
+#define NONFINITE_SCAN(VT, ST, MASK, PER, DST)                                              \
     do {                                                                                   \
         const unsigned char *p = data;                                                     \
+        unsigned char *q = DST;                                                            \
         const VT m = (VT){0} + (ST)(MASK);                                                 \
         VT acc = {0};                                                                      \
         size_t i = 0;                                                                      \
@@ -56,6 +58,12 @@ typedef uint64_t nn_v2u64 __attribute__((vector_size(16)));
             memcpy(&b, p + i * sizeof(ST) + 16, 16);                                       \
             memcpy(&c, p + i * sizeof(ST) + 32, 16);                                       \
             memcpy(&d, p + i * sizeof(ST) + 48, 16);                                       \
+            if (q) {                                                                       \
+                memcpy(q + i * sizeof(ST), &a, 16);                                        \
+                memcpy(q + i * sizeof(ST) + 16, &b, 16);                                   \
+                memcpy(q + i * sizeof(ST) + 32, &c, 16);                                   \
+                memcpy(q + i * sizeof(ST) + 48, &d, 16);                                   \
+            }                                                                              \
             acc |= (VT)((a & m) == m) | (VT)((b & m) == m) | (VT)((c & m) == m) |          \
                    (VT)((d & m) == m);                                                     \
         }                                                                                  \
@@ -65,6 +73,8 @@ typedef uint64_t nn_v2u64 __attribute__((vector_size(16)));
         for (; i < n; i++) {                                                               \
             ST u;                                                                          \
             memcpy(&u, p + i * sizeof(ST), sizeof u);                                      \
+            if (q)                                                                         \
+                memcpy(q + i * sizeof(ST), &u, sizeof u);                                  \
             bad |= (u & (ST)(MASK)) == (ST)(MASK);                                         \
         }                                                                                  \
         return bad;                                                                        \
@@ -73,6 +83,13 @@ typedef uint64_t nn_v2u64 __attribute__((vector_size(16)));
 int nn_has_nonfinite(enum nn_dtype dt, const void *data, size_t n)
 {
     if (dt == NN_F32)
-        NONFINITE_SCAN(nn_v4u32, uint32_t, 0x7f800000u, 4);
-    NONFINITE_SCAN(nn_v2u64, uint64_t, 0x7ff0000000000000u, 2);
+        NONFINITE_SCAN(nn_v4u32, uint32_t, 0x7f800000u, 4, NULL);
+    NONFINITE_SCAN(nn_v2u64, uint64_t, 0x7ff0000000000000u, 2, NULL);
+}
+
+int nn_copy_has_nonfinite(enum nn_dtype dt, void *dst, const void *data, size_t n)
+{
+    if (dt == NN_F32)
+        NONFINITE_SCAN(nn_v4u32, uint32_t, 0x7f800000u, 4, dst);
+    NONFINITE_SCAN(nn_v2u64, uint64_t, 0x7ff0000000000000u, 2, dst);
 }

@@ -40,10 +40,27 @@ __attribute__((format(printf, 3, 4))) static enum nn_status cerr(struct nn_err *
     if (err) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        int n = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
         va_end(ap);
+        if (n >= (int)sizeof err->msg) { /* truncated: do not end inside a UTF-8 sequence */
+            size_t L = sizeof err->msg - 1, j = L - 1;
+            const unsigned char *m = (const unsigned char *)err->msg;
+            while (j > 0 && (m[j] & 0xc0) == 0x80) j--;
+            size_t need = m[j] >= 0xf0 ? 4 : m[j] >= 0xe0 ? 3 : m[j] >= 0xc0 ? 2 : 1;
+            if (j + need > L) err->msg[j] = '\0';
+        }
     }
     return st;
+}
+
+/* Longest prefix of s[0..n) of at most max bytes that does not split a UTF-8
+ * sequence (messages end up in JSON replies). */
+static int utf8_cut(const char *s, size_t n, size_t max)
+{
+    if (n <= max) return (int)n;
+    size_t k = max;
+    while (k > 0 && ((unsigned char)s[k] & 0xc0) == 0x80) k--;
+    return (int)k;
 }
 
 static void shape_fmt(char *buf, size_t cap, const size_t *shape, int ndim)
@@ -81,7 +98,7 @@ static pthread_once_t g_nonce_once = PTHREAD_ONCE_INIT;
 static void nonce_init(void)
 {
     uint64_t n = 0;
-    if (getrandom(&n, sizeof n, 0) != (ssize_t)sizeof n) {
+    if (getrandom(&n, sizeof n, GRND_NONBLOCK) != (ssize_t)sizeof n) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         n = ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 17) ^
@@ -197,7 +214,8 @@ static size_t gpath(const struct scan *s, char *buf, size_t cap)
             n = snprintf(buf + o, cap - o, "[%zu]", l->cnt ? l->cnt - 1 : 0);
         else
             n = snprintf(buf + o, cap - o, "%s%.*s", o ? "." : "",
-                         (int)(l->key_len > 48 ? 48 : l->key_len), (const char *)s->b + l->key_off);
+                         utf8_cut((const char *)s->b + l->key_off, l->key_len, 48),
+                         (const char *)s->b + l->key_off);
         if (n < 0) break;
         o += (size_t)n;
         if (o >= cap) o = cap - 1;
@@ -237,7 +255,7 @@ static inline __attribute__((always_inline)) const uc *num_end(const uc *p, cons
     const uc *s0 = p + (*p == '-'), *q;
     p = skip_digits(s0, e);
     if (p == s0) goto fail;
-    if (*s0 == '0' && p - s0 > 1) {
+    if ((*s0 == '0') & (p - s0 > 1)) { /* "01": one branch, rarely taken */
         p = s0 + 1;
         goto fail;
     }
@@ -317,7 +335,9 @@ static const uc *scan_string(struct scan *s, const uc *p)
     for (;;) {
         while (p < e && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') p++;
         if (p >= e) {
-            syn(s, p, "unterminated string");
+            cerr(s->err, NN_EINVAL, "invalid JSON at byte %zu: unterminated string",
+                 (size_t)(p - s->b));
+            s->st_code = NN_EINVAL;
             return NULL;
         }
         uc c = *p;
@@ -425,7 +445,9 @@ static int ragged_error(struct scan *s, const struct ragged *r, size_t start)
     }
     if (r->kindk == K_ARR) shape_fmt(shk, sizeof shk, r->shk, r->ndk);
     if (r->kind0 == K_ARR) shape_fmt(sh0, sizeof sh0, r->sh0, r->nd0);
-    if (path[0]) snprintf(head, sizeof head, "%.160s: ragged array", path);
+    char span_path[160];
+    gpath(s, span_path, sizeof span_path);
+    if (span_path[0]) snprintf(head, sizeof head, "%.160s: ragged array", span_path);
     else snprintf(head, sizeof head, "ragged array at byte %zu", start);
     if (r->kindk == K_ARR && r->kind0 == K_ARR)
         cerr(s->err, NN_EINVAL, "%s: %s[%zu] has shape %s but %s[0] has shape %s", head, path,
@@ -719,7 +741,10 @@ static void cj_path(const struct claim *c, int depth, char *buf, size_t cap)
             for (const cJSON *x = parent->child; x && x != n; x = x->next) k++;
             w = snprintf(buf + o, cap - o, "[%zu]", k);
         } else
-            w = snprintf(buf + o, cap - o, "%s%.48s", o ? "." : "", n->string ? n->string : "");
+        {
+            const char *k = n->string ? n->string : "";
+            w = snprintf(buf + o, cap - o, "%s%.*s", o ? "." : "", utf8_cut(k, strlen(k), 48), k);
+        }
         if (w < 0) break;
         o += (size_t)w;
         if (o >= cap) o = cap - 1;
@@ -1009,7 +1034,7 @@ static enum nn_status tok_i64(const char *p, const char *q, int64_t *v, const ch
     const char *stop;
     if (!srv_f64_parse(p, q, &d, &stop) || isinf(d)) goto range;
     if (d != floor(d)) return cerr(err, NN_EINVAL, "%s: %.*s is not an integer", where, tlen, p);
-    if (fabs(d) > TWO53) {
+    if (fabs(d) >= TWO53) { /* a neighbour might have rounded here: not exact */
         if (fabs(d) >= 9223372036854775808.0) goto range;
         return cerr(err, NN_EINVAL,
                     "%s: %.*s is too large to be exact; write it as plain integer digits", where,
@@ -1152,8 +1177,8 @@ static enum nn_status tensor_read(const struct srv_doc *doc, const cJSON *item, 
             else if (strcmp(k->string, "data") == 0) data_item = k;
             else
                 return cerr(err, NN_EINVAL,
-                            "%s: unknown field \"%.48s\" in tensor (known: shape, data)", where,
-                            k->string);
+                            "%s: unknown field \"%.*s\" in tensor (known: shape, data)", where,
+                            utf8_cut(k->string, strlen(k->string), 48), k->string);
         }
         if (!shape_item) return cerr(err, NN_EINVAL, "%s: missing \"shape\"", where);
         if (!data_item) return cerr(err, NN_EINVAL, "%s: missing \"data\"", where);
@@ -1356,6 +1381,7 @@ struct pctx {
 static char *put_row(char *p, struct pctx *c, size_t n)
 {
     size_t bad = 0, w;
+    if (n == 0) return p;
     const void *data = c->en->t.data;
     if (c->en->dt == NN_F32) w = srv_f32_row_to_str(p, (const float *)data + c->off, n, &bad);
     else w = srv_f64_row_to_str(p, (const double *)data + c->off, n, &bad);
@@ -1431,7 +1457,9 @@ static int find_path(const cJSON *cur, const cJSON *node, char *buf, size_t cap,
     size_t i = 0;
     for (const cJSON *k = cur->child; k; k = k->next, i++) {
         int w = cJSON_IsArray(cur) ? snprintf(buf + o, cap - o, "[%zu]", i)
-                                   : snprintf(buf + o, cap - o, "%s%.48s", o ? "." : "",
+                                   : snprintf(buf + o, cap - o, "%s%.*s", o ? "." : "",
+                                              utf8_cut(k->string ? k->string : "",
+                                                       k->string ? strlen(k->string) : 0, 48),
                                               k->string ? k->string : "");
         size_t no = o + (w > 0 ? (size_t)w : 0);
         if (no >= cap) no = cap - 1;

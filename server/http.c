@@ -346,24 +346,43 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     struct srv_req *req = *con_cls;
     if (!req)
         return first_call(s, conn, url, method, con_cls);
+    struct srv_reply rep = {0};
+    int cut = 0; /* an upload over the cap still going on after the linger time */
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
         if (req->refused)
             return MHD_YES;
-        if (!body_append(s, req, upload, n)) {
-            struct srv_reply rep = {0};
-            srv_reply_error(&rep, 413, "request body exceeds max_body_bytes (%zu)",
-                            s->cfg.max_body_bytes);
-            return refuse(req, &rep);
+        if (req->discard_since) {
+            /* Over the cap: read and drop the rest, so the client is still listening when
+             * the 413 comes (closing on unread data resets the connection before the
+             * client reads the reply). An upload that goes on past the linger time gets
+             * its 413 now, as nginx's lingering_time does. */
+            req->len += n;
+            if (srv_now_ns() - req->discard_since < SRV_LINGER_NS)
+                return MHD_YES;
+            cut = 1;
+        } else if (body_append(s, req, upload, n)) {
+            return MHD_YES;
+        } else {
+            atomic_fetch_sub(&s->buffered, req->cap);
+            free(req->body);
+            req->body = NULL;
+            req->cap = 0;
+            req->len += n;
+            req->discard_since = srv_now_ns();
+            return MHD_YES;
         }
-        return MHD_YES;
     }
     if (req->refused)
         return MHD_YES;
+    if (req->discard_since) {
+        srv_reply_error(&rep, 413, "request body of %zu bytes%s exceeds max_body_bytes (%zu)",
+                        req->len, cut ? " or more" : "", s->cfg.max_body_bytes);
+        return refuse(req, &rep);
+    }
     if (req->body)
         req->body[req->len] = 0;
-    struct srv_reply rep = {0};
     routes[req->route].handler(req, &rep);
     return queue_reply(req, &rep);
 }

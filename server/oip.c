@@ -3,6 +3,7 @@
  * gradients and diagnostics as relud's own extension (request parameters "gradients",
  * "loss", "reduction", "clip_grad_norm", "stats"). */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -325,6 +326,16 @@ static enum nn_status read_input(const struct srv_doc *doc, const cJSON *in, int
         if (!iv)
             return nn_err_set(err, NN_ENOMEM, "%s: out of memory", where);
         st = srv_doc_numarray_read(doc, data, SRV_I64, iv, t->numel, w2, err);
+        if (!st && oip_dtypes[odt].kind > 0) {
+            /* each value must fit the declared datatype: INT8 300 or UINT8 -1 is an error */
+            int bits = 8 * oip_dtypes[odt].bytes, sgn = oip_dtypes[odt].kind == 1;
+            int64_t lo = !sgn ? 0 : bits == 64 ? INT64_MIN : -((int64_t)1 << (bits - 1));
+            int64_t hi = bits == 64 ? INT64_MAX : ((int64_t)1 << (bits - sgn)) - 1;
+            for (size_t i = 0; !st && i < t->numel; i++)
+                if (iv[i] < lo || iv[i] > hi)
+                    st = nn_err_set(err, NN_EINVAL, "%s[%zu]: %lld is out of range for %s", w2, i,
+                                    (long long)iv[i], oip_dtypes[odt].name);
+        }
         if (!cls) {
             for (size_t i = 0; !st && i < t->numel; i++) {
                 if (dt == NN_F32)
@@ -617,7 +628,9 @@ void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
             if (!sel[found])
                 order[nsel++] = found;
             sel[found] = 1;
-            bin[found] = all_binary || param_bool(op, "binary_data");
+            /* a per-output "binary_data" overrides binary_data_output (as in Triton) */
+            const cJSON *bd = op ? cJSON_GetObjectItemCaseSensitive(op, "binary_data") : NULL;
+            bin[found] = (unsigned char)(bd ? cJSON_IsTrue(bd) : all_binary);
         }
     } else if (routs && !cJSON_IsArray(routs)) {
         st = nn_err_set(&err, NN_EINVAL, "outputs: expected an array");

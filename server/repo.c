@@ -3,6 +3,7 @@
  * "Authorization: Bearer <admin_token>"; with no token configured it answers 403. */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "server/models.h"
 #include "server/srv.h"
@@ -27,7 +28,8 @@ static int authorized(struct srv_req *req, struct srv_reply *rep)
         return 0;
     }
     const char *h = srv_req_header(req, "Authorization");
-    if (!h || strncmp(h, "Bearer ", 7) != 0 || !token_eq(h + 7, tok)) {
+    /* the auth scheme is case-insensitive (RFC 7235 2.1); the token is not */
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !token_eq(h + 7, tok)) {
         srv_reply_error(rep, 401, "%s", h ? "Authorization: wrong bearer token"
                                           : "Authorization: \"Bearer <admin_token>\" required");
         srv_reply_header(rep, "WWW-Authenticate", "Bearer realm=\"relud\"");

@@ -97,6 +97,7 @@ struct srv {
 
 /* ---- one request ----------------------------------------------------------- */
 #define SRV_MAX_CAPTURE 128
+#define SRV_LINGER_NS (5ULL * 1000000000ULL) /* how long an upload over the cap is drained */
 struct srv_req {
     struct srv *srv;
     struct MHD_Connection *conn;
@@ -110,6 +111,7 @@ struct srv_req {
     char *body;                  /* request body, NUL-terminated, capped */
     size_t len, cap;
     int refused;                 /* response already queued early (413/405/503) */
+    uint64_t discard_since;      /* body over the cap: dropping the rest since then (ns) */
     unsigned status;             /* reply status, for the access log and metrics */
     size_t bytes_out;
     char model[SRV_MAX_CAPTURE]; /* model used, for per-model metrics ("" none) */

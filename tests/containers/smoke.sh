@@ -242,13 +242,14 @@ check "image runs as non-root uid 10001" \
 check "image declares EXPOSE 8080, STOPSIGNAL SIGTERM and a HEALTHCHECK on /v2/health/ready" \
   bash -c 'j=$(podman image inspect "$1" --format "{{json .Config.ExposedPorts}} {{.Config.StopSignal}} {{json .Config.Healthcheck}}"); echo "    $j"; case $j in *8080/tcp*SIGTERM*/v2/health/ready*) ;; *) exit 1;; esac' _ "$IMG"
 
-step "podman run the image, published on 127.0.0.1"
+step "podman run the image (read-only root filesystem), published on 127.0.0.1"
 PORT=$(free_port)
 # Own network: its subnet is picked free (the default network's fixed 10.88.0.0/16 can clash
 # with a bridge another container tool left behind).
 podman network create "$P-net" >/dev/null
+# --read-only: as in the Kubernetes Deployment (readOnlyRootFilesystem).
 podman run -d --name "$P-single" --pull=never --network "$P-net" -p "127.0.0.1:$PORT:8080" \
-  -e RELUD_DRAIN_TIMEOUT=10 "$IMG" >/dev/null
+  --read-only -e RELUD_DRAIN_TIMEOUT=10 "$IMG" >/dev/null
 if curl -fsS -o /dev/null --retry 30 --retry-delay 1 --retry-connrefused -m 5 "http://127.0.0.1:$PORT/v2/health/live"; then
   ok "container answers on 127.0.0.1:$PORT"
 else

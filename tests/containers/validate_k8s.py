@@ -215,6 +215,35 @@ check(f"terminationGracePeriodSeconds {grace} > preStop sleep {pre_s:g} s + drai
 res = cont.get("resources", {})
 check("resources: cpu and memory requests, memory limit",
       all(k in res.get("requests", {}) for k in ("cpu", "memory")) and "memory" in res.get("limits", {}))
+UNITS = {"": 1, "K": 1024, "KB": 1024, "KIB": 1024, "M": 1 << 20, "MB": 1 << 20, "MIB": 1 << 20,
+         "G": 1 << 30, "GB": 1 << 30, "GIB": 1 << 30, "T": 1 << 40, "TB": 1 << 40, "TIB": 1 << 40}
+
+
+def relud_bytes(v, default):  # relud's sizes: integer + optional unit in powers of 1024
+    m = re.fullmatch(r"\s*(\d+)\s*([A-Za-z]*)\s*", str(v if v is not None else default))
+    return int(m.group(1)) * UNITS[m.group(2).upper()] if m and m.group(2).upper() in UNITS else None
+
+
+def k8s_bytes(q):  # Kubernetes memory quantity
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?", str(q or ""))
+    if not m:
+        return None
+    mult = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40, "k": 10**3, "M": 10**6,
+            "G": 10**9, "T": 10**12, None: 1}[m.group(2)]
+    return float(m.group(1)) * mult
+
+
+threads = int(env.get("RELUD_THREADS", "0") or 0)
+ws = relud_bytes(env.get("RELUD_MAX_WORKSPACE_BYTES"), "1GiB")
+buf = relud_bytes(env.get("RELUD_MAX_BUFFERED_BYTES"), "1GiB")
+lim = k8s_bytes(res.get("limits", {}).get("memory"))
+models_size = sum(os.path.getsize(os.path.join(ROOT, "config", "models", f))
+                  for f in os.listdir(os.path.join(ROOT, "config", "models")))
+worst = (threads * ws + buf + models_size) if threads and ws and buf else None
+check("memory limit above threads x max_workspace_bytes + max_buffered_bytes + models "
+      f"({worst / 2**20 if worst else float('nan'):.0f} MiB vs limit {lim / 2**20 if lim else float('nan'):.0f} MiB)",
+      worst is not None and lim is not None and worst < lim,
+      "set RELUD_THREADS explicitly (0 = host cores, not the pod's CPU limit) and the caps")
 check("selector.matchLabels match the pod template labels",
       all(tmpl_labels.get(k) == v for k, v in get(dep, "spec", "selector", "matchLabels", default={}).items())
       and bool(get(dep, "spec", "selector", "matchLabels")))

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <curl/curl.h>
@@ -31,7 +32,12 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    return t_daemon_stop(&d, 0, 30) == 0 ? 0 : -1;
+    if (t_daemon_stop(&d, 0, 30) != 0) {
+        fprintf(stderr, "relud did not exit cleanly; log: %s\n", d.log_path);
+        return -1;
+    }
+    unlink(d.log_path);
+    return 0;
 }
 
 /* ---- helpers ------------------------------------------------------------------ */
@@ -516,6 +522,17 @@ static void infer_datatypes_coerced(void **state)
         }
         free(v);
     }
+    /* the extremes of a datatype are accepted */
+    double *e8 = simple_nn_one("INT8", "[-128, 127, 0, 0, 0, 0, 0, 0, 0, 0]");
+    double *f8 = simple_nn_one("FP32", "[-128, 127, 0, 0, 0, 0, 0, 0, 0, 0]");
+    double *e16 = simple_nn_one("UINT16", "[65535, 0, 0, 0, 0, 0, 0, 0, 0, 0]");
+    double *f16 = simple_nn_one("FP32", "[65535, 0, 0, 0, 0, 0, 0, 0, 0, 0]");
+    for (int i = 0; i < 5; i++)
+        assert_true(e8[i] == f8[i] && e16[i] == f16[i]);
+    free(e8);
+    free(f8);
+    free(e16);
+    free(f16);
     double *u = simple_nn_one("UINT32", "[1, 2, 3, 0, 5, 6, 7, 8, 9, 10]");
     double *uf = simple_nn_one("FP32", "[1, 2, 3, 0, 5, 6, 7, 8, 9, 10]");
     for (int i = 0; i < 5; i++)
@@ -561,6 +578,23 @@ static void infer_refused_datatypes(void **state)
                 "{\"inputs\": [{\"name\": \"input\", \"shape\": [1, 10], \"datatype\": \"INT32\", "
                 "\"data\": [1.5, 2, 3, 4, 5, 6, 7, 8, 9, 10]}]}",
                 400, "input");
+    /* integer values outside their declared datatype */
+    infer_error("simple_nn",
+                "{\"inputs\": [{\"name\": \"input\", \"shape\": [1, 10], \"datatype\": \"INT8\", "
+                "\"data\": [300, 2, 3, 4, 5, 6, 7, 8, 9, 10]}]}",
+                400, "INT8");
+    infer_error("simple_nn",
+                "{\"inputs\": [{\"name\": \"input\", \"shape\": [1, 10], \"datatype\": \"UINT8\", "
+                "\"data\": [1, 2, 3, 4, 5, 6, 7, 8, 9, -1]}]}",
+                400, "UINT8");
+    infer_error("simple_nn",
+                "{\"inputs\": [{\"name\": \"input\", \"shape\": [1, 10], \"datatype\": \"UINT64\", "
+                "\"data\": [1, 2, 3, 4, 5, 6, 7, 8, 9, -1]}]}",
+                400, "UINT64");
+    infer_error("simple_nn",
+                "{\"inputs\": [{\"name\": \"input\", \"shape\": [1, 10], \"datatype\": \"INT16\", "
+                "\"data\": [1, 2, 3, 4, 5, 6, 7, 8, 9, -32769]}]}",
+                400, "INT16");
     /* float32 overflow from FP64 data */
     infer_error("simple_nn",
                 "{\"inputs\": [{\"name\": \"input\", \"shape\": [1, 10], \"datatype\": \"FP64\", "
@@ -677,8 +711,10 @@ static void infer_id_and_outputs(void **state)
              in);
     r = infer("simple_nn", body, 200);
     assert_int_equal(count_outputs(r.json), 2);
-    assert_non_null(find_output(r.json, "grad:0.bias"));
-    assert_non_null(find_output(r.json, "output"));
+    /* in the order the request names them */
+    const cJSON *outs = item(r.json, "outputs");
+    assert_string_equal(item(cJSON_GetArrayItem(outs, 0), "name")->valuestring, "grad:0.bias");
+    assert_string_equal(item(cJSON_GetArrayItem(outs, 1), "name")->valuestring, "output");
     assert_null(find_output(r.json, "grad:input"));
     assert_null(find_output(r.json, "grad:0.weight"));
     t_resp_free(&r);
@@ -884,6 +920,29 @@ static void binary_outputs(void **state)
                     want[i]);
         assert_true(f == (float)want[i]);
     }
+    cJSON_Delete(h);
+    t_resp_free(&r);
+
+    /* a per-output "binary_data": false overrides binary_data_output (Triton's
+     * extension_binary_data.md): output in JSON, grad:0.bias binary */
+    const char *h2 = "{\"parameters\":{\"binary_data_output\":true,\"gradients\":true},"
+                     "\"inputs\":[{\"name\":\"input\",\"shape\":[2,10],\"datatype\":\"FP32\","
+                     "\"parameters\":{\"binary_data_size\":80}}],\"outputs\":[{\"name\":"
+                     "\"output\",\"parameters\":{\"binary_data\":false}},{\"name\":"
+                     "\"grad:0.bias\"}]}";
+    r = post_binary("simple_nn", h2, raw, sizeof raw, NULL, 200);
+    h = split_binary_reply(&r, &bin, &binlen);
+    o = output(h, "output");
+    const cJSON *jd = cJSON_GetObjectItemCaseSensitive(o, "data");
+    if (!jd)
+        fprintf(stderr, "binary_data: false did not override binary_data_output: %.*s\n",
+                (int)(r.len - binlen), r.body);
+    assert_non_null(jd);
+    assert_int_equal(cJSON_GetArraySize(jd), 10);
+    for (int i = 0; i < 10; i++)
+        assert_true(cJSON_GetArrayItem(jd, i)->valuedouble == want[i]);
+    assert_int_equal(binary_size(output(h, "grad:0.bias")), 20);
+    assert_int_equal(binlen, 20);
     cJSON_Delete(h);
     t_resp_free(&r);
 

@@ -280,6 +280,14 @@ static void body_too_large(void **state)
     assert_int_equal(r.status, 413);
     assert_non_null(strstr(r.body, "max_body_bytes"));
     t_resp_free(&r);
+    /* without a Content-Length (chunked) the cap is found while reading: still a 413 */
+    char url[128];
+    snprintf(url, sizeof url, "%s/v1/forward", d.url);
+    const char *chunked[] = {"Transfer-Encoding: chunked", NULL};
+    assert_int_equal(t_http("POST", url, big, n, chunked, &r), 0);
+    assert_int_equal(r.status, 413);
+    assert_non_null(strstr(r.body, "max_body_bytes"));
+    t_resp_free(&r);
     free(big);
     /* the daemon still serves */
     expect_body("{\"input\": [-1], \"layers\": [{\"type\": \"relu\"}]}", 200, "{\"output\":[0]}");
