@@ -326,7 +326,7 @@ n=$(podman ps --filter "label=com.docker.compose.project=$P" --filter "label=com
 check "compose runs 2 relud replicas (found $n)" test "$n" -ge 2
 
 api_checks "http://127.0.0.1:$LB_PORT" "via nginx"
-inst=$(for i in $(seq 20); do
+inst=$(for _ in $(seq 20); do
   curl -sS -m 5 -D - -o /dev/null -H 'Content-Type: application/json' \
     -d '{"input": [1, -1], "layers": [{"type": "relu"}]}' "http://127.0.0.1:$LB_PORT/v1/forward" \
     | tr -d '\r' | awk -F': ' 'tolower($1)=="x-relud-instance" {print $2}'

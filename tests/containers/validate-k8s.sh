@@ -11,7 +11,7 @@
 # Ends with "N passed, N failed"; non-zero exit on failure.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$ROOT"
+cd "$ROOT" || exit 2
 PY=/usr/bin/python3
 PASS=0 FAIL=0 SKIP=0
 ok()   { PASS=$((PASS + 1)); echo "ok   - $*"; }
@@ -78,7 +78,7 @@ EOF
     port=$(sed -n 's|.*listening on http://[^ ]*:\([0-9][0-9]*\).*|\1|p' "$W/log" | head -1)
     [ -n "$port" ] && break; sleep 0.1
   done
-  nmodels=$(ls "$W/models/$ts" | grep -c '\.json$')
+  nmodels=$(find "$W/models/$ts" -name '*.json' | wc -l)
   if [ -n "$port" ] && curl -fsS -o /dev/null --retry 20 --retry-delay 0 --retry-max-time 5 --retry-connrefused \
        "http://127.0.0.1:$port/v2/health/ready" && grep -q "models: $nmodels ready, 0 unavailable" "$W/log"; then
     ok "relud loads all $nmodels models from the ConfigMap laid out as the kubelet mounts it (strict_models)"

@@ -19,6 +19,13 @@ import os
 import re
 import sys
 
+try:
+    import kubernetes  # noqa: F401  (Debian's python3-kubernetes: the schema checks)
+except ImportError:
+    # Another python3 first on PATH (pyenv, venv): use Debian's, where the package lives.
+    if os.path.exists("/usr/bin/python3") and os.path.realpath(sys.executable) != os.path.realpath("/usr/bin/python3"):
+        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
+
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
