@@ -3,7 +3,7 @@
 MODE ?= release
 ifeq ($(MODE),release)
   B := build
-  OPT := -O2 -g
+  OPT := -O3 -g
 else ifeq ($(MODE),debug)
   B := build/debug
   OPT := -O0 -g3
@@ -22,8 +22,12 @@ DEB_BUILD := gcc g++ make pkg-config libmicrohttpd-dev libcjson-dev libopenblas-
 DEB_TEST  := libcmocka-dev libcurl4-openssl-dev curl nginx-light python3
 DEB_BENCH := wrk
 
+# -O3 and -fno-trapping-math let GCC vectorize the elementwise loops (relu and its
+# backward went from ~4.4 ns to ~0.1 ns per element): no FP traps are ever enabled, so
+# this changes no result. Never -ffast-math/-Ofast (they break GELU and isfinite).
+NUMFLAGS := -fno-trapping-math
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
-CFLAGS_ALL   := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(OPT) $(WARN) -pthread \
+CFLAGS_ALL   := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(OPT) $(NUMFLAGS) $(WARN) -pthread \
                 -I. $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
 CXXFLAGS_ALL := -std=c++17 $(OPT) -Wall -Wextra -Werror -fno-exceptions -fno-rtti -I. $(CXXFLAGS)
 LDLIBS_ALL   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lstdc++ -lm -pthread $(LDLIBS)

@@ -4,7 +4,7 @@
 all:
 
 # ---- core: Linear vs bare BLAS, the MLP vs PyTorch, SimpleNN per call ----------------
-CORE_BENCH_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O2 -g -Wall -Wextra \
+CORE_BENCH_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O3 -g -Wall -Wextra \
                      -Werror -I. $(shell pkg-config --cflags openblas)
 CORE_BENCH_LIBS   := build/libnncore.a $(shell pkg-config --libs openblas) -lm -pthread
 .PHONY: bench-core
@@ -28,7 +28,7 @@ bench-http: build/bench/minimal_server build/relud
 	bench/http.sh
 
 # ---- codec: JSON decode/encode of float32 tensors vs cJSON, converter ceilings -------
-CODEC_BENCH_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O2 -g -Wall -Wextra \
+CODEC_BENCH_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O3 -g -Wall -Wextra \
                       -Werror -I. $(shell pkg-config --cflags libcjson)
 CODEC_BENCH_LIBS   := build/libsrv.a $(shell pkg-config --libs libcjson) -lstdc++ -lm -pthread
 .PHONY: bench-codec

@@ -167,13 +167,13 @@ enum nn_status nn_hardtanh_check(const struct nn_layer *l, int idx, const struct
     {                                                                                         \
         size_t n = in->numel;                                                                 \
         if (in->dtype == NN_F32) {                                                            \
-            const float *x = in->data; /* (n) */                                              \
-            float *y = out->data;      /* (n) */                                              \
+            const float *restrict x = in->data; /* (n) */                                     \
+            float *restrict y = out->data;      /* (n) */                                     \
             for (size_t i = 0; i < n; i++)                                                    \
                 y[i] = (float)nn_##name##_fwd(x[i], l);                                       \
         } else {                                                                              \
-            const double *x = in->data;                                                       \
-            double *y = out->data;                                                            \
+            const double *restrict x = in->data;                                              \
+            double *restrict y = out->data;                                                   \
             for (size_t i = 0; i < n; i++)                                                    \
                 y[i] = nn_##name##_fwd(x[i], l);                                              \
         }                                                                                     \
@@ -184,15 +184,17 @@ enum nn_status nn_hardtanh_check(const struct nn_layer *l, int idx, const struct
     {                                                                                         \
         size_t n = in->numel;                                                                 \
         if (in->dtype == NN_F32) {                                                            \
-            const float *x = in->data, *y = out->data, *g = dout; /* (n) */                   \
-            float *dx = dinp;                                     /* (n) */                   \
+            const float *restrict x = in->data, *restrict y = out->data; /* (n) */            \
+            const float *restrict g = dout;                              /* (n) */            \
+            float *restrict dx = dinp;                                   /* (n) */            \
             for (size_t i = 0; i < n; i++)                                                    \
-                dx[i] += (float)((double)g[i] * nn_##name##_bwd(x[i], y[i], l));              \
+                dx[i] = (float)((double)g[i] * nn_##name##_bwd(x[i], y[i], l));               \
         } else {                                                                              \
-            const double *x = in->data, *y = out->data, *g = dout;                            \
-            double *dx = dinp;                                                                \
+            const double *restrict x = in->data, *restrict y = out->data;                     \
+            const double *restrict g = dout;                                                  \
+            double *restrict dx = dinp;                                                       \
             for (size_t i = 0; i < n; i++)                                                    \
-                dx[i] += g[i] * nn_##name##_bwd(x[i], y[i], l);                               \
+                dx[i] = g[i] * nn_##name##_bwd(x[i], y[i], l);                                \
         }                                                                                     \
     }
 #define NN_ELEM_LOOPS_TENSOR(name)

@@ -88,7 +88,7 @@ void nn_linear_fwd_ref(enum nn_dtype dt, void *out, const void *inp, const void 
         LINEAR_REF(double);
 }
 
-/* dbias (OUT) += colsum(dout (B, OUT)), summed in double, 64 columns at a time */
+/* dbias (OUT) = colsum(dout (B, OUT)), summed in double, 64 columns at a time */
 #define COLSUM(T)                                                 \
     do {                                                          \
         const T *gs = dout;                                       \
@@ -100,7 +100,7 @@ void nn_linear_fwd_ref(enum nn_dtype dt, void *out, const void *inp, const void 
                 for (size_t k = 0; k < nb; k++)                   \
                     acc[k] += (double)gs[b * OUT + o0 + k];       \
             for (size_t k = 0; k < nb; k++)                       \
-                db[o0 + k] += (T)acc[k];                          \
+                db[o0 + k] = (T)acc[k];                           \
         }                                                         \
     } while (0)
 
@@ -117,20 +117,21 @@ void nn_linear_bwd(enum nn_dtype dt, void *dinp, void *dweight, void *dbias, con
             if (small) {
                 for (size_t b = 0; b < B; b++)
                     cblas_sgemv(CblasRowMajor, CblasTrans, o, in, 1.0f, w, in, g + b * OUT, 1,
-                                1.0f, dx + b * IN, 1);
+                                0.0f, dx + b * IN, 1);
             } else {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b_, in, o, 1.0f, g, o, w,
-                            in, 1.0f, dx, in);
+                            in, 0.0f, dx, in);
             }
         }
         if (dweight) {
             if (small) {
+                memset(dweight, 0, OUT * IN * sizeof(float)); /* ger accumulates */
                 for (size_t b = 0; b < B; b++)
                     cblas_sger(CblasRowMajor, o, in, 1.0f, g + b * OUT, 1, x + b * IN, 1,
                                dweight, in);
             } else {
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o, in, b_, 1.0f, g, o, x, in,
-                            1.0f, dweight, in);
+                            0.0f, dweight, in);
             }
         }
         if (dbias)
@@ -141,21 +142,22 @@ void nn_linear_bwd(enum nn_dtype dt, void *dinp, void *dweight, void *dbias, con
             double *dx = dinp;
             if (small) {
                 for (size_t b = 0; b < B; b++)
-                    cblas_dgemv(CblasRowMajor, CblasTrans, o, in, 1.0, w, in, g + b * OUT, 1, 1.0,
+                    cblas_dgemv(CblasRowMajor, CblasTrans, o, in, 1.0, w, in, g + b * OUT, 1, 0.0,
                                 dx + b * IN, 1);
             } else {
                 cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b_, in, o, 1.0, g, o, w,
-                            in, 1.0, dx, in);
+                            in, 0.0, dx, in);
             }
         }
         if (dweight) {
             if (small) {
+                memset(dweight, 0, OUT * IN * sizeof(double)); /* ger accumulates */
                 for (size_t b = 0; b < B; b++)
                     cblas_dger(CblasRowMajor, o, in, 1.0, g + b * OUT, 1, x + b * IN, 1, dweight,
                                in);
             } else {
                 cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o, in, b_, 1.0, g, o, x, in,
-                            1.0, dweight, in);
+                            0.0, dweight, in);
             }
         }
         if (dbias)

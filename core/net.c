@@ -277,17 +277,24 @@ void nn_ws_free(struct nn_ws *ws)
     memset(ws, 0, sizeof *ws);
 }
 
+/* Runs every layer. Only the output is scanned for inf/nan (a pass over each hidden
+ * activation costs as much as the elementwise layers themselves); when it has one, the
+ * layers are searched for the first output that has one, to name it. A hidden inf that
+ * a later layer maps to a finite value (sigmoid(inf) = 1) is what torch returns too. */
 static enum nn_status run_layers(const struct nn_net *net, struct nn_ws *ws, struct nn_err *err)
 {
-    for (int i = 0; i < net->nlayers; i++) {
+    int n = net->nlayers;
+    for (int i = 0; i < n; i++) {
         const struct nn_layer *l = &net->layers[i];
         nn_kind_ops[l->kind].fwd(l, &ws->act[i + 1], &ws->act[i]);
-        if (nn_has_nonfinite(net->dtype, ws->act[i + 1].data, ws->act[i + 1].numel))
-            return nn_err_set(err, NN_ENONFINITE,
-                              "layers[%d] (%s): output has a non-finite value (inf or nan)", i,
-                              nn_kinds[l->kind].name);
     }
-    return NN_OK;
+    if (n == 0 || !nn_has_nonfinite(net->dtype, ws->act[n].data, ws->act[n].numel))
+        return NN_OK;
+    int i = 0;
+    while (i < n - 1 && !nn_has_nonfinite(net->dtype, ws->act[i + 1].data, ws->act[i + 1].numel))
+        i++;
+    return nn_err_set(err, NN_ENONFINITE, "layers[%d] (%s): output has a non-finite value (inf or nan)",
+                      i, nn_kinds[net->layers[i].kind].name);
 }
 
 enum nn_status nn_net_forward(const struct nn_net *net, struct nn_ws *ws, const void *input,
@@ -320,12 +327,6 @@ enum nn_status nn_net_backward(const struct nn_net *net, struct nn_ws *ws, const
     int n = net->nlayers;
     if (nn_has_nonfinite(net->dtype, dout, ws->act[n].numel))
         return nn_err_set(err, NN_ENONFINITE, "grad_output: has a non-finite value (inf or nan)");
-    for (int i = 0; i < n; i++) {
-        if (ws->dweight[i].data)
-            memset(ws->dweight[i].data, 0, ws->dweight[i].numel * es);
-        if (ws->dbias[i].data)
-            memset(ws->dbias[i].data, 0, ws->dbias[i].numel * es);
-    }
     if (n == 0) {
         memcpy(ws->dinput.data, dout, ws->dinput.numel * es);
         return NN_OK;
@@ -335,13 +336,9 @@ enum nn_status nn_net_backward(const struct nn_net *net, struct nn_ws *ws, const
     for (int i = n - 1; i >= 0; i--) {
         const struct nn_layer *l = &net->layers[i];
         void *dst = i == 0 ? ws->dinput.data : ws->scratch[k];
-        memset(dst, 0, ws->act[i].numel * es);
+        /* every kernel writes (not adds to) dst and its parameter gradients */
         nn_kind_ops[l->kind].bwd(l, dst, ws->dweight[i].data, ws->dbias[i].data, g, &ws->act[i],
                                  &ws->act[i + 1]);
-        if (nn_has_nonfinite(net->dtype, dst, ws->act[i].numel))
-            return nn_err_set(err, NN_ENONFINITE,
-                              "layers[%d] (%s): gradient has a non-finite value (inf or nan)", i,
-                              nn_kinds[l->kind].name);
         g = dst;
         k ^= 1;
     }

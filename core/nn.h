@@ -200,7 +200,8 @@ enum nn_status nn_ws_init(struct nn_ws *ws, const struct nn_plan *plan, struct n
 void nn_ws_free(struct nn_ws *ws);
 
 /* Copies input (plan->shapes[0], net dtype) into act[0] and runs every layer.
- * NN_ENONFINITE names the layer whose output first holds inf/nan. */
+ * NN_ENONFINITE when the output holds inf/nan, naming the first layer whose output does
+ * (only the output is scanned unless it has one). */
 enum nn_status nn_net_forward(const struct nn_net *net, struct nn_ws *ws, const void *input,
                               struct nn_err *err);
 
@@ -208,7 +209,9 @@ enum nn_status nn_net_forward(const struct nn_net *net, struct nn_ws *ws, const 
  * decoder writing into the workspace): no copy. Checks the input is finite. */
 enum nn_status nn_net_run(const struct nn_net *net, struct nn_ws *ws, struct nn_err *err);
 
-/* dout has the output's shape and dtype. Zeroes and fills ws->dinput, dweight, dbias. */
+/* dout has the output's shape and dtype. Writes ws->dinput, dweight, dbias (no zeroing
+ * needed). Gradients are not scanned for inf/nan here: a caller that returns them checks
+ * (the server does, naming the tensor). */
 enum nn_status nn_net_backward(const struct nn_net *net, struct nn_ws *ws, const void *dout,
                                struct nn_err *err);
 
@@ -286,8 +289,10 @@ void nn_linear_fwd(enum nn_dtype dt, void *out, const void *inp, const void *wei
 /* Naive triple loop in double accumulation: the reference for tests. */
 void nn_linear_fwd_ref(enum nn_dtype dt, void *out, const void *inp, const void *weight,
                        const void *bias, size_t B, size_t IN, size_t OUT);
-/* dinp (B, IN) += dout . weight; dweight (OUT, IN) += dout^T . inp; dbias (OUT) += colsum(dout).
- * Any of dinp/dweight/dbias may be NULL. */
+/* dinp (B, IN) = dout . weight; dweight (OUT, IN) = dout^T . inp; dbias (OUT) = colsum(dout).
+ * Any of dinp/dweight/dbias may be NULL. Like every backward kernel it writes its outputs
+ * (BLAS beta = 0) rather than adding to them: in a Sequential each gradient has exactly one
+ * writer, and zeroing first cost a full extra pass over every weight gradient. */
 void nn_linear_bwd(enum nn_dtype dt, void *dinp, void *dweight, void *dbias, const void *dout,
                    const void *inp, const void *weight, size_t B, size_t IN, size_t OUT);
 

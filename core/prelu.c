@@ -54,7 +54,7 @@ static void split3(const struct nn_layer *l, const struct nn_tensor *in, size_t 
             }                                                                      \
     } while (0)
 
-/* dx = g for x > 0 else a*g;  da[c] += sum of x*g over x <= 0 in channel c */
+/* dx = g for x > 0 else a*g;  da[c] = sum of x*g over x <= 0 in channel c (both written) */
 #define PRELU_BWD(T)                                                               \
     do {                                                                           \
         const T *x = in->data, *a = l->weight.data, *g = dout;                     \
@@ -66,15 +66,15 @@ static void split3(const struct nn_layer *l, const struct nn_tensor *in, size_t 
                 for (size_t j = 0; j < inner; j++) {                               \
                     double v = x[base + j], gv = g[base + j];                      \
                     if (v > 0) {                                                   \
-                        dx[base + j] += (T)gv;                                     \
+                        dx[base + j] = (T)gv;                                      \
                     } else {                                                       \
-                        dx[base + j] += (T)(s * gv);                               \
+                        dx[base + j] = (T)(s * gv);                                \
                         acc += v * gv;                                             \
                     }                                                              \
                 }                                                                  \
             }                                                                      \
             if (da)                                                                \
-                da[ch] += (T)acc;                                                  \
+                da[ch] = (T)acc;                                                   \
         }                                                                          \
     } while (0)
 

@@ -80,7 +80,7 @@ enum nn_status nn_log_softmax_check(const struct nn_layer *l, int idx,
                     size_t i = base + k * inner;                                     \
                     double v = LOG ? (double)g[i] - exp((double)y[i]) * s            \
                                    : (double)y[i] * ((double)g[i] - s);              \
-                    dx[i] += (T)v;                                                   \
+                    dx[i] = (T)v;                                                    \
                 }                                                                    \
             }                                                                        \
     } while (0)

@@ -271,8 +271,8 @@ static void simple_nn_ref(const double *x, int rows, double *pre, double *out)
         }
 }
 
-static const double X2[20] = {1,    -2,  3,   0.5,  -0.25, 2,   1,    -1,  0.75, 4,
-                              -1.5, 0.5, 2.5, -3,   1,     0.1, -0.2, 0.3, 3,    -0.5};
+static const double X2[20] = {1,    -2,  3,   0.5, -0.25, 2,   1,    -1,  0.75, 4,
+                              -1.5, 0.5, 2.5, -3,  1,     0.1, -0.2, 0.3, 3,    -0.5};
 
 /* mnist_mlp_expected.json, parsed once. */
 static cJSON *g_mnist;
@@ -630,8 +630,8 @@ static void infer_shape_errors(void **state)
     infer_error("simple_nn", "{}", 400, "inputs");
     infer_error("simple_nn", "{\"inputs\": [", 400, NULL);
     infer_error("simple_nn",
-                "{\"inputs\": [{\"name\": \"input\", \"datatype\": \"FP32\", \"data\": [1]}]}",
-                400, "shape");
+                "{\"inputs\": [{\"name\": \"input\", \"datatype\": \"FP32\", \"data\": [1]}]}", 400,
+                "shape");
     infer_error("simple_nn",
                 "{\"inputs\": [{\"name\": \"input\", \"shape\": [1, 10], \"data\": [1, 2, 3, 4, "
                 "5, 6, 7, 8, 9, 10]}]}",
@@ -718,8 +718,7 @@ static void infer_id_and_outputs(void **state)
     assert_null(find_output(r.json, "grad:input"));
     assert_null(find_output(r.json, "grad:0.weight"));
     t_resp_free(&r);
-    snprintf(body, sizeof body,
-             "{\"inputs\": [%s], \"outputs\": [{\"name\": \"output\"}]}", in);
+    snprintf(body, sizeof body, "{\"inputs\": [%s], \"outputs\": [{\"name\": \"output\"}]}", in);
     r = infer("simple_nn", body, 200);
     assert_int_equal(count_outputs(r.json), 1);
     t_resp_free(&r);
@@ -774,8 +773,7 @@ static struct t_resp post_binary(const char *model, const char *header, const vo
 }
 
 /* Splits a binary reply: parses its JSON header (returned) and points *bin past it. */
-static cJSON *split_binary_reply(const struct t_resp *r, const unsigned char **bin,
-                                 size_t *binlen)
+static cJSON *split_binary_reply(const struct t_resp *r, const unsigned char **bin, size_t *binlen)
 {
     char hl[32];
     assert_non_null(t_resp_header(r, "Inference-Header-Content-Length", hl, sizeof hl));
@@ -1241,8 +1239,9 @@ static void gradients_mnist_golden(void **state)
     assert_string_equal(item(loss, "type")->valuestring, "cross_entropy");
     const cJSON *tgt = item(item(loss, "target"), "data");
     struct sb b = {0};
-    sb_printf(&b, "{\"parameters\": {\"loss\": \"cross_entropy\", \"reduction\": \"%s\"}, "
-                  "\"inputs\": [",
+    sb_printf(&b,
+              "{\"parameters\": {\"loss\": \"cross_entropy\", \"reduction\": \"%s\"}, "
+              "\"inputs\": [",
               item(loss, "reduction")->valuestring);
     sb_golden_input(&b, g);
     sb_printf(&b, ", {\"name\": \"target\", \"datatype\": \"INT64\", \"shape\": [%d], \"data\": [",
@@ -1343,8 +1342,8 @@ static struct counts model_stats(const char *path, const char *name)
     assert_non_null(m);
     assert_string_equal(item(m, "version")->valuestring, "1");
     const cJSON *is = item(m, "inference_stats");
-    const char *keys[] = {"success", "fail", "queue", "compute_input", "compute_infer",
-                          "compute_output"};
+    const char *keys[] = {"success",       "fail",          "queue",
+                          "compute_input", "compute_infer", "compute_output"};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
         const cJSON *k = item(is, keys[i]);
         assert_true(cJSON_IsNumber(item(k, "count")));
@@ -1373,8 +1372,9 @@ static void statistics(void **state)
         struct t_resp r = infer("simple_nn", ok, 200);
         t_resp_free(&r);
     }
-    infer_error("simple_nn", "{\"inputs\": [{\"name\": \"input\", \"shape\": [1, 10], "
-                             "\"datatype\": \"BOOL\", \"data\": [1]}]}",
+    infer_error("simple_nn",
+                "{\"inputs\": [{\"name\": \"input\", \"shape\": [1, 10], "
+                "\"datatype\": \"BOOL\", \"data\": [1]}]}",
                 400, "BOOL");
     struct counts c1 = model_stats("/v2/models/simple_nn/stats", "simple_nn");
     assert_true(c1.success == c0.success + 2);
@@ -1403,15 +1403,15 @@ static void statistics(void **state)
         fprintf(stderr, "metrics lack: %s", want);
     assert_non_null(strstr(r.body, want));
     snprintf(want, sizeof want,
-             "relud_model_requests_total{model=\"simple_nn\",outcome=\"failure\"} %.0f\n",
-             c1.fail);
+             "relud_model_requests_total{model=\"simple_nn\",outcome=\"failure\"} %.0f\n", c1.fail);
     assert_non_null(strstr(r.body, want));
     snprintf(want, sizeof want, "relud_model_inferences_total{model=\"simple_nn\"} %.0f\n",
              c1.inferences);
     assert_non_null(strstr(r.body, want));
     assert_non_null(strstr(r.body, "relud_model_ready{model=\"simple_nn\"} 1\n"));
     assert_non_null(strstr(r.body, "relud_model_ready{model=\"mnist_mlp\"} 1\n"));
-    assert_non_null(strstr(r.body, "relud_model_request_duration_seconds_count{model=\"simple_nn\"}"));
+    assert_non_null(
+        strstr(r.body, "relud_model_request_duration_seconds_count{model=\"simple_nn\"}"));
     t_resp_free(&r);
 }
 

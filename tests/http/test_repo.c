@@ -164,9 +164,9 @@ static struct t_resp req(const struct t_daemon *dm, const char *method, const ch
     snprintf(url, sizeof url, "%s%s", dm->url, path);
     const char *hdrs[] = {auth, NULL};
     struct t_resp r;
-    assert_int_equal(t_http(method, url, body, body ? (len ? len : strlen(body)) : 0,
-                            auth ? hdrs : NULL, &r),
-                     0);
+    assert_int_equal(
+        t_http(method, url, body, body ? (len ? len : strlen(body)) : 0, auth ? hdrs : NULL, &r),
+        0);
     if (r.status != status)
         fprintf(stderr, "%s %s (%s)\nresponse %ld (want %ld): %.2000s\n", method, path,
                 auth ? auth : "no Authorization", r.status, status, r.body);
@@ -225,10 +225,12 @@ static char *gen_model(const char *name, int in, int hid, int out, unsigned seed
     struct sb b = {0};
     uint64_t s = seed * 2654435761u + 1;
     float scale = 1.0f / sqrtf((float)in);
-#define RND() ((s = s * 6364136223846793005ull + 1442695040888963407ull), \
-               ((double)(s >> 40) / (double)(1ull << 24) * 2 - 1))
-    sb_printf(&b, "{\"name\": \"%s\", \"description\": \"generated, seed %u\", \"dtype\": "
-                  "\"float32\", \"layers\": [{\"type\": \"linear\", \"weight\": [",
+#define RND()                                                   \
+    ((s = s * 6364136223846793005ull + 1442695040888963407ull), \
+     ((double)(s >> 40) / (double)(1ull << 24) * 2 - 1))
+    sb_printf(&b,
+              "{\"name\": \"%s\", \"description\": \"generated, seed %u\", \"dtype\": "
+              "\"float32\", \"layers\": [{\"type\": \"linear\", \"weight\": [",
               name, seed);
     for (int j = 0; j < hid; j++) {
         sb_printf(&b, j ? ",[" : "[");
@@ -258,8 +260,9 @@ static char *gen_model(const char *name, int in, int hid, int out, unsigned seed
 static char *gen_input(int in)
 {
     struct sb b = {0};
-    sb_printf(&b, "{\"inputs\": [{\"name\": \"input\", \"datatype\": \"FP32\", \"shape\": [1, "
-                  "%d], \"data\": [",
+    sb_printf(&b,
+              "{\"inputs\": [{\"name\": \"input\", \"datatype\": \"FP32\", \"shape\": [1, "
+              "%d], \"data\": [",
               in);
     for (int k = 0; k < in; k++)
         sb_printf(&b, k ? ",%g" : "%g", (k % 7) * 0.25 - 0.5);
@@ -343,8 +346,7 @@ static void control_forbidden_without_token(void **state)
     const char *auths[] = {NULL, AUTH, "Authorization: Bearer "};
     for (size_t i = 0; i < NCTL; i++)
         for (size_t a = 0; a < sizeof auths / sizeof *auths; a++)
-            req_error(&d, ctls[i].method, ctls[i].path, auths[a], ctls[i].body, 403,
-                      "admin_token");
+            req_error(&d, ctls[i].method, ctls[i].path, auths[a], ctls[i].body, 403, "admin_token");
     check_untouched(&d, dir);
     /* listing is not control */
     struct t_resp r = req(&d, "GET", "/v1/models", NULL, NULL, 0, 200);
@@ -361,20 +363,19 @@ static void control_wrong_tokens(void **state)
     const char *extra[] = {"--admin-token", TOKEN, NULL};
     start(&d, dir, extra);
     const char *bad[] = {
-        NULL,                                  /* missing */
-        "Authorization: Bearer wrong",         /* wrong */
-        "Authorization: Bearer s3cretX",       /* longer */
-        "Authorization: Bearer s3cre",         /* prefix */
-        "Authorization: Bearer S3CRET",        /* case matters in the token */
-        "Authorization: Bearer ",              /* empty */
-        "Authorization: Basic czNjcmV0",       /* wrong scheme */
-        "Authorization: s3cret",               /* no scheme */
-        "X-Admin-Token: s3cret",               /* wrong header */
+        NULL,                            /* missing */
+        "Authorization: Bearer wrong",   /* wrong */
+        "Authorization: Bearer s3cretX", /* longer */
+        "Authorization: Bearer s3cre",   /* prefix */
+        "Authorization: Bearer S3CRET",  /* case matters in the token */
+        "Authorization: Bearer ",        /* empty */
+        "Authorization: Basic czNjcmV0", /* wrong scheme */
+        "Authorization: s3cret",         /* no scheme */
+        "X-Admin-Token: s3cret",         /* wrong header */
     };
     for (size_t i = 0; i < NCTL; i++)
         for (size_t a = 0; a < sizeof bad / sizeof *bad; a++) {
-            struct t_resp r =
-                req(&d, ctls[i].method, ctls[i].path, bad[a], ctls[i].body, 0, 401);
+            struct t_resp r = req(&d, ctls[i].method, ctls[i].path, bad[a], ctls[i].body, 0, 401);
             check_error(&r, "Authorization");
             char www[128];
             assert_non_null(t_resp_header(&r, "WWW-Authenticate", www, sizeof www));
@@ -421,8 +422,8 @@ static void control_token_file(void **state)
     /* the file overrides admin_token */
     const char *extra[] = {"--admin-token-file", tokpath, "--admin-token", "other", NULL};
     start(&d, dir, extra);
-    struct t_resp r = req(&d, "POST", "/v2/repository/index", "Authorization: Bearer filetok",
-                          NULL, 0, 200);
+    struct t_resp r =
+        req(&d, "POST", "/v2/repository/index", "Authorization: Bearer filetok", NULL, 0, 200);
     assert_true(cJSON_IsArray(r.json));
     t_resp_free(&r);
     req_error(&d, "POST", "/v2/repository/index", "Authorization: Bearer other", NULL, 401,
@@ -476,11 +477,12 @@ static void check_tiny_golden(const struct t_daemon *dm)
     char *td = cJSON_PrintUnformatted(item(tgt, "data"));
     char *tsh = cJSON_PrintUnformatted(item(tgt, "shape"));
     struct sb b = {0};
-    sb_printf(&b, "{\"parameters\": {\"loss\": \"%s\", \"reduction\": \"%s\"}, \"inputs\": "
-                  "[{\"name\": \"input\", \"datatype\": \"FP64\", \"shape\": %s, \"data\": %s}, "
-                  "{\"name\": \"target\", \"datatype\": \"INT64\", \"shape\": %s, \"data\": %s}]}",
-              item(loss, "type")->valuestring, item(loss, "reduction")->valuestring, insh, ins,
-              tsh, td);
+    sb_printf(&b,
+              "{\"parameters\": {\"loss\": \"%s\", \"reduction\": \"%s\"}, \"inputs\": "
+              "[{\"name\": \"input\", \"datatype\": \"FP64\", \"shape\": %s, \"data\": %s}, "
+              "{\"name\": \"target\", \"datatype\": \"INT64\", \"shape\": %s, \"data\": %s}]}",
+              item(loss, "type")->valuestring, item(loss, "reduction")->valuestring, insh, ins, tsh,
+              td);
     free(ins);
     free(insh);
     free(td);
@@ -532,8 +534,8 @@ static void check_tiny_golden(const struct t_daemon *dm)
         assert_int_equal(n, wd ? cJSON_GetArraySize(wd) : 1);
         for (int k = 0; k < n; k++) {
             double got = cJSON_GetArrayItem(data, k)->valuedouble;
-            double want = wd ? cJSON_GetArrayItem(wd, k)->valuedouble
-                             : item(g, "expected_loss")->valuedouble;
+            double want =
+                wd ? cJSON_GetArrayItem(wd, k)->valuedouble : item(g, "expected_loss")->valuedouble;
             if (!(fabs(got - want) <= atol + rtol * fabs(want)))
                 fprintf(stderr, "tiny %s[%d]: got %.17g, want %.17g\n", name, k, got, want);
             assert_true(fabs(got - want) <= atol + rtol * fabs(want));
@@ -693,8 +695,8 @@ static void put_replace_delete(void **state)
     req_error(&d, "PUT", "/v1/models/m1", AUTH, "{\"layers\": [", 400, NULL);
     req_error(&d, "PUT", "/v1/models/m1", AUTH,
               "{\"name\": \"other\", \"layers\": [{\"type\": \"relu\"}]}", 400, "other");
-    req_error(&d, "PUT", "/v1/models/m1", AUTH,
-              "{\"layers\": [{\"type\": \"reluu\"}]}", 400, "reluu");
+    req_error(&d, "PUT", "/v1/models/m1", AUTH, "{\"layers\": [{\"type\": \"reluu\"}]}", 400,
+              "reluu");
     req_error(&d, "PUT", "/v1/models/m1", AUTH,
               "{\"layers\": [{\"type\": \"linear\", \"weight\": [[1, 2]], \"bias\": [0]}, "
               "{\"type\": \"linear\", \"weight\": [[1, 2, 3]], \"bias\": [0]}]}",
@@ -702,6 +704,13 @@ static void put_replace_delete(void **state)
     req_error(&d, "PUT", "/v1/models/.hidden", AUTH, a, 400, "name");
     char *still_b = infer_ok(&d, "m1", x);
     assert_string_equal(still_b, out_b);
+    /* statistics survive the replacement: 3 successful infers on m1 so far */
+    r = req(&d, "GET", "/v2/models/m1/stats", NULL, NULL, 0, 200);
+    const cJSON *ms = cJSON_GetArrayItem(item(r.json, "model_stats"), 0);
+    assert_string_equal(item(ms, "name")->valuestring, "m1");
+    assert_int_equal((int)item(item(item(ms, "inference_stats"), "success"), "count")->valuedouble,
+                     3);
+    t_resp_free(&r);
     disk = t_read_file(path, NULL);
     assert_string_equal(disk, b);
     free(disk);
@@ -797,7 +806,7 @@ struct putter {
     const struct t_daemon *d;
     const char *name;
     const char *bodies[2];
-    int rounds;            /* 0: until the first failure */
+    int rounds; /* 0: until the first failure */
     atomic_int done, ok, fail;
     char first_error[512];
 };
@@ -829,13 +838,19 @@ static void *put_loop(void *arg)
     return NULL;
 }
 
-/* Polls dir until a PUT's temp file (".NAME.json.tmp.<pid>.<n>", not one planted by the test)
- * exists, up to timeout_ms; returns 1 if one was seen. */
-static int wait_for_temp_file(const char *mdir, int timeout_ms)
+/* Polls mdir until big.json is being written: a PUT's temp file (".big.json.tmp.<pid>.<n>",
+ * not one planted by the test) exists, or big.json itself has a size that is neither
+ * version's (a non-atomic writer caught in the act). Up to timeout_ms; returns 1 if seen. */
+static int wait_for_write(const char *mdir, size_t len_a, size_t len_b, int timeout_ms)
 {
+    char path[256];
+    snprintf(path, sizeof path, "%s/big.json", mdir);
     struct timespec t0, t;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
+        struct stat st;
+        if (stat(path, &st) != 0 || ((size_t)st.st_size != len_a && (size_t)st.st_size != len_b))
+            return 1;
         DIR *dd = opendir(mdir);
         if (dd) {
             struct dirent *de;
@@ -850,7 +865,7 @@ static int wait_for_temp_file(const char *mdir, int timeout_ms)
         clock_gettime(CLOCK_MONOTONIC, &t);
         if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 > timeout_ms)
             return 0;
-        struct timespec ts = {0, 100000};
+        struct timespec ts = {0, 50000};
         nanosleep(&ts, NULL);
     }
 }
@@ -876,8 +891,8 @@ static void put_interrupted_by_kill(void **state)
     char path[256];
     snprintf(path, sizeof path, "%s/big.json", dir);
     int seen_tmp = 0, seen_a = 0, seen_b = 0;
-    /* kill at a delay (landing in the upload, parse or write), or (-1) the moment a PUT's
-     * temp file appears: in the middle of the write */
+    /* kill at a delay (landing in the upload, parse or write), or (-1) the moment big.json
+     * is being written (a temp file exists, or big.json has neither version's size) */
     const int delays_ms[ROUNDS] = {5, -1, 40, -1, 110, -1};
     int killed_mid_write = 0;
     for (int round = 0; round < ROUNDS; round++) {
@@ -887,7 +902,7 @@ static void put_interrupted_by_kill(void **state)
         if (delays_ms[round] >= 0)
             sleep_ms(delays_ms[round] + (int)(random() % 10));
         else
-            killed_mid_write += wait_for_temp_file(dir, 3000);
+            killed_mid_write += wait_for_write(dir, strlen(va), strlen(vb), 3000);
         assert_int_equal(t_daemon_stop(&d, SIGKILL, 10), 128 + SIGKILL);
         unlink(d.log_path);
         pthread_join(th, NULL);
@@ -924,8 +939,9 @@ static void put_interrupted_by_kill(void **state)
         seen_tmp += !strncmp(de->d_name, ".big.json.tmp", 13) &&
                     strncmp(de->d_name, ".big.json.tmp.99999.", 20);
     closedir(dd);
-    fprintf(stderr, "put_interrupted_by_kill: %d rounds (%d killed while a temp file "
-                    "existed), file was A %d / B %d times, %d temp files left\n",
+    fprintf(stderr,
+            "put_interrupted_by_kill: %d rounds (%d killed in the middle of a "
+            "write), file was A %d / B %d times, %d temp files left\n",
             ROUNDS, killed_mid_write, seen_a, seen_b, seen_tmp);
     free(out_a);
     free(out_b);
@@ -957,8 +973,8 @@ static void *infer_loop(void *arg)
             w->n_b++;
         else {
             if (!w->n_err)
-                snprintf(w->first_error, sizeof w->first_error, "status %ld: %.200s / %.200s",
-                         st, t ? t : "", eb ? eb : "");
+                snprintf(w->first_error, sizeof w->first_error, "status %ld: %.200s / %.200s", st,
+                         t ? t : "", eb ? eb : "");
             w->n_err++;
         }
         free(t);

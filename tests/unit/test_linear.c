@@ -70,16 +70,10 @@ static void check_shape(enum nn_dtype dt, size_t B, size_t IN, size_t OUT, int w
     expect_close(dt, y, ref, B * OUT, IN, what);
     free(ref);
 
-    /* backward accumulates into pre-filled buffers */
+    /* backward writes its outputs: whatever the buffers held before is overwritten */
     void *dx = rand_buf(dt, B * IN), *dw = rand_buf(dt, OUT * IN), *db = rand_buf(dt, OUT);
-    double *rdx = malloc(B * IN * sizeof *rdx), *rdw = malloc(OUT * IN * sizeof *rdw),
-           *rdb = malloc(OUT * sizeof *rdb);
-    for (size_t i = 0; i < B * IN; i++)
-        rdx[i] = get(dt, dx, i);
-    for (size_t i = 0; i < OUT * IN; i++)
-        rdw[i] = get(dt, dw, i);
-    for (size_t o = 0; o < OUT; o++)
-        rdb[o] = get(dt, db, o);
+    double *rdx = calloc(B * IN, sizeof *rdx), *rdw = calloc(OUT * IN, sizeof *rdw),
+           *rdb = calloc(OUT, sizeof *rdb);
     for (size_t s = 0; s < B; s++)
         for (size_t o = 0; o < OUT; o++) {
             double go = get(dt, g, s * OUT + o);
