@@ -448,7 +448,15 @@ void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
         st = nn_err_set(&err, NN_EINVAL, "parameters: expected an object");
         goto fail;
     }
-    /* relud's extension parameters */
+    /* relud's extension parameters; a flag that is not a boolean is an error, not false */
+    static const char *const flags[] = {"gradients", "stats", "binary_data_output"};
+    for (size_t f = 0; params && f < sizeof flags / sizeof *flags; f++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(params, flags[f]);
+        if (v && !cJSON_IsBool(v)) {
+            st = nn_err_set(&err, NN_EINVAL, "parameters.%s: expected true or false", flags[f]);
+            goto fail;
+        }
+    }
     const cJSON *jloss = params ? cJSON_GetObjectItemCaseSensitive(params, "loss") : NULL;
     if (jloss) {
         if (!cJSON_IsString(jloss) || (st = nn_loss_lookup(jloss->valuestring, &p.loss, &err))) {

@@ -1226,6 +1226,11 @@ static void gradients_mse_loss(void **state)
     free(gb);
     t_resp_free(&r);
     free(b.p);
+    /* relud's flags are booleans: "yes" is refused, not read as false */
+    infer_error("simple_nn",
+                "{\"parameters\": {\"gradients\": \"yes\"}, \"inputs\": [{\"name\": \"input\", "
+                "\"shape\": [1, 10], \"datatype\": \"FP32\", \"data\": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}]}",
+                400, "parameters.gradients: expected true or false");
 }
 
 /* mnist_mlp with cross_entropy against torch's loss and state_dict gradients. */
