@@ -12,10 +12,10 @@
 
 /* Internal invariant (out of memory in cfg_defaults, a default that does not parse): abort.
  * config/ prints nothing on its own, so there is no message; the core dump has the place. */
-#define CFG_ASSERT(x)                                                                          \
-    do {                                                                                       \
-        if (!(x))                                                                              \
-            abort();                                                                           \
+#define CFG_ASSERT(x) \
+    do {              \
+        if (!(x))     \
+            abort();  \
     } while (0)
 
 #define KiB (1LL << 10)
@@ -24,12 +24,12 @@
 #define TiB (1LL << 40)
 
 const char *const cfg_log_level_names[CFG_LOG_LEVEL_COUNT + 1] = {"error", "warn", "info", "debug",
-                                                                 NULL};
+                                                                  NULL};
 const char *const cfg_log_format_names[CFG_LOG_FORMAT_COUNT + 1] = {"text", "json", NULL};
 const char *const cfg_type_names[CFG_TYPE_COUNT] = {
-    [CFG_T_STRING] = "string", [CFG_T_PATH] = "path", [CFG_T_INT] = "integer",
+    [CFG_T_STRING] = "string",   [CFG_T_PATH] = "path",    [CFG_T_INT] = "integer",
     [CFG_T_SECONDS] = "seconds", [CFG_T_BOOL] = "boolean", [CFG_T_ENUM] = "enum",
-    [CFG_T_SIZE] = "size", [CFG_T_UINT] = "count",
+    [CFG_T_SIZE] = "size",       [CFG_T_UINT] = "count",
 };
 _Static_assert(sizeof cfg_type_names / sizeof cfg_type_names[0] == CFG_TYPE_COUNT, "type names");
 
@@ -39,70 +39,70 @@ _Static_assert(sizeof cfg_type_names / sizeof cfg_type_names[0] == CFG_TYPE_COUN
 #define CFG_OPTIONS(X)                                                                         \
     X(host, STRING, "127.0.0.1", 0, 0, NULL, CFG_F_NONEMPTY,                                   \
       "Address to listen on: an IPv4 or IPv6 address or a host name. 127.0.0.1 accepts "       \
-      "local clients only; 0.0.0.0 (or ::) accepts clients from any network. relud speaks "   \
-      "plain HTTP: put a TLS-terminating proxy in front of it on an open network.")           \
+      "local clients only; 0.0.0.0 (or ::) accepts clients from any network. relud speaks "    \
+      "plain HTTP: put a TLS-terminating proxy in front of it on an open network.")            \
     X(port, INT, "8080", 0, 65535, NULL, 0,                                                    \
-      "TCP port to listen on. 0 picks a free port, which relud logs at start.")               \
+      "TCP port to listen on. 0 picks a free port, which relud logs at start.")                \
     X(threads, INT, "0", 0, 1024, NULL, 0,                                                     \
-      "Worker threads serving requests; each request runs its whole pass on one of them. "    \
-      "0 = one per CPU core, detected at start. Keep threads * blas_threads at or below the " \
-      "cores: for many small requests threads = cores and blas_threads = 1 (the defaults); "  \
-      "for a few large batches fewer threads and more BLAS threads (8 cores: threads = 2, "   \
-      "blas_threads = 4). See \"Threads and cores\" in docs/configuration.md.")              \
+      "Worker threads serving requests; each request runs its whole pass on one of them. "     \
+      "0 = one per CPU core, detected at start. Keep threads * blas_threads at or below the "  \
+      "cores: for many small requests threads = cores and blas_threads = 1 (the defaults); "   \
+      "for a few large batches fewer threads and more BLAS threads (8 cores: threads = 2, "    \
+      "blas_threads = 4). See \"Threads and cores\" in docs/configuration.md.")                \
     X(blas_threads, INT, "1", 1, 1024, NULL, 0,                                                \
-      "Threads OpenBLAS may use inside one matrix multiply (relud sets it at start, "         \
-      "overriding OPENBLAS_NUM_THREADS). 1 keeps each request on its own worker thread, "     \
-      "best when many requests run at once; raise it, with fewer threads, for large "         \
-      "batches. threads * blas_threads should not exceed the cores.")                         \
+      "Threads OpenBLAS may use inside one matrix multiply (relud sets it at start, "          \
+      "overriding OPENBLAS_NUM_THREADS). 1 keeps each request on its own worker thread, "      \
+      "best when many requests run at once; raise it, with fewer threads, for large "          \
+      "batches. threads * blas_threads should not exceed the cores.")                          \
     X(model_dir, PATH, "config/models", 0, 0, NULL, CFG_F_NONEMPTY,                            \
-      "Directory of models loaded at start, one NAME.json per model (its weights inline or "  \
-      "in a .safetensors file beside it). A relative path is relative to the working "        \
-      "directory, not to this file.")                                                         \
+      "Directory of models loaded at start, one NAME.json per model (its weights inline or "   \
+      "in a .safetensors file beside it). A relative path is relative to the working "         \
+      "directory, not to this file.")                                                          \
     X(strict_models, BOOL, "false", 0, 1, NULL, 0,                                             \
-      "true: a model file that fails to load stops the start. false: the model is listed as " \
-      "unavailable, with the reason, and the others are served.")                             \
+      "true: a model file that fails to load stops the start. false: the model is listed as "  \
+      "unavailable, with the reason, and the others are served.")                              \
     X(max_body_bytes, SIZE, "64MiB", 1 * KiB, 64 * GiB, NULL, 0,                               \
-      "Largest request body accepted; a larger one is refused with 413 before it is read.")   \
-    X(max_buffered_bytes, SIZE, "1GiB", 0, 1 * TiB, NULL, 0,                                  \
-      "Most memory all request bodies being received may take together; a request that "     \
+      "Largest request body accepted; a larger one is refused with 413 before it is read.")    \
+    X(max_buffered_bytes, SIZE, "1GiB", 0, 1 * TiB, NULL, 0,                                   \
+      "Most memory all request bodies being received may take together; a request that "       \
       "would go over it is refused with 503 and Retry-After (the client retries), so a burst " \
-      "of large uploads cannot exhaust memory. 0 = no limit.")                                \
+      "of large uploads cannot exhaust memory. 0 = no limit.")                                 \
     X(max_tensor_elements, UINT, "16777216", 1, 1LL << 36, NULL, 0,                            \
-      "Most elements in any one tensor of a request (input, target, grad_output, weights); "  \
-      "more is refused with 413.")                                                            \
+      "Most elements in any one tensor of a request (input, target, grad_output, weights); "   \
+      "more is refused with 413.")                                                             \
     X(max_layers, INT, "256", 1, 65536, NULL, 0,                                               \
-      "Most layers in a request's network; more is refused with 413.")                        \
+      "Most layers in a request's network; more is refused with 413.")                         \
     X(max_workspace_bytes, SIZE, "1GiB", 1 * KiB, 1 * TiB, NULL, 0,                            \
-      "Most memory one request may use for activations (and gradients when asked), computed " \
-      "before the pass; a request needing more is refused with 413. Worst-case memory is "    \
-      "about threads * max_workspace_bytes + max_buffered_bytes, plus the models.")           \
+      "Most memory one request may use for activations (and gradients when asked), computed "  \
+      "before the pass; a request needing more is refused with 413. Worst-case memory is "     \
+      "about threads * max_workspace_bytes + max_buffered_bytes, plus the models.")            \
     X(connection_limit, INT, "1024", 1, 1000000, NULL, 0,                                      \
-      "Most simultaneous client connections; connections beyond it are closed at accept. "    \
-      "Each needs a file descriptor: keep it below the open-files limit (ulimit -n).")        \
+      "Most simultaneous client connections; connections beyond it are closed at accept. "     \
+      "Each needs a file descriptor: keep it below the open-files limit (ulimit -n).")         \
     X(per_ip_connection_limit, INT, "0", 0, 1000000, NULL, 0,                                  \
-      "Most simultaneous connections from one IP address; 0 = no limit. Useful when clients " \
-      "connect directly; behind a proxy every client has the proxy's address.")               \
+      "Most simultaneous connections from one IP address; 0 = no limit. Useful when clients "  \
+      "connect directly; behind a proxy every client has the proxy's address.")                \
     X(connection_timeout, SECONDS, "30", 1, 86400, NULL, 0,                                    \
-      "Seconds a connection may stay idle (nothing received or sent) before relud closes "    \
-      "it. Connections are event-driven, so a slow client never holds a worker thread; this " \
-      "frees its connection slot.")                                                           \
+      "Seconds a connection may stay idle (nothing received or sent) before relud closes "     \
+      "it. Connections are event-driven, so a slow client never holds a worker thread; this "  \
+      "frees its connection slot.")                                                            \
     X(drain_timeout, SECONDS, "30", 0, 86400, NULL, 0,                                         \
-      "On SIGTERM or SIGINT, readiness turns 503 and new connections stop; requests under "   \
-      "way get this many seconds to finish, then relud exits. 0 = exit at once.")             \
+      "On SIGTERM or SIGINT, readiness turns 503 and new connections stop; requests under "    \
+      "way get this many seconds to finish, then relud exits. 0 = exit at once.")              \
     X(log_level, ENUM, "info", 0, 0, cfg_log_level_names, 0,                                   \
-      "Least severe message written to stderr.")                                              \
+      "Least severe message written to stderr.")                                               \
     X(log_format, ENUM, "text", 0, 0, cfg_log_format_names, 0,                                 \
-      "Log line format: text (for people) or json (one object per line, for collectors).")    \
+      "Log line format: text (for people) or json (one object per line, for collectors).")     \
     X(access_log, BOOL, "true", 0, 1, NULL, 0,                                                 \
-      "One log line per request: method, route, status, bytes in and out, microseconds, "     \
-      "request id.")                                                                          \
+      "One log line per request: method, route, status, bytes in and out, microseconds, "      \
+      "request id.")                                                                           \
     X(admin_token, STRING, "", 0, 0, NULL, CFG_F_SECRET,                                       \
-      "Bearer token the model-control endpoints (PUT and DELETE /v1/models/NAME, "            \
-      "/v2/repository/...) require. Empty = they answer 403. Never printed. Prefer "          \
-      "admin_token_file: flags show in ps, the environment in /proc.")                        \
+      "Bearer token the model-control endpoints (PUT and DELETE /v1/models/NAME, "             \
+      "/v2/repository/...) require. Empty = they answer 403. Never printed. Prefer "           \
+      "admin_token_file: flags show in ps, the environment in /proc.")                         \
     X(admin_token_file, PATH, "", 0, 0, NULL, 0,                                               \
-      "File holding the admin token (trailing newline and spaces removed), e.g. a "           \
-      "Kubernetes or Docker secret; overrides admin_token. An unreadable or empty file "      \
+      "File holding the admin token (trailing newline and spaces removed), e.g. a "            \
+      "Kubernetes or Docker secret; overrides admin_token. An unreadable or empty file "       \
       "stops the start.")
 
 #define CFG_CTYPE_STRING char *
@@ -114,7 +114,7 @@ _Static_assert(sizeof cfg_type_names / sizeof cfg_type_names[0] == CFG_TYPE_COUN
 #define CFG_CTYPE_SIZE size_t
 #define CFG_CTYPE_UINT size_t
 
-#define CFG_ROW(field, type, def, min, max, values, flags, help)                               \
+#define CFG_ROW(field, type, def, min, max, values, flags, help) \
     {#field, CFG_T_##type, offsetof(struct cfg, field), def, min, max, values, flags, help},
 const struct cfg_option cfg_options[] = {CFG_OPTIONS(CFG_ROW)};
 const size_t cfg_option_count = sizeof cfg_options / sizeof cfg_options[0];
@@ -122,8 +122,8 @@ _Static_assert(sizeof cfg_options / sizeof cfg_options[0] <= CFG_OPT_MAX,
                "raise CFG_OPT_MAX in cfg.h");
 
 /* A row whose type does not match its struct cfg field does not compile. */
-#define CFG_TYPECHECK(field, type, ...)                                                        \
-    _Static_assert(_Generic(((struct cfg *)0)->field, CFG_CTYPE_##type: 1, default: 0),       \
+#define CFG_TYPECHECK(field, type, ...)                                                   \
+    _Static_assert(_Generic(((struct cfg *)0)->field, CFG_CTYPE_##type : 1, default : 0), \
                    "struct cfg." #field " is not a " #type);
 CFG_OPTIONS(CFG_TYPECHECK)
 
@@ -329,8 +329,8 @@ static int parse_value(const struct cfg_option *o, const char *raw, union cfg_va
                        size_t n)
 {
     char tb[128], sb[80], lo[32], hi[32];
-    const char *s = o->type == CFG_T_STRING || o->type == CFG_T_PATH ? raw
-                                                                     : trim(tb, sizeof tb, raw);
+    const char *s =
+        o->type == CFG_T_STRING || o->type == CFG_T_PATH ? raw : trim(tb, sizeof tb, raw);
     unsigned long long u = 0;
     const char *p = s;
     int r;
@@ -347,8 +347,7 @@ static int parse_value(const struct cfg_option *o, const char *raw, union cfg_va
     case CFG_T_BOOL:
         if (strieq(s, "true") || strieq(s, "yes") || strieq(s, "on") || strcmp(s, "1") == 0)
             v->i = 1;
-        else if (strieq(s, "false") || strieq(s, "no") || strieq(s, "off") ||
-                 strcmp(s, "0") == 0)
+        else if (strieq(s, "false") || strieq(s, "no") || strieq(s, "off") || strcmp(s, "0") == 0)
             v->i = 0;
         else {
             snprintf(why, n, "%s is not a boolean (use true or false)",
@@ -416,10 +415,9 @@ static int parse_value(const struct cfg_option *o, const char *raw, union cfg_va
             const char *unit;
             unsigned long long mul;
         } units[] = {
-            {"", 1},        {"b", 1},       {"byte", 1},   {"bytes", 1},  {"k", KiB},
-            {"kb", KiB},    {"kib", KiB},   {"m", MiB},    {"mb", MiB},   {"mib", MiB},
-            {"g", GiB},     {"gb", GiB},    {"gib", GiB},  {"t", TiB},    {"tb", TiB},
-            {"tib", TiB},
+            {"", 1},      {"b", 1},   {"byte", 1}, {"bytes", 1}, {"k", KiB}, {"kb", KiB},
+            {"kib", KiB}, {"m", MiB}, {"mb", MiB}, {"mib", MiB}, {"g", GiB}, {"gb", GiB},
+            {"gib", GiB}, {"t", TiB}, {"tb", TiB}, {"tib", TiB},
         };
         r = parse_digits(&p, &u);
         if (r == 1) {
@@ -455,8 +453,7 @@ static int parse_value(const struct cfg_option *o, const char *raw, union cfg_va
         v->u = u;
         return 0;
     }
-    case CFG_TYPE_COUNT:
-        break;
+    case CFG_TYPE_COUNT: break;
     }
     snprintf(why, n, "internal error: bad option type");
     return -1;
@@ -479,15 +476,10 @@ static int store(struct cfg *c, const struct cfg_option *o, const union cfg_val 
     case CFG_T_INT:
     case CFG_T_SECONDS:
     case CFG_T_BOOL:
-    case CFG_T_ENUM:
-        *(int *)f = (int)v->i;
-        return 0;
+    case CFG_T_ENUM: *(int *)f = (int)v->i; return 0;
     case CFG_T_SIZE:
-    case CFG_T_UINT:
-        *(size_t *)f = (size_t)v->u;
-        return 0;
-    case CFG_TYPE_COUNT:
-        break;
+    case CFG_T_UINT: *(size_t *)f = (size_t)v->u; return 0;
+    case CFG_TYPE_COUNT: break;
     }
     return -1;
 }
@@ -769,8 +761,7 @@ static enum cfg_result load_token_file(struct cfg *c, char *err, size_t errlen)
             res = fail(err, errlen, "admin_token_file: \"%s\" is empty (from %s)",
                        c->admin_token_file, src);
         else if (strlen(buf) != n || strchr(buf, '\n') || strchr(buf, '\r'))
-            res = fail(err, errlen,
-                       "admin_token_file: \"%s\" must hold one line of text (from %s)",
+            res = fail(err, errlen, "admin_token_file: \"%s\" must hold one line of text (from %s)",
                        c->admin_token_file, src);
     }
     if (res == CFG_OK) {
@@ -984,28 +975,19 @@ static void put_value(FILE *f, const struct cfg *c, const struct cfg_option *o)
     char buf[40];
     switch (o->type) {
     case CFG_T_STRING:
-    case CFG_T_PATH:
-        put_quoted(f, *(char *const *)p ? *(char *const *)p : "");
-        break;
+    case CFG_T_PATH: put_quoted(f, *(char *const *)p ? *(char *const *)p : ""); break;
     case CFG_T_INT:
     case CFG_T_SECONDS:
         fprintf(f, "%d", (p == &c->threads && c->threads_auto) ? 0 : *(const int *)p);
         break;
-    case CFG_T_BOOL:
-        fputs(*(const int *)p ? "true" : "false", f);
-        break;
-    case CFG_T_ENUM:
-        fputs(o->values[*(const int *)p], f);
-        break;
+    case CFG_T_BOOL: fputs(*(const int *)p ? "true" : "false", f); break;
+    case CFG_T_ENUM: fputs(o->values[*(const int *)p], f); break;
     case CFG_T_SIZE:
         fmt_size(buf, sizeof buf, *(const size_t *)p);
         fputs(buf, f);
         break;
-    case CFG_T_UINT:
-        fprintf(f, "%zu", *(const size_t *)p);
-        break;
-    case CFG_TYPE_COUNT:
-        break;
+    case CFG_T_UINT: fprintf(f, "%zu", *(const size_t *)p); break;
+    case CFG_TYPE_COUNT: break;
     }
 }
 
@@ -1051,8 +1033,7 @@ static void describe(char *buf, size_t n, const struct cfg_option *o, int markdo
     case CFG_T_BOOL:
         snprintf(buf + w, n - (size_t)w, "%sOne of: %strue%s, %sfalse%s.", sp, q, q, q, q);
         break;
-    default:
-        break;
+    default: break;
     }
 }
 
@@ -1061,21 +1042,14 @@ void cfg_print_version(FILE *f) { fprintf(f, "relud %s\n", RELUD_VERSION); }
 static const char *metavar(const struct cfg_option *o)
 {
     switch (o->type) {
-    case CFG_T_STRING:
-        return o->flags & CFG_F_SECRET ? "TOKEN" : "ADDR";
-    case CFG_T_PATH:
-        return "PATH";
+    case CFG_T_STRING: return o->flags & CFG_F_SECRET ? "TOKEN" : "ADDR";
+    case CFG_T_PATH: return "PATH";
     case CFG_T_INT:
-    case CFG_T_UINT:
-        return "N";
-    case CFG_T_SECONDS:
-        return "SECONDS";
-    case CFG_T_SIZE:
-        return "SIZE";
-    case CFG_T_ENUM:
-        return "NAME";
-    default:
-        return "";
+    case CFG_T_UINT: return "N";
+    case CFG_T_SECONDS: return "SECONDS";
+    case CFG_T_SIZE: return "SIZE";
+    case CFG_T_ENUM: return "NAME";
+    default: return "";
     }
 }
 
@@ -1180,12 +1154,8 @@ void cfg_print_effective(FILE *f, const struct cfg *c)
             cfg_option_flag(o, src, sizeof src);
             fprintf(f, " (%s", src);
             break;
-        case CFG_SRC_TOKEN_FILE:
-            fputs(" (admin_token_file", f);
-            break;
-        default:
-            fputs(" (default", f);
-            break;
+        case CFG_SRC_TOKEN_FILE: fputs(" (admin_token_file", f); break;
+        default: fputs(" (default", f); break;
         }
         if (&c->threads == (const int *)cfield(c, o) && c->threads_auto)
             fputs("; 0 = the cores", f);
@@ -1204,8 +1174,9 @@ int cfg_print_warnings(FILE *f, const struct cfg *c)
         n++;
     }
     if (c->ignored_env) {
-        fprintf(f, "relud: warning: ignoring environment variables that are not relud options: "
-                   "%s\n",
+        fprintf(f,
+                "relud: warning: ignoring environment variables that are not relud options: "
+                "%s\n",
                 c->ignored_env);
         n++;
     }

@@ -158,14 +158,14 @@ enum cfg_opt_flags {
 };
 
 struct cfg_option {
-    const char *name;           /* file key; env RELUD_<NAME upper>; flag --<name, _ as -> */
+    const char *name; /* file key; env RELUD_<NAME upper>; flag --<name, _ as -> */
     enum cfg_type type;
-    size_t offset;              /* of the field in struct cfg */
-    const char *def;            /* default as written in relud.conf (parsed by cfg_defaults) */
-    long long min, max;         /* numeric bounds, inclusive */
-    const char *const *values;  /* CFG_T_ENUM: names by stored value, NULL-terminated */
-    unsigned flags;             /* enum cfg_opt_flags */
-    const char *help;           /* one paragraph; printers wrap it */
+    size_t offset;             /* of the field in struct cfg */
+    const char *def;           /* default as written in relud.conf (parsed by cfg_defaults) */
+    long long min, max;        /* numeric bounds, inclusive */
+    const char *const *values; /* CFG_T_ENUM: names by stored value, NULL-terminated */
+    unsigned flags;            /* enum cfg_opt_flags */
+    const char *help;          /* one paragraph; printers wrap it */
 };
 extern const struct cfg_option cfg_options[];
 extern const size_t cfg_option_count;

@@ -23,23 +23,35 @@ static double sigmoid_d(double x)
 }
 
 static double nn_relu_fwd(double x, const struct nn_layer *l) { return x < 0 ? 0.0 : x; }
-static double nn_relu_bwd(double x, double y, const struct nn_layer *l) { return x > 0 ? 1.0 : 0.0; }
+static double nn_relu_bwd(double x, double y, const struct nn_layer *l)
+{
+    return x > 0 ? 1.0 : 0.0;
+}
 
-static double nn_relu6_fwd(double x, const struct nn_layer *l) { return x < 0 ? 0.0 : x > 6 ? 6.0 : x; }
+static double nn_relu6_fwd(double x, const struct nn_layer *l)
+{
+    return x < 0 ? 0.0 : x > 6 ? 6.0 : x;
+}
 static double nn_relu6_bwd(double x, double y, const struct nn_layer *l)
 {
     return x > 0 && x < 6 ? 1.0 : 0.0;
 }
 
 /* p[0] = negative_slope */
-static double nn_leaky_relu_fwd(double x, const struct nn_layer *l) { return x > 0 ? x : x * l->p[0]; }
+static double nn_leaky_relu_fwd(double x, const struct nn_layer *l)
+{
+    return x > 0 ? x : x * l->p[0];
+}
 static double nn_leaky_relu_bwd(double x, double y, const struct nn_layer *l)
 {
     return x > 0 ? 1.0 : l->p[0];
 }
 
 /* p[0] = alpha; the negative branch covers x <= 0 */
-static double nn_elu_fwd(double x, const struct nn_layer *l) { return x > 0 ? x : l->p[0] * expm1(x); }
+static double nn_elu_fwd(double x, const struct nn_layer *l)
+{
+    return x > 0 ? x : l->p[0] * expm1(x);
+}
 static double nn_elu_bwd(double x, double y, const struct nn_layer *l)
 {
     return x > 0 ? 1.0 : l->p[0] * exp(x);
@@ -161,41 +173,41 @@ enum nn_status nn_hardtanh_check(const struct nn_layer *l, int idx, const struct
 
 /* ---- generated tensor loops: dispatch on dtype once per tensor ---------------------- */
 
-#define NN_ELEM_LOOPS_ELEM(name)                                                              \
-    void nn_##name##_fwd_t(const struct nn_layer *l, struct nn_tensor *out,                   \
-                           const struct nn_tensor *in)                                        \
-    {                                                                                         \
-        size_t n = in->numel;                                                                 \
-        if (in->dtype == NN_F32) {                                                            \
-            const float *restrict x = in->data; /* (n) */                                     \
-            float *restrict y = out->data;      /* (n) */                                     \
-            for (size_t i = 0; i < n; i++)                                                    \
-                y[i] = (float)nn_##name##_fwd(x[i], l);                                       \
-        } else {                                                                              \
-            const double *restrict x = in->data;                                              \
-            double *restrict y = out->data;                                                   \
-            for (size_t i = 0; i < n; i++)                                                    \
-                y[i] = nn_##name##_fwd(x[i], l);                                              \
-        }                                                                                     \
-    }                                                                                         \
-    void nn_##name##_bwd_t(const struct nn_layer *l, void *dinp, void *dweight, void *dbias,  \
-                           const void *dout, const struct nn_tensor *in,                      \
-                           const struct nn_tensor *out)                                       \
-    {                                                                                         \
-        size_t n = in->numel;                                                                 \
-        if (in->dtype == NN_F32) {                                                            \
-            const float *restrict x = in->data, *restrict y = out->data; /* (n) */            \
-            const float *restrict g = dout;                              /* (n) */            \
-            float *restrict dx = dinp;                                   /* (n) */            \
-            for (size_t i = 0; i < n; i++)                                                    \
-                dx[i] = (float)((double)g[i] * nn_##name##_bwd(x[i], y[i], l));               \
-        } else {                                                                              \
-            const double *restrict x = in->data, *restrict y = out->data;                     \
-            const double *restrict g = dout;                                                  \
-            double *restrict dx = dinp;                                                       \
-            for (size_t i = 0; i < n; i++)                                                    \
-                dx[i] = g[i] * nn_##name##_bwd(x[i], y[i], l);                                \
-        }                                                                                     \
+#define NN_ELEM_LOOPS_ELEM(name)                                                             \
+    void nn_##name##_fwd_t(const struct nn_layer *l, struct nn_tensor *out,                  \
+                           const struct nn_tensor *in)                                       \
+    {                                                                                        \
+        size_t n = in->numel;                                                                \
+        if (in->dtype == NN_F32) {                                                           \
+            const float *restrict x = in->data; /* (n) */                                    \
+            float *restrict y = out->data;      /* (n) */                                    \
+            for (size_t i = 0; i < n; i++)                                                   \
+                y[i] = (float)nn_##name##_fwd(x[i], l);                                      \
+        } else {                                                                             \
+            const double *restrict x = in->data;                                             \
+            double *restrict y = out->data;                                                  \
+            for (size_t i = 0; i < n; i++)                                                   \
+                y[i] = nn_##name##_fwd(x[i], l);                                             \
+        }                                                                                    \
+    }                                                                                        \
+    void nn_##name##_bwd_t(const struct nn_layer *l, void *dinp, void *dweight, void *dbias, \
+                           const void *dout, const struct nn_tensor *in,                     \
+                           const struct nn_tensor *out)                                      \
+    {                                                                                        \
+        size_t n = in->numel;                                                                \
+        if (in->dtype == NN_F32) {                                                           \
+            const float *restrict x = in->data, *restrict y = out->data; /* (n) */           \
+            const float *restrict g = dout;                              /* (n) */           \
+            float *restrict dx = dinp;                                   /* (n) */           \
+            for (size_t i = 0; i < n; i++)                                                   \
+                dx[i] = (float)((double)g[i] * nn_##name##_bwd(x[i], y[i], l));              \
+        } else {                                                                             \
+            const double *restrict x = in->data, *restrict y = out->data;                    \
+            const double *restrict g = dout;                                                 \
+            double *restrict dx = dinp;                                                      \
+            for (size_t i = 0; i < n; i++)                                                   \
+                dx[i] = g[i] * nn_##name##_bwd(x[i], y[i], l);                               \
+        }                                                                                    \
     }
 #define NN_ELEM_LOOPS_TENSOR(name)
 #define NN_ELEM_ROW_(X, ID, name, torch, impl, check, params) NN_ELEM_LOOPS_##impl(name)

@@ -27,7 +27,4 @@ const char *const nn_dtype_names[NN_DTYPE_COUNT] = {
     [NN_F64] = "float64",
 };
 
-size_t nn_dtype_size(enum nn_dtype dt)
-{
-    return dt == NN_F64 ? sizeof(double) : sizeof(float);
-}
+size_t nn_dtype_size(enum nn_dtype dt) { return dt == NN_F64 ? sizeof(double) : sizeof(float); }

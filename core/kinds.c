@@ -7,13 +7,14 @@
 #include "core/nn_impl.h"
 
 #define NN_UNPAREN_(...) __VA_ARGS__
-#define NN_KIND_INFO_(X, ID, nm, tn, impl, chk, prm)                                         \
-    [NN_##ID] = {                                                                            \
-        .name = #nm,                                                                         \
-        .torch = #tn,                                                                        \
-        .nparams = (int)(sizeof((struct nn_param_spec[]){{0}, NN_UNPAREN_ prm}) /         \
-                         sizeof(struct nn_param_spec)) - 1,                                  \
-        .params = {NN_UNPAREN_ prm},                                                      \
+#define NN_KIND_INFO_(X, ID, nm, tn, impl, chk, prm)                              \
+    [NN_##ID] = {                                                                 \
+        .name = #nm,                                                              \
+        .torch = #tn,                                                             \
+        .nparams = (int)(sizeof((struct nn_param_spec[]){{0}, NN_UNPAREN_ prm}) / \
+                         sizeof(struct nn_param_spec)) -                          \
+                   1,                                                             \
+        .params = {NN_UNPAREN_ prm},                                              \
     },
 const struct nn_kind_info nn_kinds[NN_KIND_COUNT] = {NN_LAYER_TABLE(NN_KIND_INFO_, _)};
 #undef NN_KIND_INFO_
@@ -22,12 +23,12 @@ const struct nn_kind_info nn_kinds[NN_KIND_COUNT] = {NN_LAYER_TABLE(NN_KIND_INFO
 #define NN_CHECK_FN_NOCHECK(name) NULL
 #define NN_IS_ELEM_ELEM 1
 #define NN_IS_ELEM_TENSOR 0
-#define NN_KIND_OPS_(X, ID, name, tn, impl, chk, prm)          \
-    [NN_##ID] = {                                             \
-        .fwd = nn_##name##_fwd_t,                             \
-        .bwd = nn_##name##_bwd_t,                             \
-        .check = NN_CHECK_FN_##chk(name),                   \
-        .elementwise = NN_IS_ELEM_##impl,                     \
+#define NN_KIND_OPS_(X, ID, name, tn, impl, chk, prm) \
+    [NN_##ID] = {                                     \
+        .fwd = nn_##name##_fwd_t,                     \
+        .bwd = nn_##name##_bwd_t,                     \
+        .check = NN_CHECK_FN_##chk(name),             \
+        .elementwise = NN_IS_ELEM_##impl,             \
     },
 const struct nn_kind_ops nn_kind_ops[NN_KIND_COUNT] = {NN_LAYER_TABLE(NN_KIND_OPS_, _)};
 #undef NN_KIND_OPS_

@@ -60,8 +60,8 @@ void nn_linear_fwd(enum nn_dtype dt, void *out, const void *inp, const void *wei
                 cblas_dgemv(CblasRowMajor, CblasNoTrans, o, in, 1.0, w, in, x + b * IN, 1, beta,
                             y + b * OUT, 1);
         } else {
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b_, o, in, 1.0, x, in, w, in,
-                        beta, y, o);
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b_, o, in, 1.0, x, in, w, in, beta,
+                        y, o);
         }
     }
 }
@@ -89,19 +89,19 @@ void nn_linear_fwd_ref(enum nn_dtype dt, void *out, const void *inp, const void 
 }
 
 /* dbias (OUT) = colsum(dout (B, OUT)), summed in double, 64 columns at a time */
-#define COLSUM(T)                                                 \
-    do {                                                          \
-        const T *gs = dout;                                       \
-        T *db = dbias;                                            \
-        for (size_t o0 = 0; o0 < OUT; o0 += 64) {                 \
-            size_t nb = OUT - o0 < 64 ? OUT - o0 : 64;            \
-            double acc[64] = {0};                                 \
-            for (size_t b = 0; b < B; b++)                        \
-                for (size_t k = 0; k < nb; k++)                   \
-                    acc[k] += (double)gs[b * OUT + o0 + k];       \
-            for (size_t k = 0; k < nb; k++)                       \
-                db[o0 + k] = (T)acc[k];                           \
-        }                                                         \
+#define COLSUM(T)                                           \
+    do {                                                    \
+        const T *gs = dout;                                 \
+        T *db = dbias;                                      \
+        for (size_t o0 = 0; o0 < OUT; o0 += 64) {           \
+            size_t nb = OUT - o0 < 64 ? OUT - o0 : 64;      \
+            double acc[64] = {0};                           \
+            for (size_t b = 0; b < B; b++)                  \
+                for (size_t k = 0; k < nb; k++)             \
+                    acc[k] += (double)gs[b * OUT + o0 + k]; \
+            for (size_t k = 0; k < nb; k++)                 \
+                db[o0 + k] = (T)acc[k];                     \
+        }                                                   \
     } while (0)
 
 void nn_linear_bwd(enum nn_dtype dt, void *dinp, void *dweight, void *dbias, const void *dout,
@@ -116,19 +116,19 @@ void nn_linear_bwd(enum nn_dtype dt, void *dinp, void *dweight, void *dbias, con
             float *dx = dinp;
             if (small) {
                 for (size_t b = 0; b < B; b++)
-                    cblas_sgemv(CblasRowMajor, CblasTrans, o, in, 1.0f, w, in, g + b * OUT, 1,
-                                0.0f, dx + b * IN, 1);
+                    cblas_sgemv(CblasRowMajor, CblasTrans, o, in, 1.0f, w, in, g + b * OUT, 1, 0.0f,
+                                dx + b * IN, 1);
             } else {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b_, in, o, 1.0f, g, o, w,
-                            in, 0.0f, dx, in);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b_, in, o, 1.0f, g, o, w, in,
+                            0.0f, dx, in);
             }
         }
         if (dweight) {
             if (small) {
                 memset(dweight, 0, OUT * IN * sizeof(float)); /* ger accumulates */
                 for (size_t b = 0; b < B; b++)
-                    cblas_sger(CblasRowMajor, o, in, 1.0f, g + b * OUT, 1, x + b * IN, 1,
-                               dweight, in);
+                    cblas_sger(CblasRowMajor, o, in, 1.0f, g + b * OUT, 1, x + b * IN, 1, dweight,
+                               in);
             } else {
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o, in, b_, 1.0f, g, o, x, in,
                             0.0f, dweight, in);
@@ -145,8 +145,8 @@ void nn_linear_bwd(enum nn_dtype dt, void *dinp, void *dweight, void *dbias, con
                     cblas_dgemv(CblasRowMajor, CblasTrans, o, in, 1.0, w, in, g + b * OUT, 1, 0.0,
                                 dx + b * IN, 1);
             } else {
-                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b_, in, o, 1.0, g, o, w,
-                            in, 0.0, dx, in);
+                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b_, in, o, 1.0, g, o, w, in,
+                            0.0, dx, in);
             }
         }
         if (dweight) {
@@ -173,8 +173,9 @@ enum nn_status nn_linear_check(const struct nn_layer *l, int idx, const struct n
     char b1[160], b2[160];
     const struct nn_tensor *w = &l->weight, *bs = &l->bias;
     if (w->ndim != 2)
-        return nn_err_set(err, NN_EINVAL, "layers[%d] (linear): weight must be 2-D [out, in], got %s",
-                          idx, nn_shape_str(b1, sizeof b1, w->shape, w->ndim));
+        return nn_err_set(err, NN_EINVAL,
+                          "layers[%d] (linear): weight must be 2-D [out, in], got %s", idx,
+                          nn_shape_str(b1, sizeof b1, w->shape, w->ndim));
     size_t nout = w->shape[0], nin = w->shape[1];
     size_t feat = in->shape[in->ndim - 1];
     if (nin != feat)

@@ -57,20 +57,19 @@ static double nn_bce_with_logits_loss(double x, double t, double p, double *d)
  * dx (C) = scale * d value / d x ------------------------------------------------------ */
 
 /* -log_softmax(x)[c] = logsumexp(x) - x[c];  d = softmax - onehot */
-#define CE_ROW(T)                                                                     \
-    static double nn_cross_entropy_row_##T(const T *x, size_t C, size_t c, double scale, \
-                                           T *dx)                                     \
-    {                                                                                 \
-        double mx = -INFINITY, s = 0;                                                 \
-        for (size_t k = 0; k < C; k++)                                                \
-            mx = fmax(mx, (double)x[k]);                                              \
-        for (size_t k = 0; k < C; k++)                                                \
-            s += exp((double)x[k] - mx);                                              \
-        double lse = mx + log(s);                                                     \
-        if (dx)                                                                       \
-            for (size_t k = 0; k < C; k++)                                            \
-                dx[k] = (T)(scale * (exp((double)x[k] - lse) - (k == c ? 1.0 : 0.0)));  \
-        return lse - (double)x[c];                                                    \
+#define CE_ROW(T)                                                                               \
+    static double nn_cross_entropy_row_##T(const T *x, size_t C, size_t c, double scale, T *dx) \
+    {                                                                                           \
+        double mx = -INFINITY, s = 0;                                                           \
+        for (size_t k = 0; k < C; k++)                                                          \
+            mx = fmax(mx, (double)x[k]);                                                        \
+        for (size_t k = 0; k < C; k++)                                                          \
+            s += exp((double)x[k] - mx);                                                        \
+        double lse = mx + log(s);                                                               \
+        if (dx)                                                                                 \
+            for (size_t k = 0; k < C; k++)                                                      \
+                dx[k] = (T)(scale * (exp((double)x[k] - lse) - (k == c ? 1.0 : 0.0)));          \
+        return lse - (double)x[c];                                                              \
     }
 CE_ROW(float)
 CE_ROW(double)
@@ -109,8 +108,14 @@ struct nn_loss_ops {
 #define NN_LOSS_IS_CLASS_CLASS 1
 const struct nn_loss_info nn_losses[NN_LOSS_COUNT] = {NN_LOSS_TABLE(NN_LOSS_INFO_, _)};
 
-#define NN_LOSS_OPS_ELEM(name) {.elem = nn_##name##_loss}
-#define NN_LOSS_OPS_CLASS(name) {.row_f32 = nn_##name##_row_float, .row_f64 = nn_##name##_row_double}
+#define NN_LOSS_OPS_ELEM(name)   \
+    {                            \
+        .elem = nn_##name##_loss \
+    }
+#define NN_LOSS_OPS_CLASS(name)                                             \
+    {                                                                       \
+        .row_f32 = nn_##name##_row_float, .row_f64 = nn_##name##_row_double \
+    }
 #define NN_LOSS_OPS_(X, ID, name, tn, impl, prm, def) [NN_LOSS_##ID] = NN_LOSS_OPS_##impl(name),
 static const struct nn_loss_ops nn_loss_ops[NN_LOSS_COUNT] = {NN_LOSS_TABLE(NN_LOSS_OPS_, _)};
 
@@ -189,7 +194,8 @@ enum nn_status nn_loss_forward(enum nn_loss loss, enum nn_reduction red, double 
             return nn_err_set(err, NN_EINVAL, "loss.target: must be %s like the output",
                               nn_dtype_names[out->dtype]);
         if (nn_has_nonfinite(out->dtype, target->data, target->numel))
-            return nn_err_set(err, NN_ENONFINITE, "loss.target: has a non-finite value (inf or nan)");
+            return nn_err_set(err, NN_ENONFINITE,
+                              "loss.target: has a non-finite value (inf or nan)");
         st = loss_elem(ops, red, param, out, target, value, dout);
     } else {
         size_t N, C;
@@ -205,7 +211,8 @@ enum nn_status nn_loss_forward(enum nn_loss loss, enum nn_reduction red, double 
         }
         if (target && target->ndim != 0 &&
             (out->ndim == 1 || target->ndim != 1 || target->shape[0] != N))
-            return nn_err_set(err, NN_EINVAL, "loss.target: shape %s but the output is %s (needs %s)",
+            return nn_err_set(err, NN_EINVAL,
+                              "loss.target: shape %s but the output is %s (needs %s)",
                               nn_shape_str(b1, sizeof b1, target->shape, target->ndim),
                               nn_shape_str(b2, sizeof b2, out->shape, out->ndim),
                               out->ndim == 1 ? "one class index" : "[N] class indices");

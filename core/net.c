@@ -52,9 +52,8 @@ static enum nn_status check_param(const struct nn_tensor *t, int idx, const char
     snprintf(what, sizeof what, "layers[%d] (%s): %s", idx, kname, pname);
     if (t->dtype != dt)
         return nn_err_set(err, NN_EINVAL, "%s is %s but the network is %s", what,
-                          (int)t->dtype >= 0 && t->dtype < NN_DTYPE_COUNT
-                              ? nn_dtype_names[t->dtype]
-                              : "of an unknown dtype",
+                          (int)t->dtype >= 0 && t->dtype < NN_DTYPE_COUNT ? nn_dtype_names[t->dtype]
+                                                                          : "of an unknown dtype",
                           nn_dtype_names[dt]);
     size_t n;
     enum nn_status st = nn_shape_numel(t->shape, t->ndim, max_elems, &n, what, err);
@@ -88,14 +87,14 @@ static enum nn_status check_layer_params(const struct nn_layer *l, int idx, enum
         case NN_P_APPROX:
             if (l->approx != 0 && l->approx != 1)
                 return nn_err_set(err, NN_EINVAL,
-                                  "layers[%d] (%s): %s must be \"none\" or \"tanh\"", idx,
-                                  ki->name, ps->name);
+                                  "layers[%d] (%s): %s must be \"none\" or \"tanh\"", idx, ki->name,
+                                  ps->name);
             break;
         case NN_P_WEIGHT:
             has_w = 1;
             if (l->weight.ndim == 0)
-                return nn_err_set(err, NN_EINVAL, "layers[%d] (%s): %s is missing", idx,
-                                  ki->name, ps->name);
+                return nn_err_set(err, NN_EINVAL, "layers[%d] (%s): %s is missing", idx, ki->name,
+                                  ps->name);
             st = check_param(&l->weight, idx, ki->name, ps->name, dt, max_elems, err);
             if (st)
                 return st;
@@ -199,8 +198,8 @@ enum nn_status nn_net_check(const struct nn_net *net, const size_t *in_shape, in
             goto fail;
         char what[64];
         snprintf(what, sizeof what, "layers[%d] (%s): output", i, nn_kinds[l->kind].name);
-        if ((st = nn_shape_numel(t[i + 1].shape, t[i + 1].ndim, max_elems, &t[i + 1].numel,
-                                 what, err)))
+        if ((st = nn_shape_numel(t[i + 1].shape, t[i + 1].ndim, max_elems, &t[i + 1].numel, what,
+                                 err)))
             goto fail;
         if (l->weight.ndim) {
             plan->wshapes[i] = l->weight;
@@ -231,8 +230,7 @@ enum nn_status nn_ws_init(struct nn_ws *ws, const struct nn_plan *plan, struct n
     memset(ws, 0, sizeof *ws);
     void *block = NULL;
     if (posix_memalign(&block, WS_ALIGN, plan->ws_bytes) != 0)
-        return nn_err_set(err, NN_ENOMEM, "workspace: out of memory for %zu bytes",
-                          plan->ws_bytes);
+        return nn_err_set(err, NN_ENOMEM, "workspace: out of memory for %zu bytes", plan->ws_bytes);
     size_t es = nn_dtype_size(plan->dtype), n = (size_t)plan->nlayers;
     char *p = block;
     ws->plan = plan;
@@ -293,8 +291,9 @@ static enum nn_status run_layers(const struct nn_net *net, struct nn_ws *ws, str
     int i = 0;
     while (i < n - 1 && !nn_has_nonfinite(net->dtype, ws->act[i + 1].data, ws->act[i + 1].numel))
         i++;
-    return nn_err_set(err, NN_ENONFINITE, "layers[%d] (%s): output has a non-finite value (inf or nan)",
-                      i, nn_kinds[net->layers[i].kind].name);
+    return nn_err_set(err, NN_ENONFINITE,
+                      "layers[%d] (%s): output has a non-finite value (inf or nan)", i,
+                      nn_kinds[net->layers[i].kind].name);
 }
 
 enum nn_status nn_net_forward(const struct nn_net *net, struct nn_ws *ws, const void *input,

@@ -29,10 +29,10 @@
 
 enum nn_status {
     NN_OK = 0,
-    NN_EINVAL,    /* bad input: 400 */
-    NN_ETOOBIG,   /* over a size cap (workspace, elements): 413 */
-    NN_ENONFINITE,/* a non-finite value appeared in the pass: 422 */
-    NN_ENOMEM,    /* allocation failed: 503 */
+    NN_EINVAL,     /* bad input: 400 */
+    NN_ETOOBIG,    /* over a size cap (workspace, elements): 413 */
+    NN_ENONFINITE, /* a non-finite value appeared in the pass: 422 */
+    NN_ENOMEM,     /* allocation failed: 503 */
     NN_STATUS_COUNT
 };
 
@@ -51,9 +51,9 @@ size_t nn_dtype_size(enum nn_dtype dt);
 /* A dense row-major tensor. data is not owned by the struct. */
 struct nn_tensor {
     enum nn_dtype dtype;
-    int ndim;                  /* 0 = absent; 1..NN_MAX_DIMS */
+    int ndim; /* 0 = absent; 1..NN_MAX_DIMS */
     size_t shape[NN_MAX_DIMS];
-    size_t numel;              /* product of shape, overflow-checked by nn_shape_numel */
+    size_t numel; /* product of shape, overflow-checked by nn_shape_numel */
     void *data;
 };
 
@@ -69,18 +69,18 @@ char *nn_shape_str(char *buf, size_t len, const size_t *shape, int ndim);
  * scalar pair nn_<name>_fwd(x, layer) / nn_<name>_bwd(x, y, layer) (see act.c).
  * The param list names the fields a request may set; defaults are torch's. */
 enum nn_pkind {
-    NN_P_REAL,     /* number -> layer->p[slot] */
-    NN_P_DIM,      /* integer (negative counts from the end) -> layer->dim */
-    NN_P_APPROX,   /* "none" | "tanh" -> layer->approx */
-    NN_P_WEIGHT,   /* tensor -> layer->weight (required) */
-    NN_P_BIAS,     /* tensor or null -> layer->bias (optional) */
+    NN_P_REAL,   /* number -> layer->p[slot] */
+    NN_P_DIM,    /* integer (negative counts from the end) -> layer->dim */
+    NN_P_APPROX, /* "none" | "tanh" -> layer->approx */
+    NN_P_WEIGHT, /* tensor -> layer->weight (required) */
+    NN_P_BIAS,   /* tensor or null -> layer->bias (optional) */
 };
 
 struct nn_param_spec {
     const char *name;
     enum nn_pkind kind;
-    int slot;        /* index into layer->p for NN_P_REAL */
-    double def;      /* default for REAL/DIM/APPROX */
+    int slot;   /* index into layer->p for NN_P_REAL */
+    double def; /* default for REAL/DIM/APPROX */
 };
 
 /* One row per layer kind: NN_LAYER_TABLE(M, X) expands M(X, ID, name, TorchName, impl,
@@ -92,14 +92,29 @@ struct nn_param_spec {
  *   check  CHECK: nn_<name>_check validates params against the input shape; NOCHECK: none.
  *   params the fields a request may set, torch's names and defaults (NN_PS_* below).
  * A missing function for a row is a compile error. */
-#define NN_PS_REAL(name, slot, def) {name, NN_P_REAL, slot, def}
-#define NN_PS_DIM(name, def) {name, NN_P_DIM, 0, def}
-#define NN_PS_APPROX(name) {name, NN_P_APPROX, 0, 0}
-#define NN_PS_WEIGHT(name) {name, NN_P_WEIGHT, 0, 0}
-#define NN_PS_BIAS(name) {name, NN_P_BIAS, 0, 0}
+#define NN_PS_REAL(name, slot, def) \
+    {                               \
+        name, NN_P_REAL, slot, def  \
+    }
+#define NN_PS_DIM(name, def)   \
+    {                          \
+        name, NN_P_DIM, 0, def \
+    }
+#define NN_PS_APPROX(name)      \
+    {                           \
+        name, NN_P_APPROX, 0, 0 \
+    }
+#define NN_PS_WEIGHT(name)      \
+    {                           \
+        name, NN_P_WEIGHT, 0, 0 \
+    }
+#define NN_PS_BIAS(name)      \
+    {                         \
+        name, NN_P_BIAS, 0, 0 \
+    }
 
 #define NN_LAYER_TABLE(M, X)                                                                  \
-    M(X, LINEAR, linear, Linear, TENSOR, CHECK, (NN_PS_WEIGHT("weight"), NN_PS_BIAS("bias")))  \
+    M(X, LINEAR, linear, Linear, TENSOR, CHECK, (NN_PS_WEIGHT("weight"), NN_PS_BIAS("bias"))) \
     M(X, RELU, relu, ReLU, ELEM, NOCHECK, ())                                                 \
     M(X, RELU6, relu6, ReLU6, ELEM, NOCHECK, ())                                              \
     M(X, LEAKY_RELU, leaky_relu, LeakyReLU, ELEM, NOCHECK,                                    \
@@ -127,13 +142,13 @@ enum nn_kind {
 #define X(ID, name, torch) NN_##ID,
     NN_LAYER_LIST(X)
 #undef X
-    NN_KIND_COUNT
+        NN_KIND_COUNT
 };
 
 #define NN_MAX_PARAMS 4
 struct nn_kind_info {
-    const char *name;      /* "leaky_relu" */
-    const char *torch;     /* "LeakyReLU" */
+    const char *name;  /* "leaky_relu" */
+    const char *torch; /* "LeakyReLU" */
     int nparams;
     struct nn_param_spec params[NN_MAX_PARAMS];
 };
@@ -145,11 +160,11 @@ enum nn_status nn_kind_lookup(const char *name, enum nn_kind *kind, const char *
 
 struct nn_layer {
     enum nn_kind kind;
-    double p[3];              /* scalar params by slot (negative_slope, alpha, beta/threshold, min/max) */
-    int dim;                  /* softmax/log_softmax */
-    int approx;               /* gelu: 0 none, 1 tanh */
-    struct nn_tensor weight;  /* linear [out, in]; prelu [C]; ndim 0 when absent */
-    struct nn_tensor bias;    /* linear [out] or ndim 0 */
+    double p[3]; /* scalar params by slot (negative_slope, alpha, beta/threshold, min/max) */
+    int dim;     /* softmax/log_softmax */
+    int approx;  /* gelu: 0 none, 1 tanh */
+    struct nn_tensor weight; /* linear [out, in]; prelu [C]; ndim 0 when absent */
+    struct nn_tensor bias;   /* linear [out] or ndim 0 */
 };
 
 /* Sets kind and torch's defaults for every scalar param. */
@@ -158,10 +173,11 @@ void nn_layer_init(struct nn_layer *l, enum nn_kind kind);
 struct nn_net {
     enum nn_dtype dtype;
     int nlayers;
-    struct nn_layer *layers;  /* owned */
+    struct nn_layer *layers; /* owned */
 };
 
-enum nn_status nn_net_init(struct nn_net *net, enum nn_dtype dtype, int nlayers, struct nn_err *err);
+enum nn_status nn_net_init(struct nn_net *net, enum nn_dtype dtype, int nlayers,
+                           struct nn_err *err);
 void nn_net_free(struct nn_net *net); /* frees layers, not tensor data */
 
 /* ---- plan + workspace ---------------------------------------------------- */
@@ -170,11 +186,11 @@ struct nn_plan {
     enum nn_dtype dtype;
     int backward;
     /* shapes[i] is the input of layer i; shapes[nlayers] the output */
-    struct nn_tensor *shapes; /* nlayers+1 entries, data NULL; owned (nn_plan_free) */
-    struct nn_tensor *wshapes;/* per layer: weight shape (ndim 0 = none); same allocation */
-    struct nn_tensor *bshapes;/* per layer: bias shape (ndim 0 = none); same allocation */
-    size_t ws_bytes;          /* total bytes nn_ws_init will allocate */
-    size_t param_elems;       /* total parameter elements (gradient buffer when backward) */
+    struct nn_tensor *shapes;  /* nlayers+1 entries, data NULL; owned (nn_plan_free) */
+    struct nn_tensor *wshapes; /* per layer: weight shape (ndim 0 = none); same allocation */
+    struct nn_tensor *bshapes; /* per layer: bias shape (ndim 0 = none); same allocation */
+    size_t ws_bytes;           /* total bytes nn_ws_init will allocate */
+    size_t param_elems;        /* total parameter elements (gradient buffer when backward) */
 };
 
 /* Validates every layer against the input shape and computes all shapes and the
@@ -186,14 +202,14 @@ void nn_plan_free(struct nn_plan *plan);
 
 struct nn_ws {
     const struct nn_plan *plan;
-    void *block;              /* one allocation */
+    void *block; /* one allocation */
     /* act[i] = input of layer i (act[0] is a copy of the input), act[nlayers] = output */
-    struct nn_tensor *act;    /* nlayers+1 */
+    struct nn_tensor *act; /* nlayers+1 */
     /* with backward: */
-    struct nn_tensor dinput;  /* gradient w.r.t. the input */
-    struct nn_tensor *dweight;/* per layer, ndim 0 when none */
-    struct nn_tensor *dbias;  /* per layer, ndim 0 when none */
-    void *scratch[2];         /* ping-pong dout buffers of the largest activation */
+    struct nn_tensor dinput;   /* gradient w.r.t. the input */
+    struct nn_tensor *dweight; /* per layer, ndim 0 when none */
+    struct nn_tensor *dbias;   /* per layer, ndim 0 when none */
+    void *scratch[2];          /* ping-pong dout buffers of the largest activation */
 };
 
 enum nn_status nn_ws_init(struct nn_ws *ws, const struct nn_plan *plan, struct nn_err *err);
@@ -220,13 +236,13 @@ enum nn_status nn_net_backward(const struct nn_net *net, struct nn_ws *ws, const
  *   impl ELEM: static nn_<name>_loss(x, t, param, &dx) per element (core/loss.c);
  *        CLASS: class-index targets, a row function per dtype (core/loss.c).
  *   param torch's name of the loss's scalar parameter, or NULL. */
-#define NN_LOSS_TABLE(M, X)                                                            \
-    M(X, MSE, mse, MSELoss, ELEM, NULL, 0)                                             \
-    M(X, L1, l1, L1Loss, ELEM, NULL, 0)                                                \
-    M(X, SMOOTH_L1, smooth_l1, SmoothL1Loss, ELEM, "beta", 1.0)                        \
-    M(X, HUBER, huber, HuberLoss, ELEM, "delta", 1.0)                                  \
-    M(X, BCE_WITH_LOGITS, bce_with_logits, BCEWithLogitsLoss, ELEM, NULL, 0)           \
-    M(X, CROSS_ENTROPY, cross_entropy, CrossEntropyLoss, CLASS, NULL, 0)               \
+#define NN_LOSS_TABLE(M, X)                                                  \
+    M(X, MSE, mse, MSELoss, ELEM, NULL, 0)                                   \
+    M(X, L1, l1, L1Loss, ELEM, NULL, 0)                                      \
+    M(X, SMOOTH_L1, smooth_l1, SmoothL1Loss, ELEM, "beta", 1.0)              \
+    M(X, HUBER, huber, HuberLoss, ELEM, "delta", 1.0)                        \
+    M(X, BCE_WITH_LOGITS, bce_with_logits, BCEWithLogitsLoss, ELEM, NULL, 0) \
+    M(X, CROSS_ENTROPY, cross_entropy, CrossEntropyLoss, CLASS, NULL, 0)     \
     M(X, NLL, nll, NLLLoss, CLASS, NULL, 0)
 
 /* X(ID, name, TorchName): the enum/name view of the table above. */
@@ -237,14 +253,14 @@ enum nn_loss {
 #define X(ID, name, torch) NN_LOSS_##ID,
     NN_LOSS_LIST(X)
 #undef X
-    NN_LOSS_COUNT
+        NN_LOSS_COUNT
 };
 
 struct nn_loss_info {
     const char *name;
     const char *torch;
-    int class_target;         /* target holds class indices [N] */
-    const char *param;        /* "beta", "delta" or NULL */
+    int class_target;  /* target holds class indices [N] */
+    const char *param; /* "beta", "delta" or NULL */
     double param_def;
 };
 extern const struct nn_loss_info nn_losses[NN_LOSS_COUNT];
@@ -270,11 +286,11 @@ enum nn_status nn_loss_forward(enum nn_loss loss, enum nn_reduction red, double 
 double nn_clip_grad_norm(const struct nn_net *net, struct nn_ws *ws, double max_norm);
 
 struct nn_layer_stats {
-    double zero_fraction;      /* exactly-zero outputs / outputs */
-    size_t ndead;              /* units (last dim) zero for every sample */
-    size_t *dead;              /* indices, ndead entries; owned (nn_stats_free) */
-    double weight_grad_norm;   /* -1 when no gradient */
-    double bias_grad_norm;     /* -1 when none */
+    double zero_fraction;    /* exactly-zero outputs / outputs */
+    size_t ndead;            /* units (last dim) zero for every sample */
+    size_t *dead;            /* indices, ndead entries; owned (nn_stats_free) */
+    double weight_grad_norm; /* -1 when no gradient */
+    double bias_grad_norm;   /* -1 when none */
 };
 /* stats has net->nlayers entries; grad norms only when ws has gradients. */
 enum nn_status nn_stats_compute(const struct nn_net *net, const struct nn_ws *ws,

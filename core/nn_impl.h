@@ -11,18 +11,15 @@ _Noreturn void nn_assert_fail(const char *expr, const char *file, int line);
 
 /* Shapes are validated by the kind's check before any kernel runs. */
 /* out = layer(in); out->shape was set by check. Never fails, never allocates. */
-typedef void nn_fwd_fn(const struct nn_layer *l, struct nn_tensor *out,
-                       const struct nn_tensor *in);
+typedef void nn_fwd_fn(const struct nn_layer *l, struct nn_tensor *out, const struct nn_tensor *in);
 /* dinp (in's shape) += d out / d in . dout; dweight/dbias (param shapes) +=; out is the
  * forward output. dweight/dbias are NULL for kinds without parameters. */
 typedef void nn_bwd_fn(const struct nn_layer *l, void *dinp, void *dweight, void *dbias,
-                       const void *dout, const struct nn_tensor *in,
-                       const struct nn_tensor *out);
+                       const void *dout, const struct nn_tensor *in, const struct nn_tensor *out);
 /* Validates layer idx against its input shape `in` (data NULL) and writes its output
  * shape into `out` (preset to a copy of in). Messages start "layers[idx] (name): ". */
-typedef enum nn_status nn_check_fn(const struct nn_layer *l, int idx,
-                                   const struct nn_tensor *in, struct nn_tensor *out,
-                                   size_t max_elems, struct nn_err *err);
+typedef enum nn_status nn_check_fn(const struct nn_layer *l, int idx, const struct nn_tensor *in,
+                                   struct nn_tensor *out, size_t max_elems, struct nn_err *err);
 
 struct nn_kind_ops {
     nn_fwd_fn *fwd;
@@ -38,8 +35,8 @@ extern const struct nn_kind_ops nn_kind_ops[NN_KIND_COUNT];
 #define NN_CHECK_PROTO_CHECK(name) nn_check_fn nn_##name##_check;
 #define NN_CHECK_PROTO_NOCHECK(name)
 #define NN_KIND_PROTOS_(X, ID, name, torch, impl, check, params) \
-    nn_fwd_fn nn_##name##_fwd_t;                                  \
-    nn_bwd_fn nn_##name##_bwd_t;                                  \
+    nn_fwd_fn nn_##name##_fwd_t;                                 \
+    nn_bwd_fn nn_##name##_bwd_t;                                 \
     NN_CHECK_PROTO_##check(name)
 NN_LAYER_TABLE(NN_KIND_PROTOS_, _)
 #undef NN_KIND_PROTOS_
@@ -51,7 +48,13 @@ int nn_has_nonfinite(enum nn_dtype dt, const void *data, size_t n);
 int nn_copy_has_nonfinite(enum nn_dtype dt, void *dst, const void *src, size_t n);
 
 /* size_t arithmetic that reports overflow */
-static inline int nn_mul_ovf(size_t a, size_t b, size_t *r) { return __builtin_mul_overflow(a, b, r); }
-static inline int nn_add_ovf(size_t a, size_t b, size_t *r) { return __builtin_add_overflow(a, b, r); }
+static inline int nn_mul_ovf(size_t a, size_t b, size_t *r)
+{
+    return __builtin_mul_overflow(a, b, r);
+}
+static inline int nn_add_ovf(size_t a, size_t b, size_t *r)
+{
+    return __builtin_add_overflow(a, b, r);
+}
 
 #endif

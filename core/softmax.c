@@ -34,55 +34,54 @@ enum nn_status nn_softmax_check(const struct nn_layer *l, int idx, const struct 
     return check_dim("softmax", l, idx, in, err);
 }
 
-enum nn_status nn_log_softmax_check(const struct nn_layer *l, int idx,
-                                    const struct nn_tensor *in, struct nn_tensor *out,
-                                    size_t max_elems, struct nn_err *err)
+enum nn_status nn_log_softmax_check(const struct nn_layer *l, int idx, const struct nn_tensor *in,
+                                    struct nn_tensor *out, size_t max_elems, struct nn_err *err)
 {
     return check_dim("log_softmax", l, idx, in, err);
 }
 
 /* T: element type. LOG: 0 softmax, 1 log_softmax. */
-#define SOFTMAX_FWD(T, LOG)                                                          \
-    do {                                                                             \
-        const T *x = in->data; /* (outer, n, inner) */                               \
-        T *y = out->data;      /* (outer, n, inner) */                               \
-        for (size_t o = 0; o < outer; o++)                                           \
-            for (size_t j = 0; j < inner; j++) {                                     \
-                const T *xr = x + o * n * inner + j;                                 \
-                T *yr = y + o * n * inner + j;                                       \
-                double mx = -INFINITY, s = 0;                                        \
-                for (size_t k = 0; k < n; k++)                                       \
-                    mx = fmax(mx, (double)xr[k * inner]);                            \
-                for (size_t k = 0; k < n; k++)                                       \
-                    s += exp((double)xr[k * inner] - mx);                            \
-                double ls = log(s);                                                  \
-                for (size_t k = 0; k < n; k++) {                                     \
-                    double z = (double)xr[k * inner] - mx;                           \
-                    yr[k * inner] = (T)(LOG ? z - ls : exp(z) / s);                  \
-                }                                                                    \
-            }                                                                        \
+#define SOFTMAX_FWD(T, LOG)                                         \
+    do {                                                            \
+        const T *x = in->data; /* (outer, n, inner) */              \
+        T *y = out->data;      /* (outer, n, inner) */              \
+        for (size_t o = 0; o < outer; o++)                          \
+            for (size_t j = 0; j < inner; j++) {                    \
+                const T *xr = x + o * n * inner + j;                \
+                T *yr = y + o * n * inner + j;                      \
+                double mx = -INFINITY, s = 0;                       \
+                for (size_t k = 0; k < n; k++)                      \
+                    mx = fmax(mx, (double)xr[k * inner]);           \
+                for (size_t k = 0; k < n; k++)                      \
+                    s += exp((double)xr[k * inner] - mx);           \
+                double ls = log(s);                                 \
+                for (size_t k = 0; k < n; k++) {                    \
+                    double z = (double)xr[k * inner] - mx;          \
+                    yr[k * inner] = (T)(LOG ? z - ls : exp(z) / s); \
+                }                                                   \
+            }                                                       \
     } while (0)
 
 /* softmax: dx = s*(g - sum(g*s));  log_softmax: dx = g - exp(y)*sum(g) */
-#define SOFTMAX_BWD(T, LOG)                                                          \
-    do {                                                                             \
-        const T *y = out->data, *g = dout; /* (outer, n, inner) */                   \
-        T *dx = dinp;                      /* (outer, n, inner) */                   \
-        for (size_t o = 0; o < outer; o++)                                           \
-            for (size_t j = 0; j < inner; j++) {                                     \
-                size_t base = o * n * inner + j;                                     \
-                double s = 0;                                                        \
-                for (size_t k = 0; k < n; k++) {                                     \
-                    size_t i = base + k * inner;                                     \
-                    s += LOG ? (double)g[i] : (double)g[i] * (double)y[i];           \
-                }                                                                    \
-                for (size_t k = 0; k < n; k++) {                                     \
-                    size_t i = base + k * inner;                                     \
-                    double v = LOG ? (double)g[i] - exp((double)y[i]) * s            \
-                                   : (double)y[i] * ((double)g[i] - s);              \
-                    dx[i] = (T)v;                                                    \
-                }                                                                    \
-            }                                                                        \
+#define SOFTMAX_BWD(T, LOG)                                                \
+    do {                                                                   \
+        const T *y = out->data, *g = dout; /* (outer, n, inner) */         \
+        T *dx = dinp;                      /* (outer, n, inner) */         \
+        for (size_t o = 0; o < outer; o++)                                 \
+            for (size_t j = 0; j < inner; j++) {                           \
+                size_t base = o * n * inner + j;                           \
+                double s = 0;                                              \
+                for (size_t k = 0; k < n; k++) {                           \
+                    size_t i = base + k * inner;                           \
+                    s += LOG ? (double)g[i] : (double)g[i] * (double)y[i]; \
+                }                                                          \
+                for (size_t k = 0; k < n; k++) {                           \
+                    size_t i = base + k * inner;                           \
+                    double v = LOG ? (double)g[i] - exp((double)y[i]) * s  \
+                                   : (double)y[i] * ((double)g[i] - s);    \
+                    dx[i] = (T)v;                                          \
+                }                                                          \
+            }                                                              \
     } while (0)
 
 void nn_softmax_fwd_t(const struct nn_layer *l, struct nn_tensor *out, const struct nn_tensor *in)
@@ -118,8 +117,7 @@ void nn_softmax_bwd_t(const struct nn_layer *l, void *dinp, void *dweight, void 
 }
 
 void nn_log_softmax_bwd_t(const struct nn_layer *l, void *dinp, void *dweight, void *dbias,
-                          const void *dout, const struct nn_tensor *in,
-                          const struct nn_tensor *out)
+                          const void *dout, const struct nn_tensor *in, const struct nn_tensor *out)
 {
     size_t outer, n, inner;
     split3(in, l->dim, &outer, &n, &inner);

@@ -9,8 +9,7 @@ enum nn_status nn_shape_numel(const size_t *shape, int ndim, size_t max_elems, s
 {
     char buf[160];
     if (ndim < 1 || ndim > NN_MAX_DIMS)
-        return nn_err_set(err, NN_EINVAL, "%s: rank %d is not in [1, %d]", what, ndim,
-                          NN_MAX_DIMS);
+        return nn_err_set(err, NN_EINVAL, "%s: rank %d is not in [1, %d]", what, ndim, NN_MAX_DIMS);
     size_t n = 1;
     for (int i = 0; i < ndim; i++) {
         if (nn_mul_ovf(n, shape[i], &n))
@@ -45,39 +44,39 @@ typedef uint32_t nn_v4u32 __attribute__((vector_size(16)));
 typedef uint64_t nn_v2u64 __attribute__((vector_size(16)));
 
 /* DST: NULL for a pure scan, else the copy's destination (same layout as data) */
-#define NONFINITE_SCAN(VT, ST, MASK, PER, DST)                                              \
-    do {                                                                                   \
-        const unsigned char *p = data;                                                     \
-        unsigned char *q = DST;                                                            \
-        const VT m = (VT){0} + (ST)(MASK);                                                 \
-        VT acc = {0};                                                                      \
-        size_t i = 0;                                                                      \
-        for (; i + 4 * PER <= n; i += 4 * PER) {                                           \
-            VT a, b, c, d;                                                                 \
-            memcpy(&a, p + i * sizeof(ST), 16);                                            \
-            memcpy(&b, p + i * sizeof(ST) + 16, 16);                                       \
-            memcpy(&c, p + i * sizeof(ST) + 32, 16);                                       \
-            memcpy(&d, p + i * sizeof(ST) + 48, 16);                                       \
-            if (q) {                                                                       \
-                memcpy(q + i * sizeof(ST), &a, 16);                                        \
-                memcpy(q + i * sizeof(ST) + 16, &b, 16);                                   \
-                memcpy(q + i * sizeof(ST) + 32, &c, 16);                                   \
-                memcpy(q + i * sizeof(ST) + 48, &d, 16);                                   \
-            }                                                                              \
-            acc |= (VT)((a & m) == m) | (VT)((b & m) == m) | (VT)((c & m) == m) |          \
-                   (VT)((d & m) == m);                                                     \
-        }                                                                                  \
-        int bad = 0;                                                                       \
-        for (int k = 0; k < PER; k++)                                                      \
-            bad |= acc[k] != 0;                                                            \
-        for (; i < n; i++) {                                                               \
-            ST u;                                                                          \
-            memcpy(&u, p + i * sizeof(ST), sizeof u);                                      \
-            if (q)                                                                         \
-                memcpy(q + i * sizeof(ST), &u, sizeof u);                                  \
-            bad |= (u & (ST)(MASK)) == (ST)(MASK);                                         \
-        }                                                                                  \
-        return bad;                                                                        \
+#define NONFINITE_SCAN(VT, ST, MASK, PER, DST)                                                     \
+    do {                                                                                           \
+        const unsigned char *p = data;                                                             \
+        unsigned char *q = DST;                                                                    \
+        const VT m = (VT){0} + (ST)(MASK);                                                         \
+        VT acc = {0};                                                                              \
+        size_t i = 0;                                                                              \
+        for (; i + 4 * PER <= n; i += 4 * PER) {                                                   \
+            VT a, b, c, d;                                                                         \
+            memcpy(&a, p + i * sizeof(ST), 16);                                                    \
+            memcpy(&b, p + i * sizeof(ST) + 16, 16);                                               \
+            memcpy(&c, p + i * sizeof(ST) + 32, 16);                                               \
+            memcpy(&d, p + i * sizeof(ST) + 48, 16);                                               \
+            if (q) {                                                                               \
+                memcpy(q + i * sizeof(ST), &a, 16);                                                \
+                memcpy(q + i * sizeof(ST) + 16, &b, 16);                                           \
+                memcpy(q + i * sizeof(ST) + 32, &c, 16);                                           \
+                memcpy(q + i * sizeof(ST) + 48, &d, 16);                                           \
+            }                                                                                      \
+            acc |=                                                                                 \
+                (VT)((a & m) == m) | (VT)((b & m) == m) | (VT)((c & m) == m) | (VT)((d & m) == m); \
+        }                                                                                          \
+        int bad = 0;                                                                               \
+        for (int k = 0; k < PER; k++)                                                              \
+            bad |= acc[k] != 0;                                                                    \
+        for (; i < n; i++) {                                                                       \
+            ST u;                                                                                  \
+            memcpy(&u, p + i * sizeof(ST), sizeof u);                                              \
+            if (q)                                                                                 \
+                memcpy(q + i * sizeof(ST), &u, sizeof u);                                          \
+            bad |= (u & (ST)(MASK)) == (ST)(MASK);                                                 \
+        }                                                                                          \
+        return bad;                                                                                \
     } while (0)
 
 int nn_has_nonfinite(enum nn_dtype dt, const void *data, size_t n)

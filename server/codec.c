@@ -33,9 +33,8 @@
 typedef unsigned char uc;
 
 /* ---- errors (self-contained: the codec does not need core's objects) ----- */
-__attribute__((format(printf, 3, 4))) static enum nn_status cerr(struct nn_err *err,
-                                                                 enum nn_status st,
-                                                                 const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static enum nn_status
+cerr(struct nn_err *err, enum nn_status st, const char *fmt, ...)
 {
     if (err) {
         va_list ap;
@@ -45,9 +44,11 @@ __attribute__((format(printf, 3, 4))) static enum nn_status cerr(struct nn_err *
         if (n >= (int)sizeof err->msg) { /* truncated: do not end inside a UTF-8 sequence */
             size_t L = sizeof err->msg - 1, j = L - 1;
             const unsigned char *m = (const unsigned char *)err->msg;
-            while (j > 0 && (m[j] & 0xc0) == 0x80) j--;
+            while (j > 0 && (m[j] & 0xc0) == 0x80)
+                j--;
             size_t need = m[j] >= 0xf0 ? 4 : m[j] >= 0xe0 ? 3 : m[j] >= 0xc0 ? 2 : 1;
-            if (j + need > L) err->msg[j] = '\0';
+            if (j + need > L)
+                err->msg[j] = '\0';
         }
     }
     return st;
@@ -57,9 +58,11 @@ __attribute__((format(printf, 3, 4))) static enum nn_status cerr(struct nn_err *
  * sequence (messages end up in JSON replies). */
 static int utf8_cut(const char *s, size_t n, size_t max)
 {
-    if (n <= max) return (int)n;
+    if (n <= max)
+        return (int)n;
     size_t k = max;
-    while (k > 0 && ((unsigned char)s[k] & 0xc0) == 0x80) k--;
+    while (k > 0 && ((unsigned char)s[k] & 0xc0) == 0x80)
+        k--;
     return (int)k;
 }
 
@@ -69,7 +72,8 @@ static void shape_fmt(char *buf, size_t cap, const size_t *shape, int ndim)
     o += (size_t)snprintf(buf, cap, "[");
     for (int i = 0; i < ndim && o < cap; i++)
         o += (size_t)snprintf(buf + o, cap - o, "%s%zu", i ? ", " : "", shape[i]);
-    if (o < cap) snprintf(buf + o, cap - o, "]");
+    if (o < cap)
+        snprintf(buf + o, cap - o, "]");
 }
 
 /* numel = product of shape; nz = product of the non-zero dims. 0 on overflow. */
@@ -82,12 +86,14 @@ static int shape_product(const size_t *shape, int ndim, size_t *numel, size_t *n
             zero = 1;
             continue;
         }
-        if (z > SIZE_MAX / shape[i]) return 0;
+        if (z > SIZE_MAX / shape[i])
+            return 0;
         z *= shape[i];
     }
     n = zero ? 0 : z;
     *numel = n;
-    if (nz) *nz = z;
+    if (nz)
+        *nz = z;
     return 1;
 }
 
@@ -132,14 +138,17 @@ static size_t ph_text(char *buf, size_t idx)
  * exact: the text must end right after the digits (NUL). */
 static int ph_match(const char *s, size_t max, size_t *idx, size_t *len, int exact)
 {
-    if (max < 19 || s[0] != '\x01' || s[17] != ':' || memcmp(s + 1, nonce(), 16) != 0) return 0;
+    if (max < 19 || s[0] != '\x01' || s[17] != ':' || memcmp(s + 1, nonce(), 16) != 0)
+        return 0;
     size_t i = 18, v = 0;
     while (i < max && i < 38 && s[i] >= '0' && s[i] <= '9') {
         v = v * 10 + (size_t)(s[i] - '0');
         i++;
     }
-    if (i == 18 || i - 18 > 19) return 0;
-    if (exact && (i >= max || s[i] != '\0')) return 0;
+    if (i == 18 || i - 18 > 19)
+        return 0;
+    if (exact && (i >= max || s[i] != '\0'))
+        return 0;
     *idx = v;
     *len = i;
     return 1;
@@ -178,14 +187,12 @@ struct scan {
     struct nn_err *err;
 };
 
-static int is_digit(uc c)
-{
-    return (unsigned)(c - '0') < 10u;
-}
+static int is_digit(uc c) { return (unsigned)(c - '0') < 10u; }
 
 static const uc *skip_ws(const uc *p, const uc *e)
 {
-    while (p < e && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
+    while (p < e && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
     return p;
 }
 
@@ -216,9 +223,11 @@ static size_t gpath(const struct scan *s, char *buf, size_t cap)
             n = snprintf(buf + o, cap - o, "%s%.*s", o ? "." : "",
                          utf8_cut((const char *)s->b + l->key_off, l->key_len, 48),
                          (const char *)s->b + l->key_off);
-        if (n < 0) break;
+        if (n < 0)
+            break;
         o += (size_t)n;
-        if (o >= cap) o = cap - 1;
+        if (o >= cap)
+            o = cap - 1;
     }
     return o;
 }
@@ -228,22 +237,22 @@ static size_t gpath(const struct scan *s, char *buf, size_t cap)
  * consecutive numbers, where the byte loop lets the branch predictor run ahead.) */
 static inline const uc *skip_digits(const uc *p, const uc *e)
 {
-    while (p < e && is_digit(*p)) p++;
+    while (p < e && is_digit(*p))
+        p++;
     return p;
 }
 
 /* Bytes that may not directly follow a number: "01", "1.2.3", "1e5e", "0x1". */
 static const uc num_glue[256] = {
     ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
-    ['8'] = 1, ['9'] = 1, ['.'] = 1, ['+'] = 1, ['-'] = 1,
-    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
-    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
-    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
-    ['y'] = 1, ['z'] = 1,
-    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
-    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
-    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
-    ['Y'] = 1, ['Z'] = 1,
+    ['8'] = 1, ['9'] = 1, ['.'] = 1, ['+'] = 1, ['-'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1,
+    ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1,
+    ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1,
+    ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1, ['A'] = 1,
+    ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1,
+    ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1,
+    ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1,
+    ['Z'] = 1,
 };
 
 /* Validates the number at p (p < e); returns its end or NULL (*bad = the
@@ -254,7 +263,8 @@ static inline __attribute__((always_inline)) const uc *num_end(const uc *p, cons
 {
     const uc *s0 = p + (*p == '-'), *q;
     p = skip_digits(s0, e);
-    if (p == s0) goto fail;
+    if (p == s0)
+        goto fail;
     if ((*s0 == '0') & (p - s0 > 1)) { /* "01": one branch, rarely taken */
         p = s0 + 1;
         goto fail;
@@ -269,12 +279,15 @@ static inline __attribute__((always_inline)) const uc *num_end(const uc *p, cons
     }
     if (p < e && (*p | 0x20) == 'e') {
         p++;
-        if (p < e && (*p == '+' || *p == '-')) p++;
+        if (p < e && (*p == '+' || *p == '-'))
+            p++;
         q = skip_digits(p, e);
-        if (q == p) goto fail;
+        if (q == p)
+            goto fail;
         p = q;
     }
-    if (p < e && num_glue[*p]) goto fail;
+    if (p < e && num_glue[*p])
+        goto fail;
     return p;
 fail:
     *bad = p;
@@ -294,9 +307,12 @@ static int hex4(const uc *p, unsigned *v)
     for (int i = 0; i < 4; i++) {
         uc c = p[i];
         unsigned d;
-        if (c >= '0' && c <= '9') d = (unsigned)(c - '0');
-        else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') d = (unsigned)((c | 0x20) - 'a' + 10);
-        else return 0;
+        if (c >= '0' && c <= '9')
+            d = (unsigned)(c - '0');
+        else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+            d = (unsigned)((c | 0x20) - 'a' + 10);
+        else
+            return 0;
         r = r << 4 | d;
     }
     *v = r;
@@ -309,21 +325,29 @@ static size_t utf8_len(const uc *p, const uc *e)
     uc c = p[0];
     size_t n;
     uc lo = 0x80, hi = 0xbf;
-    if (c >= 0xc2 && c <= 0xdf) n = 2;
+    if (c >= 0xc2 && c <= 0xdf)
+        n = 2;
     else if (c >= 0xe0 && c <= 0xef) {
         n = 3;
-        if (c == 0xe0) lo = 0xa0;
-        if (c == 0xed) hi = 0x9f; /* no UTF-16 surrogates */
+        if (c == 0xe0)
+            lo = 0xa0;
+        if (c == 0xed)
+            hi = 0x9f; /* no UTF-16 surrogates */
     } else if (c >= 0xf0 && c <= 0xf4) {
         n = 4;
-        if (c == 0xf0) lo = 0x90;
-        if (c == 0xf4) hi = 0x8f; /* <= U+10FFFF */
+        if (c == 0xf0)
+            lo = 0x90;
+        if (c == 0xf4)
+            hi = 0x8f; /* <= U+10FFFF */
     } else
         return 0;
-    if ((size_t)(e - p) < n) return 0;
-    if (p[1] < lo || p[1] > hi) return 0;
+    if ((size_t)(e - p) < n)
+        return 0;
+    if (p[1] < lo || p[1] > hi)
+        return 0;
     for (size_t i = 2; i < n; i++)
-        if ((p[i] & 0xc0) != 0x80) return 0;
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
     return n;
 }
 
@@ -333,7 +357,8 @@ static const uc *scan_string(struct scan *s, const uc *p)
     const uc *e = s->e;
     p++;
     for (;;) {
-        while (p < e && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') p++;
+        while (p < e && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+            p++;
         if (p >= e) {
             cerr(s->err, NN_EINVAL, "invalid JSON at byte %zu: unterminated string",
                  (size_t)(p - s->b));
@@ -341,16 +366,22 @@ static const uc *scan_string(struct scan *s, const uc *p)
             return NULL;
         }
         uc c = *p;
-        if (c == '"') return p + 1;
+        if (c == '"')
+            return p + 1;
         if (c == '\\') {
             if (e - p < 2) {
                 syn(s, e, "");
                 return NULL;
             }
             switch (p[1]) {
-            case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
-                p += 2;
-                continue;
+            case '"':
+            case '\\':
+            case '/':
+            case 'b':
+            case 'f':
+            case 'n':
+            case 'r':
+            case 't': p += 2; continue;
             case 'u': break;
             default:
                 cerr(s->err, NN_EINVAL, "invalid JSON at byte %zu: invalid escape in string",
@@ -359,17 +390,21 @@ static const uc *scan_string(struct scan *s, const uc *p)
                 return NULL;
             }
             unsigned cp, lo;
-            if (e - p < 6 || !hex4(p + 2, &cp)) goto bad_u;
+            if (e - p < 6 || !hex4(p + 2, &cp))
+                goto bad_u;
             if (cp == 0) {
-                cerr(s->err, NN_EINVAL, "invalid JSON at byte %zu: \\u0000 in strings is not "
-                     "supported", (size_t)(p - s->b));
+                cerr(s->err, NN_EINVAL,
+                     "invalid JSON at byte %zu: \\u0000 in strings is not "
+                     "supported",
+                     (size_t)(p - s->b));
                 s->st_code = NN_EINVAL;
                 return NULL;
             }
-            if (cp >= 0xdc00 && cp <= 0xdfff) goto bad_u;
+            if (cp >= 0xdc00 && cp <= 0xdfff)
+                goto bad_u;
             if (cp >= 0xd800 && cp <= 0xdbff) {
-                if (e - p < 12 || p[6] != '\\' || p[7] != 'u' || !hex4(p + 8, &lo) ||
-                    lo < 0xdc00 || lo > 0xdfff)
+                if (e - p < 12 || p[6] != '\\' || p[7] != 'u' || !hex4(p + 8, &lo) || lo < 0xdc00 ||
+                    lo > 0xdfff)
                     goto bad_u;
                 p += 12;
             } else
@@ -403,17 +438,17 @@ static const uc *scan_string(struct scan *s, const uc *p)
 enum { K_NONE, K_NUM, K_ARR };
 
 struct nlevel {
-    size_t cnt;                  /* elements started */
-    int kind;                    /* of element [0] */
-    int cnd;                     /* element [0]'s rank when an array */
-    size_t csh[NN_MAX_DIMS];     /* element [0]'s shape when an array */
+    size_t cnt;              /* elements started */
+    int kind;                /* of element [0] */
+    int cnd;                 /* element [0]'s rank when an array */
+    size_t csh[NN_MAX_DIMS]; /* element [0]'s shape when an array */
 };
 
 struct ragged {
     int set;
-    int depth;                   /* level whose elements disagree */
-    size_t idx[NN_MAX_DIMS];     /* indices of the enclosing elements, then the bad one */
-    int kind0, kindk;            /* element [0] and element [k] */
+    int depth;               /* level whose elements disagree */
+    size_t idx[NN_MAX_DIMS]; /* indices of the enclosing elements, then the bad one */
+    int kind0, kindk;        /* element [0] and element [k] */
     int nd0, ndk;
     size_t sh0[NN_MAX_DIMS], shk[NN_MAX_DIMS];
 };
@@ -421,16 +456,19 @@ struct ragged {
 static void ragged_note(struct ragged *r, const struct nlevel *L, int d, int kindk, int ndk,
                         const size_t *shk)
 {
-    if (r->set) return;
+    if (r->set)
+        return;
     r->set = 1;
     r->depth = d;
-    for (int i = 0; i <= d; i++) r->idx[i] = L[i].cnt - 1;
+    for (int i = 0; i <= d; i++)
+        r->idx[i] = L[i].cnt - 1;
     r->kind0 = L[d].kind;
     r->nd0 = L[d].cnd;
     memcpy(r->sh0, L[d].csh, sizeof r->sh0);
     r->kindk = kindk;
     r->ndk = ndk;
-    if (shk) memcpy(r->shk, shk, sizeof r->shk);
+    if (shk)
+        memcpy(r->shk, shk, sizeof r->shk);
 }
 
 static int ragged_error(struct scan *s, const struct ragged *r, size_t start)
@@ -439,16 +477,22 @@ static int ragged_error(struct scan *s, const struct ragged *r, size_t start)
     size_t o = gpath(s, path, sizeof path);
     for (int i = 0; i < r->depth && o + 1 < sizeof path; i++) {
         int n = snprintf(path + o, sizeof path - o, "[%zu]", r->idx[i]);
-        if (n < 0) break;
+        if (n < 0)
+            break;
         o += (size_t)n;
-        if (o >= sizeof path) o = sizeof path - 1;
+        if (o >= sizeof path)
+            o = sizeof path - 1;
     }
-    if (r->kindk == K_ARR) shape_fmt(shk, sizeof shk, r->shk, r->ndk);
-    if (r->kind0 == K_ARR) shape_fmt(sh0, sizeof sh0, r->sh0, r->nd0);
+    if (r->kindk == K_ARR)
+        shape_fmt(shk, sizeof shk, r->shk, r->ndk);
+    if (r->kind0 == K_ARR)
+        shape_fmt(sh0, sizeof sh0, r->sh0, r->nd0);
     char span_path[160];
     gpath(s, span_path, sizeof span_path);
-    if (span_path[0]) snprintf(head, sizeof head, "%.160s: ragged array", span_path);
-    else snprintf(head, sizeof head, "ragged array at byte %zu", start);
+    if (span_path[0])
+        snprintf(head, sizeof head, "%.160s: ragged array", span_path);
+    else
+        snprintf(head, sizeof head, "ragged array at byte %zu", start);
     if (r->kindk == K_ARR && r->kind0 == K_ARR)
         cerr(s->err, NN_EINVAL, "%s: %s[%zu] has shape %s but %s[0] has shape %s", head, path,
              r->idx[r->depth], shk, path, sh0);
@@ -501,39 +545,51 @@ static int scan_numeric(struct scan *s, size_t start, size_t *end)
     for (;;) {
         /* a value, or ']' when the array is still empty */
         p = skip_ws(p, e);
-        if (p >= e) return syn(s, p, "");
+        if (p >= e)
+            return syn(s, p, "");
         uc c = *p;
-        if (c == ']' && L[d].cnt == 0) goto close;
+        if (c == ']' && L[d].cnt == 0)
+            goto close;
         L[d].cnt++;
         if (c == '-' || is_digit(c)) {
             if (L[d].kind != K_NUM) {
-                if (L[d].kind == K_NONE) L[d].kind = K_NUM;
-                else ragged_note(&rg, L, d, K_NUM, 0, NULL);
+                if (L[d].kind == K_NONE)
+                    L[d].kind = K_NUM;
+                else
+                    ragged_note(&rg, L, d, K_NUM, 0, NULL);
             }
             for (;;) { /* the hot loop: a run of numbers */
                 const uc *bad, *q = num_end(p, e, &bad);
-                if (!q) return bad_number(s, bad);
+                if (!q)
+                    return bad_number(s, bad);
                 p = q;
-                while (p < e && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
-                if (p >= e) return syn(s, p, "");
+                while (p < e && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+                    p++;
+                if (p >= e)
+                    return syn(s, p, "");
                 if (*p == ',') {
                     p++;
-                    while (p < e && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
+                    while (p < e && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+                        p++;
                     if (p < e && (*p == '-' || is_digit(*p))) {
                         L[d].cnt++;
                         continue;
                     }
                     break; /* another kind of value follows: the outer loop sees it */
                 }
-                if (*p == ']') goto close;
+                if (*p == ']')
+                    goto close;
                 return syn(s, p, "expected ',' or ']'");
             }
             continue;
         }
         if (c == '[') {
-            if (d + 1 == NN_MAX_DIMS) return 0; /* rank > 8: not a tensor, let cJSON have it */
-            if (L[d].kind == K_NONE) L[d].kind = K_ARR, L[d].cnd = -1; /* shape set at close */
-            else if (L[d].kind == K_NUM) ragged_note(&rg, L, d, K_ARR, 0, NULL);
+            if (d + 1 == NN_MAX_DIMS)
+                return 0; /* rank > 8: not a tensor, let cJSON have it */
+            if (L[d].kind == K_NONE)
+                L[d].kind = K_ARR, L[d].cnd = -1; /* shape set at close */
+            else if (L[d].kind == K_NUM)
+                ragged_note(&rg, L, d, K_ARR, 0, NULL);
             d++;
             L[d].cnt = 0;
             L[d].kind = K_NONE;
@@ -541,7 +597,8 @@ static int scan_numeric(struct scan *s, size_t start, size_t *end)
             p++;
             continue;
         }
-        if (c == '"' || c == '{' || c == 't' || c == 'f' || c == 'n') return 0;
+        if (c == '"' || c == '{' || c == 't' || c == 'f' || c == 'n')
+            return 0;
         return syn(s, p, "expected a value");
 
     close:
@@ -555,8 +612,10 @@ static int scan_numeric(struct scan *s, size_t start, size_t *end)
                 nd = L[d].cnd + 1;
             }
             if (d == 0) {
-                if (rg.set) return ragged_error(s, &rg, start);
-                if (push_span(s, start, (size_t)(p - b) - start, nd, sh) < 0) return -1;
+                if (rg.set)
+                    return ragged_error(s, &rg, start);
+                if (push_span(s, start, (size_t)(p - b) - start, nd, sh) < 0)
+                    return -1;
                 *end = (size_t)(p - b);
                 return 1;
             }
@@ -573,9 +632,12 @@ static int scan_numeric(struct scan *s, size_t start, size_t *end)
         }
         /* after a value: ',' or ']' */
         p = skip_ws(p, e);
-        if (p >= e) return syn(s, p, "");
-        if (*p == ']') goto close;
-        if (*p != ',') return syn(s, p, "expected ',' or ']'");
+        if (p >= e)
+            return syn(s, p, "");
+        if (*p == ']')
+            goto close;
+        if (*p != ',')
+            return syn(s, p, "expected ',' or ']'");
         p++;
     }
 }
@@ -593,14 +655,16 @@ static int scan_body(struct scan *s)
     }
 value:
     p = skip_ws(p, e);
-    if (p >= e) return syn(s, p, "");
+    if (p >= e)
+        return syn(s, p, "");
     switch (*p) {
     case '{':
     case '[':
         if (*p == '[') {
             size_t end = 0;
             int r = scan_numeric(s, (size_t)(p - b), &end);
-            if (r < 0) return -1;
+            if (r < 0)
+                return -1;
             if (r > 0) {
                 p = b + end;
                 goto after;
@@ -629,7 +693,8 @@ value:
         goto key;
     case '"':
         p = scan_string(s, p);
-        if (!p) return -1;
+        if (!p)
+            return -1;
         goto after;
     case 't':
         if (e - p >= 4 && memcmp(p, "true", 4) == 0) {
@@ -654,7 +719,8 @@ value:
             const uc *bad, *q = num_end(p, e, &bad);
             double v;
             const char *stop;
-            if (!q) return bad_number(s, bad);
+            if (!q)
+                return bad_number(s, bad);
             if (!srv_f64_parse((const char *)p, (const char *)q, &v, &stop) || isinf(v)) {
                 char path[128];
                 gpath(s, path, sizeof path);
@@ -671,29 +737,34 @@ value:
 
 key:
     p = skip_ws(p, e);
-    if (p >= e || *p != '"') return syn(s, p, "expected a string key");
+    if (p >= e || *p != '"')
+        return syn(s, p, "expected a string key");
     {
         const uc *k = p;
         p = scan_string(s, p);
-        if (!p) return -1;
+        if (!p)
+            return -1;
         top = &s->st[s->depth - 1];
         top->key_off = (size_t)(k + 1 - b);
         top->key_len = (size_t)(p - k) - 2;
         top->cnt++;
     }
     p = skip_ws(p, e);
-    if (p >= e || *p != ':') return syn(s, p, "expected ':'");
+    if (p >= e || *p != ':')
+        return syn(s, p, "expected ':'");
     p++;
     goto value;
 
 after:
     if (s->depth == 0) {
         p = skip_ws(p, e);
-        if (p < e) return syn(s, p, "unexpected data after the JSON value");
+        if (p < e)
+            return syn(s, p, "unexpected data after the JSON value");
         return 0;
     }
     p = skip_ws(p, e);
-    if (p >= e) return syn(s, p, "");
+    if (p >= e)
+        return syn(s, p, "");
     top = &s->st[s->depth - 1];
     if (top->is_arr) {
         if (*p == ',') {
@@ -738,16 +809,18 @@ static void cj_path(const struct claim *c, int depth, char *buf, size_t cap)
         int w;
         if (cJSON_IsArray(parent)) {
             size_t k = 0;
-            for (const cJSON *x = parent->child; x && x != n; x = x->next) k++;
+            for (const cJSON *x = parent->child; x && x != n; x = x->next)
+                k++;
             w = snprintf(buf + o, cap - o, "[%zu]", k);
-        } else
-        {
+        } else {
             const char *k = n->string ? n->string : "";
             w = snprintf(buf + o, cap - o, "%s%.*s", o ? "." : "", utf8_cut(k, strlen(k), 48), k);
         }
-        if (w < 0) break;
+        if (w < 0)
+            break;
         o += (size_t)w;
-        if (o >= cap) o = cap - 1;
+        if (o >= cap)
+            o = cap - 1;
     }
 }
 
@@ -759,9 +832,12 @@ static int cmp_str(const void *a, const void *b)
 static int claim_one(struct claim *c, cJSON *n)
 {
     size_t idx, len;
-    if (!cJSON_IsString(n) || !n->valuestring || n->valuestring[0] != '\x01') return 0;
-    if (!ph_match(n->valuestring, strlen(n->valuestring) + 1, &idx, &len, 1)) return 0;
-    if (idx >= c->doc->nsp || c->claimed[idx]) return -1; /* cannot happen without the nonce */
+    if (!cJSON_IsString(n) || !n->valuestring || n->valuestring[0] != '\x01')
+        return 0;
+    if (!ph_match(n->valuestring, strlen(n->valuestring) + 1, &idx, &len, 1))
+        return 0;
+    if (idx >= c->doc->nsp || c->claimed[idx])
+        return -1; /* cannot happen without the nonce */
     c->claimed[idx] = 1;
     c->nclaimed++;
     n->type = (n->type & ~0xff) | cJSON_Raw;
@@ -771,14 +847,18 @@ static int claim_one(struct claim *c, cJSON *n)
 static int claim_walk(struct claim *c, cJSON *node, int depth)
 {
     c->pnode[depth] = node;
-    if (claim_one(c, node) < 0) return -1;
-    if (!cJSON_IsArray(node) && !cJSON_IsObject(node)) return 0;
+    if (claim_one(c, node) < 0)
+        return -1;
+    if (!cJSON_IsArray(node) && !cJSON_IsObject(node))
+        return 0;
     size_t nkids = 0;
     for (cJSON *k = node->child; k; k = k->next) {
         nkids++;
-        if (claim_walk(c, k, depth + 1) < 0) return -1;
+        if (claim_walk(c, k, depth + 1) < 0)
+            return -1;
     }
-    if (!cJSON_IsObject(node) || nkids < 2) return 0;
+    if (!cJSON_IsObject(node) || nkids < 2)
+        return 0;
     const char *dup = NULL;
     if (nkids <= 16) {
         for (const cJSON *a = node->child; a && !dup; a = a->next)
@@ -794,10 +874,12 @@ static int claim_walk(struct claim *c, cJSON *node, int depth)
             return -2;
         }
         size_t i = 0;
-        for (const cJSON *k = node->child; k; k = k->next) keys[i++] = k->string;
+        for (const cJSON *k = node->child; k; k = k->next)
+            keys[i++] = k->string;
         qsort(keys, nkids, sizeof *keys, cmp_str);
         for (i = 1; i < nkids && !dup; i++)
-            if (strcmp(keys[i - 1], keys[i]) == 0) dup = keys[i];
+            if (strcmp(keys[i - 1], keys[i]) == 0)
+                dup = keys[i];
         free(keys);
     }
     if (dup) {
@@ -819,14 +901,16 @@ enum nn_status srv_doc_parse_ex(const char *body, size_t len, int max_depth, str
     enum nn_status st;
 
     *out = NULL;
-    if (max_depth <= 0 || max_depth > SRV_DOC_MAX_DEPTH) max_depth = SRV_DOC_MAX_DEPTH;
+    if (max_depth <= 0 || max_depth > SRV_DOC_MAX_DEPTH)
+        max_depth = SRV_DOC_MAX_DEPTH;
     memset(&s, 0, sizeof s);
     s.b = (const uc *)body;
     s.e = s.b + (body ? len : 0);
     s.max_depth = max_depth;
     s.err = err;
     s.st = malloc((size_t)max_depth * sizeof *s.st);
-    if (!s.st) return cerr(err, NN_ENOMEM, "out of memory");
+    if (!s.st)
+        return cerr(err, NN_ENOMEM, "out of memory");
     if (!body || len == 0) {
         st = cerr(err, NN_EINVAL, "invalid JSON: empty body");
         goto fail;
@@ -864,7 +948,8 @@ enum nn_status srv_doc_parse_ex(const char *body, size_t len, int max_depth, str
         memcpy(skel + o, body + from, len - from);
         o += len - from;
         skel[o] = '\0';
-        if (o != slen) abort(); /* invariant */
+        if (o != slen)
+            abort(); /* invariant */
     }
 
     doc = calloc(1, sizeof *doc);
@@ -901,7 +986,8 @@ enum nn_status srv_doc_parse_ex(const char *body, size_t len, int max_depth, str
             goto fail;
         }
         if (r < 0 || c.nclaimed != doc->nsp) {
-            if (r == 0) cerr(err, NN_EINVAL, "invalid JSON");
+            if (r == 0)
+                cerr(err, NN_EINVAL, "invalid JSON");
             st = NN_EINVAL;
             goto fail;
         }
@@ -925,19 +1011,14 @@ struct srv_doc *srv_doc_parse(const char *body, size_t len, struct nn_err *err)
     return doc;
 }
 
-const cJSON *srv_doc_root(const struct srv_doc *doc)
-{
-    return doc ? doc->root : NULL;
-}
+const cJSON *srv_doc_root(const struct srv_doc *doc) { return doc ? doc->root : NULL; }
 
-size_t srv_doc_nspans(const struct srv_doc *doc)
-{
-    return doc ? doc->nsp : 0;
-}
+size_t srv_doc_nspans(const struct srv_doc *doc) { return doc ? doc->nsp : 0; }
 
 void srv_doc_free(struct srv_doc *doc)
 {
-    if (!doc) return;
+    if (!doc)
+        return;
     cJSON_Delete(doc->root);
     free(doc->sp);
     free(doc);
@@ -947,26 +1028,31 @@ void srv_doc_free(struct srv_doc *doc)
 static const struct span *ph_span(const struct srv_doc *doc, const cJSON *item)
 {
     size_t idx, len;
-    if (!doc || !item || !cJSON_IsRaw(item) || !item->valuestring) return NULL;
-    if (!ph_match(item->valuestring, strlen(item->valuestring) + 1, &idx, &len, 1)) return NULL;
+    if (!doc || !item || !cJSON_IsRaw(item) || !item->valuestring)
+        return NULL;
+    if (!ph_match(item->valuestring, strlen(item->valuestring) + 1, &idx, &len, 1))
+        return NULL;
     return idx < doc->nsp ? &doc->sp[idx] : NULL;
 }
 
 /* Shape of a cJSON array of numbers (nested, rectangular); 0 if it is not one. */
 static int cj_shape(const cJSON *a, size_t *shape, int *ndim, int depth)
 {
-    if (!cJSON_IsArray(a) || depth >= NN_MAX_DIMS) return 0;
+    if (!cJSON_IsArray(a) || depth >= NN_MAX_DIMS)
+        return 0;
     size_t n = 0;
     int kind = K_NONE, cnd = 0;
     size_t csh[NN_MAX_DIMS];
     for (const cJSON *x = a->child; x; x = x->next, n++) {
         if (cJSON_IsNumber(x)) {
-            if (kind == K_ARR) return 0;
+            if (kind == K_ARR)
+                return 0;
             kind = K_NUM;
         } else {
             size_t sh[NN_MAX_DIMS];
             int nd;
-            if (kind == K_NUM || !cj_shape(x, sh, &nd, depth + 1)) return 0;
+            if (kind == K_NUM || !cj_shape(x, sh, &nd, depth + 1))
+                return 0;
             if (kind == K_NONE) {
                 kind = K_ARR;
                 cnd = nd;
@@ -978,7 +1064,8 @@ static int cj_shape(const cJSON *a, size_t *shape, int *ndim, int depth)
     shape[0] = n;
     *ndim = 1;
     if (kind == K_ARR) {
-        if (cnd + 1 > NN_MAX_DIMS) return 0;
+        if (cnd + 1 > NN_MAX_DIMS)
+            return 0;
         memcpy(shape + 1, csh, (size_t)cnd * sizeof *csh);
         *ndim = cnd + 1;
     }
@@ -996,12 +1083,16 @@ int srv_doc_numarray(const struct srv_doc *doc, const cJSON *item, size_t shape[
         memcpy(sh, sp->shape, sizeof sh);
         n = sp->numel;
     } else {
-        if (!cj_shape(item, sh, &nd, 0)) return 0;
+        if (!cj_shape(item, sh, &nd, 0))
+            return 0;
         shape_product(sh, nd, &n, NULL);
     }
-    if (shape) memcpy(shape, sh, sizeof sh);
-    if (ndim) *ndim = nd;
-    if (numel) *numel = n;
+    if (shape)
+        memcpy(shape, sh, sizeof sh);
+    if (ndim)
+        *ndim = nd;
+    if (numel)
+        *numel = n;
     return 1;
 }
 
@@ -1016,26 +1107,34 @@ static enum nn_status tok_i64(const char *p, const char *q, int64_t *v, const ch
     int tlen = (int)(q - p > 40 ? 40 : q - p);
     const char *r = p;
     int neg = *r == '-';
-    if (neg) r++;
+    if (neg)
+        r++;
     const char *digits = r;
-    while (r < q && is_digit((uc)*r)) r++;
+    while (r < q && is_digit((uc)*r))
+        r++;
     if (r == q) { /* plain integer: exact */
         uint64_t u = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
         for (const char *d = digits; d < q; d++) {
             unsigned dv = (unsigned)(*d - '0');
-            if (u > (lim - dv) / 10) goto range;
+            if (u > (lim - dv) / 10)
+                goto range;
             u = u * 10 + dv;
         }
-        if (!neg) *v = (int64_t)u;
-        else *v = u == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)u;
+        if (!neg)
+            *v = (int64_t)u;
+        else
+            *v = u == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)u;
         return NN_OK;
     }
     double d;
     const char *stop;
-    if (!srv_f64_parse(p, q, &d, &stop) || isinf(d)) goto range;
-    if (d != floor(d)) return cerr(err, NN_EINVAL, "%s: %.*s is not an integer", where, tlen, p);
+    if (!srv_f64_parse(p, q, &d, &stop) || isinf(d))
+        goto range;
+    if (d != floor(d))
+        return cerr(err, NN_EINVAL, "%s: %.*s is not an integer", where, tlen, p);
     if (fabs(d) >= TWO53) { /* a neighbour might have rounded here: not exact */
-        if (fabs(d) >= 9223372036854775808.0) goto range;
+        if (fabs(d) >= 9223372036854775808.0)
+            goto range;
         return cerr(err, NN_EINVAL,
                     "%s: %.*s is too large to be exact; write it as plain integer digits", where,
                     tlen, p);
@@ -1052,24 +1151,31 @@ static enum nn_status span_read(const struct srv_doc *doc, const struct span *sp
     const char *p = doc->body + sp->off, *end = p + sp->len;
     const char *bad = NULL, *bad_end = NULL;
     size_t n = sp->numel, got;
-    if (t == SRV_F32) got = srv_f32_parse_run(p, end, dst, n, &bad, &bad_end);
-    else if (t == SRV_F64) got = srv_f64_parse_run(p, end, dst, n, &bad, &bad_end);
+    if (t == SRV_F32)
+        got = srv_f32_parse_run(p, end, dst, n, &bad, &bad_end);
+    else if (t == SRV_F64)
+        got = srv_f64_parse_run(p, end, dst, n, &bad, &bad_end);
     else {
         int64_t *o = dst;
         for (size_t i = 0; i < n; i++) {
-            while (p < end && !(*p == '-' || is_digit((uc)*p))) p++;
+            while (p < end && !(*p == '-' || is_digit((uc)*p)))
+                p++;
             const uc *bq, *q = num_end((const uc *)p, (const uc *)end, &bq);
-            if (!q) abort(); /* validated by the scanner */
+            if (!q)
+                abort(); /* validated by the scanner */
             enum nn_status st = tok_i64(p, (const char *)q, &o[i], where, err);
-            if (st) return st;
+            if (st)
+                return st;
             p = (const char *)q;
         }
         return NN_OK;
     }
-    if (got == n) return NN_OK;
+    if (got == n)
+        return NN_OK;
     if (bad_end <= bad) { /* fast_float refused a validated token: cannot happen */
         bad_end = bad;
-        while (bad_end < end && *bad_end != ',' && *bad_end != ']') bad_end++;
+        while (bad_end < end && *bad_end != ',' && *bad_end != ']')
+            bad_end++;
     }
     return cerr(err, NN_EINVAL, "%s: %.*s is out of range for %s", where,
                 (int)(bad_end - bad > 40 ? 40 : bad_end - bad), bad, num_names[t]);
@@ -1081,21 +1187,27 @@ static enum nn_status cj_read(const cJSON *a, enum srv_num t, void *dst, size_t 
     for (const cJSON *x = a->child; x; x = x->next) {
         if (cJSON_IsArray(x)) {
             enum nn_status st = cj_read(x, t, dst, i, where, err);
-            if (st) return st;
+            if (st)
+                return st;
             continue;
         }
         double v = x->valuedouble;
         if (t == SRV_F64) {
-            if (!isfinite(v)) goto range;
+            if (!isfinite(v))
+                goto range;
             ((double *)dst)[*i] = v;
         } else if (t == SRV_F32) {
             float f = (float)v;
-            if (!isfinite(f)) goto range;
+            if (!isfinite(f))
+                goto range;
             ((float *)dst)[*i] = f;
         } else {
-            if (!isfinite(v)) goto range;
-            if (v != floor(v)) return cerr(err, NN_EINVAL, "%s: %.17g is not an integer", where, v);
-            if (fabs(v) > TWO53) goto range;
+            if (!isfinite(v))
+                goto range;
+            if (v != floor(v))
+                return cerr(err, NN_EINVAL, "%s: %.17g is not an integer", where, v);
+            if (fabs(v) > TWO53)
+                goto range;
             ((int64_t *)dst)[*i] = (int64_t)v;
         }
         (*i)++;
@@ -1106,19 +1218,20 @@ static enum nn_status cj_read(const cJSON *a, enum srv_num t, void *dst, size_t 
     return NN_OK;
 }
 
-enum nn_status srv_doc_numarray_read(const struct srv_doc *doc, const cJSON *item,
-                                     enum srv_num t, void *dst, size_t numel, const char *where,
-                                     struct nn_err *err)
+enum nn_status srv_doc_numarray_read(const struct srv_doc *doc, const cJSON *item, enum srv_num t,
+                                     void *dst, size_t numel, const char *where, struct nn_err *err)
 {
     size_t sh[NN_MAX_DIMS], n;
     int nd;
-    if (!where) where = "value";
+    if (!where)
+        where = "value";
     if ((unsigned)t >= SRV_NUM_COUNT || !srv_doc_numarray(doc, item, sh, &nd, &n))
         return cerr(err, NN_EINVAL, "%s: expected an array of numbers", where);
     if (n != numel)
         return cerr(err, NN_EINVAL, "%s: has %zu values, expected %zu", where, n, numel);
     const struct span *sp = ph_span(doc, item);
-    if (sp) return span_read(doc, sp, t, dst, where, err);
+    if (sp)
+        return span_read(doc, sp, t, dst, where, err);
     size_t i = 0;
     return cj_read(item, t, dst, &i, where, err);
 }
@@ -1148,40 +1261,50 @@ static enum nn_status tensor_read(const struct srv_doc *doc, const cJSON *item, 
     size_t sh[NN_MAX_DIMS] = {0}, n, nz;
     int nd;
     const cJSON *data_item;
-    if (!where) where = "tensor";
+    if (!where)
+        where = "tensor";
     *data = NULL;
     if (srv_doc_numarray(doc, item, sh, &nd, &n)) {
-        if (max_elems && n > max_elems) return too_big(where, sh, nd, max_elems, err);
+        if (max_elems && n > max_elems)
+            return too_big(where, sh, nd, max_elems, err);
         data_item = item;
-        if (form) *form = SRV_FORM_NESTED;
+        if (form)
+            *form = SRV_FORM_NESTED;
     } else if (allow_scalar && cJSON_IsNumber(item)) {
         int64_t v;
         double d = item->valuedouble;
         if (!isfinite(d) || fabs(d) > TWO53)
             return cerr(err, NN_EINVAL, "%s: %.17g is out of range for int64", where, d);
-        if (d != floor(d)) return cerr(err, NN_EINVAL, "%s: %.17g is not an integer", where, d);
+        if (d != floor(d))
+            return cerr(err, NN_EINVAL, "%s: %.17g is not an integer", where, d);
         v = (int64_t)d;
         *data = malloc(sizeof v);
-        if (!*data) return cerr(err, NN_ENOMEM, "out of memory");
+        if (!*data)
+            return cerr(err, NN_ENOMEM, "out of memory");
         memcpy(*data, &v, sizeof v);
         memset(shape, 0, NN_MAX_DIMS * sizeof *shape);
         *ndim = 0;
         *numel = 1;
-        if (form) *form = SRV_FORM_NESTED;
+        if (form)
+            *form = SRV_FORM_NESTED;
         return NN_OK;
     } else if (cJSON_IsObject(item)) {
         const cJSON *shape_item = NULL;
         data_item = NULL;
         for (const cJSON *k = item->child; k; k = k->next) {
-            if (strcmp(k->string, "shape") == 0) shape_item = k;
-            else if (strcmp(k->string, "data") == 0) data_item = k;
+            if (strcmp(k->string, "shape") == 0)
+                shape_item = k;
+            else if (strcmp(k->string, "data") == 0)
+                data_item = k;
             else
                 return cerr(err, NN_EINVAL,
                             "%s: unknown field \"%.*s\" in tensor (known: shape, data)", where,
                             utf8_cut(k->string, strlen(k->string), 48), k->string);
         }
-        if (!shape_item) return cerr(err, NN_EINVAL, "%s: missing \"shape\"", where);
-        if (!data_item) return cerr(err, NN_EINVAL, "%s: missing \"data\"", where);
+        if (!shape_item)
+            return cerr(err, NN_EINVAL, "%s: missing \"shape\"", where);
+        if (!data_item)
+            return cerr(err, NN_EINVAL, "%s: missing \"data\"", where);
         size_t ssh[NN_MAX_DIMS], sn;
         int snd;
         if (!srv_doc_numarray(doc, shape_item, ssh, &snd, &sn) || snd != 1)
@@ -1193,7 +1316,8 @@ static enum nn_status tensor_read(const struct srv_doc *doc, const cJSON *item, 
         char w[96];
         snprintf(w, sizeof w, "%s.shape", where);
         enum nn_status st = srv_doc_numarray_read(doc, shape_item, SRV_I64, dims, sn, w, err);
-        if (st) return st;
+        if (st)
+            return st;
         nd = (int)sn;
         for (int i = 0; i < nd; i++) {
             if (dims[i] < 0)
@@ -1217,18 +1341,19 @@ static enum nn_status tensor_read(const struct srv_doc *doc, const cJSON *item, 
             shape_fmt(s1, sizeof s1, sh, nd);
             if (dnd > 1 && dn == n) {
                 shape_fmt(s2, sizeof s2, dsh, dnd);
-                return cerr(err, NN_EINVAL, "%s: data has shape %s but shape is %s", where, s2,
-                            s1);
+                return cerr(err, NN_EINVAL, "%s: data has shape %s but shape is %s", where, s2, s1);
             }
             return cerr(err, NN_EINVAL, "%s: data has %zu value%s but shape %s needs %zu", where,
                         dn, dn == 1 ? "" : "s", s1, n);
         }
-        if (form) *form = SRV_FORM_OBJECT;
+        if (form)
+            *form = SRV_FORM_OBJECT;
     } else
         return not_tensor(where, err);
 
     void *buf = malloc(n ? n * esize : 1);
-    if (!buf) return cerr(err, NN_ENOMEM, "out of memory");
+    if (!buf)
+        return cerr(err, NN_ENOMEM, "out of memory");
     enum nn_status st = srv_doc_numarray_read(doc, data_item, t, buf, n, where, err);
     if (st) {
         free(buf);
@@ -1246,13 +1371,15 @@ enum nn_status srv_doc_tensor(const struct srv_doc *doc, const cJSON *item, enum
                               enum srv_form *form, struct nn_err *err)
 {
     memset(t, 0, sizeof *t);
-    if ((unsigned)dt >= NN_DTYPE_COUNT) return cerr(err, NN_EINVAL, "%s: bad dtype", where);
+    if ((unsigned)dt >= NN_DTYPE_COUNT)
+        return cerr(err, NN_EINVAL, "%s: bad dtype", where);
     t->dtype = dt;
     enum srv_num k = dt == NN_F32 ? SRV_F32 : SRV_F64;
     size_t es = dt == NN_F32 ? sizeof(float) : sizeof(double);
     enum nn_status st = tensor_read(doc, item, k, es, max_elems, where ? where : "tensor", 0,
                                     t->shape, &t->ndim, &t->numel, &t->data, form, err);
-    if (st) memset(t, 0, sizeof *t), t->dtype = dt;
+    if (st)
+        memset(t, 0, sizeof *t), t->dtype = dt;
     return st;
 }
 
@@ -1284,14 +1411,12 @@ struct srv_out {
     size_t n, cap;
 };
 
-struct srv_out *srv_out_new(void)
-{
-    return calloc(1, sizeof(struct srv_out));
-}
+struct srv_out *srv_out_new(void) { return calloc(1, sizeof(struct srv_out)); }
 
 void srv_out_free(struct srv_out *o)
 {
-    if (!o) return;
+    if (!o)
+        return;
     free(o->e);
     free(o);
 }
@@ -1301,7 +1426,8 @@ static cJSON *out_add(struct srv_out *o, const struct out_ent *en)
     if (o->n == o->cap) {
         size_t cap = o->cap ? o->cap * 2 : 8;
         struct out_ent *n = realloc(o->e, cap * sizeof *n);
-        if (!n) return NULL;
+        if (!n)
+            return NULL;
         o->e = n;
         o->cap = cap;
     }
@@ -1309,7 +1435,8 @@ static cJSON *out_add(struct srv_out *o, const struct out_ent *en)
     size_t len = ph_text(ph, o->n);
     ph[len] = '\0';
     cJSON *node = cJSON_CreateRaw(ph);
-    if (!node) return NULL;
+    if (!node)
+        return NULL;
     o->e[o->n] = *en;
     o->e[o->n].node = node;
     o->n++;
@@ -1332,7 +1459,8 @@ cJSON *srv_out_tensor(struct srv_out *o, const struct nn_tensor *t, int form)
 
 cJSON *srv_out_number(struct srv_out *o, double v, enum nn_dtype dt)
 {
-    if (!o || (unsigned)dt >= NN_DTYPE_COUNT) return NULL;
+    if (!o || (unsigned)dt >= NN_DTYPE_COUNT)
+        return NULL;
     struct out_ent en;
     memset(&en, 0, sizeof en);
     en.kind = E_NUMBER;
@@ -1341,24 +1469,20 @@ cJSON *srv_out_number(struct srv_out *o, double v, enum nn_dtype dt)
     return out_add(o, &en);
 }
 
-static size_t sat_add(size_t a, size_t b)
-{
-    return a > SIZE_MAX - b ? SIZE_MAX : a + b;
-}
+static size_t sat_add(size_t a, size_t b) { return a > SIZE_MAX - b ? SIZE_MAX : a + b; }
 
-static size_t sat_mul(size_t a, size_t b)
-{
-    return b && a > SIZE_MAX / b ? SIZE_MAX : a * b;
-}
+static size_t sat_mul(size_t a, size_t b) { return b && a > SIZE_MAX / b ? SIZE_MAX : a * b; }
 
 /* Upper bound of the text of one entry. */
 static size_t ent_bound(const struct out_ent *en)
 {
     size_t per = (en->dt == NN_F32 ? SRV_F32_MAXLEN : SRV_F64_MAXLEN) + 1;
-    if (en->kind == E_NUMBER) return per;
+    if (en->kind == E_NUMBER)
+        return per;
     const struct nn_tensor *t = &en->t;
     size_t n = 1;
-    for (int i = 0; i < t->ndim; i++) n = sat_mul(n, t->shape[i]);
+    for (int i = 0; i < t->ndim; i++)
+        n = sat_mul(n, t->shape[i]);
     size_t b = sat_add(sat_mul(n, per), 8);
     if (en->form == SRV_FORM_NESTED) {
         size_t arrays = 1, prefix = 1;
@@ -1374,17 +1498,20 @@ static size_t ent_bound(const struct out_ent *en)
 
 struct pctx {
     const struct out_ent *en;
-    size_t off;   /* values written so far */
-    size_t bad;   /* index of a non-finite value, or SIZE_MAX */
+    size_t off; /* values written so far */
+    size_t bad; /* index of a non-finite value, or SIZE_MAX */
 };
 
 static char *put_row(char *p, struct pctx *c, size_t n)
 {
     size_t bad = 0, w;
-    if (n == 0) return p;
+    if (n == 0)
+        return p;
     const void *data = c->en->t.data;
-    if (c->en->dt == NN_F32) w = srv_f32_row_to_str(p, (const float *)data + c->off, n, &bad);
-    else w = srv_f64_row_to_str(p, (const double *)data + c->off, n, &bad);
+    if (c->en->dt == NN_F32)
+        w = srv_f32_row_to_str(p, (const float *)data + c->off, n, &bad);
+    else
+        w = srv_f64_row_to_str(p, (const double *)data + c->off, n, &bad);
     if (w == SIZE_MAX) {
         c->bad = c->off + bad;
         return NULL;
@@ -1398,11 +1525,14 @@ static char *put_nested(char *p, struct pctx *c, int d)
     const struct nn_tensor *t = &c->en->t;
     *p++ = '[';
     if (d == t->ndim - 1) {
-        if (!(p = put_row(p, c, t->shape[d]))) return NULL;
+        if (!(p = put_row(p, c, t->shape[d])))
+            return NULL;
     } else {
         for (size_t i = 0; i < t->shape[d]; i++) {
-            if (i) *p++ = ',';
-            if (!(p = put_nested(p, c, d + 1))) return NULL;
+            if (i)
+                *p++ = ',';
+            if (!(p = put_nested(p, c, d + 1)))
+                return NULL;
         }
     }
     *p++ = ']';
@@ -1415,10 +1545,12 @@ static char *put_ent(char *p, struct pctx *c)
     if (en->kind == E_NUMBER) {
         if (en->dt == NN_F32) {
             float f = (float)en->v;
-            if (!isfinite(f)) goto bad;
+            if (!isfinite(f))
+                goto bad;
             return p + srv_f32_to_str(f, p);
         }
-        if (!isfinite(en->v)) goto bad;
+        if (!isfinite(en->v))
+            goto bad;
         return p + srv_f64_to_str(en->v, p);
     bad:
         c->bad = 0;
@@ -1426,14 +1558,17 @@ static char *put_ent(char *p, struct pctx *c)
     }
     const struct nn_tensor *t = &en->t;
     size_t n = 1;
-    for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
+    for (int i = 0; i < t->ndim; i++)
+        n *= t->shape[i];
     switch (en->form) {
     case SRV_FORM_NESTED:
-        if (t->ndim == 0) return put_row(p, c, 1);
+        if (t->ndim == 0)
+            return put_row(p, c, 1);
         return put_nested(p, c, 0);
     case SRV_FORM_FLAT:
         *p++ = '[';
-        if (!(p = put_row(p, c, n))) return NULL;
+        if (!(p = put_row(p, c, n)))
+            return NULL;
         *p++ = ']';
         return p;
     default: /* SRV_FORM_OBJECT */
@@ -1443,7 +1578,8 @@ static char *put_ent(char *p, struct pctx *c)
             p += sprintf(p, "%s%zu", i ? "," : "", t->shape[i]);
         memcpy(p, "],\"data\":[", 10);
         p += 10;
-        if (!(p = put_row(p, c, n))) return NULL;
+        if (!(p = put_row(p, c, n)))
+            return NULL;
         memcpy(p, "]}", 2);
         return p + 2;
     }
@@ -1452,8 +1588,10 @@ static char *put_ent(char *p, struct pctx *c)
 /* Path of node in root ("gradients.layers[1].weight"); 1 if found. */
 static int find_path(const cJSON *cur, const cJSON *node, char *buf, size_t cap, size_t o)
 {
-    if (cur == node) return 1;
-    if (!cJSON_IsArray(cur) && !cJSON_IsObject(cur)) return 0;
+    if (cur == node)
+        return 1;
+    if (!cJSON_IsArray(cur) && !cJSON_IsObject(cur))
+        return 0;
     size_t i = 0;
     for (const cJSON *k = cur->child; k; k = k->next, i++) {
         int w = cJSON_IsArray(cur) ? snprintf(buf + o, cap - o, "[%zu]", i)
@@ -1462,8 +1600,10 @@ static int find_path(const cJSON *cur, const cJSON *node, char *buf, size_t cap,
                                                        k->string ? strlen(k->string) : 0, 48),
                                               k->string ? k->string : "");
         size_t no = o + (w > 0 ? (size_t)w : 0);
-        if (no >= cap) no = cap - 1;
-        if (find_path(k, node, buf, cap, no)) return 1;
+        if (no >= cap)
+            no = cap - 1;
+        if (find_path(k, node, buf, cap, no))
+            return 1;
         buf[o] = '\0';
     }
     return 0;
@@ -1478,13 +1618,15 @@ char *srv_out_print(struct srv_out *o, const cJSON *root, size_t *len, struct nn
     char *txt = NULL, *out = NULL;
     struct hit *hits = NULL;
     size_t nh = 0, caph = 0;
-    if (len) *len = 0;
+    if (len)
+        *len = 0;
     if (!o || !root) {
         cerr(err, NN_EINVAL, "nothing to print");
         return NULL;
     }
     txt = cJSON_PrintUnformatted(root);
-    if (!txt) goto nomem;
+    if (!txt)
+        goto nomem;
     size_t tlen = strlen(txt), bound = tlen + 1;
     for (const char *p = txt; (p = memchr(p, '\x01', tlen - (size_t)(p - txt)));) {
         size_t idx, plen;
@@ -1495,7 +1637,8 @@ char *srv_out_print(struct srv_out *o, const cJSON *root, size_t *len, struct nn
         if (nh == caph) {
             size_t cap = caph ? caph * 2 : 16;
             struct hit *n = realloc(hits, cap * sizeof *n);
-            if (!n) goto nomem;
+            if (!n)
+                goto nomem;
             hits = n;
             caph = cap;
         }
@@ -1506,7 +1649,8 @@ char *srv_out_print(struct srv_out *o, const cJSON *root, size_t *len, struct nn
         bound = sat_add(bound, ent_bound(&o->e[idx]));
         p += plen;
     }
-    if (bound == SIZE_MAX || !(out = malloc(bound))) goto nomem;
+    if (bound == SIZE_MAX || !(out = malloc(bound)))
+        goto nomem;
     {
         char *w = out;
         size_t from = 0;
@@ -1519,8 +1663,8 @@ char *srv_out_print(struct srv_out *o, const cJSON *root, size_t *len, struct nn
                 char path[160] = "";
                 const char *vs;
                 double v = c.en->kind == E_NUMBER ? (c.en->dt == NN_F32 ? (float)c.en->v : c.en->v)
-                           : c.en->dt == NN_F32    ? ((const float *)c.en->t.data)[c.bad]
-                                                   : ((const double *)c.en->t.data)[c.bad];
+                           : c.en->dt == NN_F32   ? ((const float *)c.en->t.data)[c.bad]
+                                                  : ((const double *)c.en->t.data)[c.bad];
                 vs = isnan(v) ? "nan" : v < 0 ? "-inf" : "inf";
                 if (!find_path(root, c.en->node, path, sizeof path, 0) || !path[0])
                     snprintf(path, sizeof path, "response");
@@ -1529,8 +1673,8 @@ char *srv_out_print(struct srv_out *o, const cJSON *root, size_t *len, struct nn
                          path, vs);
                 else
                     cerr(err, NN_ENONFINITE,
-                         "%s: non-finite value %s at index %zu cannot be written as JSON", path,
-                         vs, c.bad);
+                         "%s: non-finite value %s at index %zu cannot be written as JSON", path, vs,
+                         c.bad);
                 free(out);
                 out = NULL;
                 goto done;
@@ -1542,10 +1686,12 @@ char *srv_out_print(struct srv_out *o, const cJSON *root, size_t *len, struct nn
         w += tlen - from;
         *w = '\0';
         size_t olen = (size_t)(w - out);
-        if (len) *len = olen;
+        if (len)
+            *len = olen;
         if (bound - olen > 65536 && bound / 4 > olen) { /* give back a gross over-estimate */
             char *s = realloc(out, olen + 1);
-            if (s) out = s;
+            if (s)
+                out = s;
         }
     }
 done:

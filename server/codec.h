@@ -81,8 +81,8 @@ enum srv_num { SRV_F32, SRV_F64, SRV_I64, SRV_NUM_COUNT };
  * integer". Underflow rounds (to a subnormal or zero), as strtof does; -0 and
  * subnormals are preserved. SRV_I64 accepts integral values only (3, -0, 3.0,
  * 3e2); past 2^53 only plain integer digits are accepted (exactness). */
-enum nn_status srv_doc_numarray_read(const struct srv_doc *doc, const cJSON *item,
-                                     enum srv_num t, void *dst, size_t numel, const char *where,
+enum nn_status srv_doc_numarray_read(const struct srv_doc *doc, const cJSON *item, enum srv_num t,
+                                     void *dst, size_t numel, const char *where,
                                      struct nn_err *err);
 
 enum srv_form { SRV_FORM_NESTED, SRV_FORM_OBJECT, SRV_FORM_FLAT, SRV_FORM_COUNT };
@@ -143,8 +143,8 @@ size_t srv_f64_row_to_str(char *out, const double *v, size_t n, size_t *bad);
  * [*bad, *bad_end) its text (out of range: the value would be infinite). */
 size_t srv_f32_parse_run(const char *p, const char *end, float *dst, size_t n, const char **bad,
                          const char **bad_end);
-size_t srv_f64_parse_run(const char *p, const char *end, double *dst, size_t n,
-                         const char **bad, const char **bad_end);
+size_t srv_f64_parse_run(const char *p, const char *end, double *dst, size_t n, const char **bad,
+                         const char **bad_end);
 /* One number at p; returns 1 if one was read (*stop = its end), else 0. */
 int srv_f32_parse(const char *p, const char *end, float *v, const char **stop);
 int srv_f64_parse(const char *p, const char *end, double *v, const char **stop);

@@ -16,8 +16,9 @@ void srv_h_server_meta(struct srv_req *req, struct srv_reply *rep)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", "relud");
     cJSON_AddStringToObject(o, "version", RELUD_VERSION);
-    cJSON_AddItemToObject(o, "extensions",
-                          cJSON_CreateStringArray(extensions, sizeof extensions / sizeof *extensions));
+    cJSON_AddItemToObject(
+        o, "extensions",
+        cJSON_CreateStringArray(extensions, sizeof extensions / sizeof *extensions));
     srv_reply_json(rep, 200, o);
 }
 

@@ -66,7 +66,7 @@ const char *const srv_route_patterns[SRV_R_COUNT] = {
 #define X(ID, m, p, h) [SRV_R_##ID] = p,
     SRV_ROUTE_LIST(X)
 #undef X
-    [SRV_R_OTHER] = "other",
+        [SRV_R_OTHER] = "other",
 };
 
 /* Matches path against pattern segment by segment; captures {name} and {version}.
@@ -339,8 +339,8 @@ static int body_append(struct srv *s, struct srv_req *req, const char *data, siz
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload, size_t *upload_size, void **con_cls)
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
 {
     struct srv *s = cls;
     struct srv_req *req = *con_cls;
@@ -397,8 +397,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     double us = (double)(srv_now_ns() - req->t0_ns) / 1e3;
     if (!req->status) /* the client went away before a reply */
         req->status = toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? 408 : 499;
-    srv_metrics_observe(s->metrics, req->route, req->status, us / 1e6, req->len,
-                        req->bytes_out);
+    srv_metrics_observe(s->metrics, req->route, req->status, us / 1e6, req->len, req->bytes_out);
     srv_log_access(req, us);
     atomic_fetch_sub(&s->buffered, req->cap);
     free(req->body);
@@ -467,8 +466,9 @@ void srv_drain_and_stop(struct srv *s)
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
     long left = atomic_load(&s->inflight);
-    srv_log(CFG_LOG_INFO, "draining: no new connections, %ld request(s) in flight, waiting up to %d s",
-            left, s->cfg.drain_timeout);
+    srv_log(CFG_LOG_INFO,
+            "draining: no new connections, %ld request(s) in flight, waiting up to %d s", left,
+            s->cfg.drain_timeout);
     uint64_t deadline = srv_now_ns() + (uint64_t)s->cfg.drain_timeout * 1000000000ULL;
     while ((left = atomic_load(&s->inflight)) > 0 && srv_now_ns() < deadline &&
            !(s->stop_signals && atomic_load(s->stop_signals) > 1)) {

@@ -98,8 +98,9 @@ static enum nn_status parse_layer(const struct srv_doc *doc, const cJSON *item, 
         if (!ps) {
             char known[160];
             known_fields(known, sizeof known, ki);
-            return nn_err_set(err, NN_EINVAL, "layers[%d]: unknown field \"%.60s\" for %s (known: %s)",
-                              i, f->string, ki->name, known);
+            return nn_err_set(err, NN_EINVAL,
+                              "layers[%d]: unknown field \"%.60s\" for %s (known: %s)", i,
+                              f->string, ki->name, known);
         }
         if ((ps->kind == NN_P_WEIGHT && seen_weight) || (ps->kind == NN_P_BIAS && seen_bias))
             return nn_err_set(err, NN_EINVAL, "layers[%d]: duplicate field \"%s\"", i, ps->name);

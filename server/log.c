@@ -108,7 +108,7 @@ void srv_log_access(const struct srv_req *req, double us)
     path[i] = 0;
     int n = snprintf(line, sizeof line,
                      "%s access %s %s route=%s status=%u in=%zu out=%zu us=%lld id=%s%s%s\n", ts,
-                     req->method, path, route, req->status, req->len, req->bytes_out,
-                     (long long)us, req->id, req->model[0] ? " model=" : "", req->model);
+                     req->method, path, route, req->status, req->len, req->bytes_out, (long long)us,
+                     req->id, req->model[0] ? " model=" : "", req->model);
     emit(line, n < (int)sizeof line ? (size_t)n : sizeof line - 1);
 }

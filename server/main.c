@@ -49,20 +49,11 @@ int main(int argc, char **argv)
     char err[1024];
     cfg_defaults(&s.cfg);
     switch (cfg_load(&s.cfg, argc, argv, environ, err, sizeof err)) {
-    case CFG_OK:
-        break;
-    case CFG_EXIT_HELP:
-        cfg_print_help(stdout, argv[0]);
-        return 0;
-    case CFG_EXIT_VERSION:
-        printf("relud %s\n", RELUD_VERSION);
-        return 0;
-    case CFG_EXIT_PRINT:
-        cfg_print_conf(stdout, &s.cfg);
-        return 0;
-    case CFG_EXIT_DOCS:
-        cfg_print_markdown(stdout);
-        return 0;
+    case CFG_OK: break;
+    case CFG_EXIT_HELP: cfg_print_help(stdout, argv[0]); return 0;
+    case CFG_EXIT_VERSION: printf("relud %s\n", RELUD_VERSION); return 0;
+    case CFG_EXIT_PRINT: cfg_print_conf(stdout, &s.cfg); return 0;
+    case CFG_EXIT_DOCS: cfg_print_markdown(stdout); return 0;
     case CFG_ERROR:
     default:
         fprintf(stderr, "relud: %s\n", err);
@@ -112,7 +103,8 @@ int main(int argc, char **argv)
 
     while (sem_wait(&stop_sem) != 0)
         ; /* EINTR */
-    srv_log(CFG_LOG_INFO, "received %s", atomic_load(&last_signal) == SIGINT ? "SIGINT" : "SIGTERM");
+    srv_log(CFG_LOG_INFO, "received %s",
+            atomic_load(&last_signal) == SIGINT ? "SIGINT" : "SIGTERM");
     srv_drain_and_stop(&s);
     srv_models_free(s.models);
     srv_metrics_free(s.metrics);

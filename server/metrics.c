@@ -8,7 +8,7 @@
 #include "server/srv.h"
 
 static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                 0.1,    0.25,  0.5,    1,     2.5,   5,     10};
+                                 0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 #define NBUCKETS (sizeof buckets / sizeof buckets[0])
 
 struct srv_metrics {
@@ -98,7 +98,8 @@ char *srv_metrics_render(const struct srv *s, size_t *len)
         unsigned long long acc = 0;
         for (size_t b = 0; b < NBUCKETS; b++) {
             acc += atomic_load(&m->hist[r][b]);
-            srv_sb_printf(&sb, "relud_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
+            srv_sb_printf(&sb,
+                          "relud_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
                           srv_route_patterns[r], buckets[b], acc);
         }
         srv_sb_printf(&sb,
@@ -130,7 +131,8 @@ char *srv_metrics_render(const struct srv *s, size_t *len)
                   "# HELP relud_ready 1 when ready, 0 while starting or draining.\n"
                   "# TYPE relud_ready gauge\n"
                   "relud_ready %d\n",
-                  atomic_load(&((struct srv *)s)->inflight), atomic_load(&((struct srv *)s)->buffered),
+                  atomic_load(&((struct srv *)s)->inflight),
+                  atomic_load(&((struct srv *)s)->buffered),
                   atomic_load(&((struct srv *)s)->ready) == 1);
     srv_models_render_metrics(s->models, &sb);
     if (sb.oom) {

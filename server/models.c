@@ -35,24 +35,23 @@
 
 struct entry {
     char name[SRV_MAX_CAPTURE];
-    int listed;                 /* 0 after DELETE (the entry stays for its stats) */
+    int listed; /* 0 after DELETE (the entry stays for its stats) */
     enum srv_model_state state;
-    char reason[NN_ERR_LEN];    /* UNAVAILABLE / UNLOADED: why; "" when READY */
-    struct srv_model *model;    /* READY: the serving version (holds one reference) */
+    char reason[NN_ERR_LEN]; /* UNAVAILABLE / UNLOADED: why; "" when READY */
+    struct srv_model *model; /* READY: the serving version (holds one reference) */
     struct srv_model_stats stats;
 };
 
 struct srv_models {
     char *dir;
-    pthread_mutex_t lock;       /* entries[], and each entry's listed/state/reason/model */
-    pthread_mutex_t ctl;        /* serialises control operations */
-    struct entry **entries;     /* sorted by name */
+    pthread_mutex_t lock;   /* entries[], and each entry's listed/state/reason/model */
+    pthread_mutex_t ctl;    /* serialises control operations */
+    struct entry **entries; /* sorted by name */
     int n, cap;
-    unsigned tmp_seq;           /* temp file names: .NAME.json.tmp.<pid>.<seq> (under ctl) */
+    unsigned tmp_seq; /* temp file names: .NAME.json.tmp.<pid>.<seq> (under ctl) */
 };
 
-static const char *const model_keys[] = {"name", "description", "dtype", "layers", "weights",
-                                         NULL};
+static const char *const model_keys[] = {"name", "description", "dtype", "layers", "weights", NULL};
 
 int srv_model_name_ok(const char *name)
 {
@@ -135,9 +134,9 @@ static enum nn_status model_features(struct srv_model *model, struct nn_err *err
 
 /* Builds a model from JSON text. `name` is the name it must have; `origin` says where the
  * name came from for the mismatch message ("the file name", "the URL's model name"). */
-static enum nn_status model_build(const struct srv_models *m, const char *name,
-                                  const char *origin, const char *text, size_t len,
-                                  struct srv_model **out, struct nn_err *err)
+static enum nn_status model_build(const struct srv_models *m, const char *name, const char *origin,
+                                  const char *text, size_t len, struct srv_model **out,
+                                  struct nn_err *err)
 {
     *out = NULL;
     struct srv_st_file stf;
@@ -618,8 +617,8 @@ void srv_model_stats_observe(struct srv_model_stats *s, int ok, uint64_t ns, siz
         atomic_fetch_add(&s->inference_count, samples);
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        atomic_store(&s->last_inference_ms,
-                     (unsigned long long)ts.tv_sec * 1000ull + (unsigned long long)ts.tv_nsec / 1000000ull);
+        atomic_store(&s->last_inference_ms, (unsigned long long)ts.tv_sec * 1000ull +
+                                                (unsigned long long)ts.tv_nsec / 1000000ull);
     } else {
         atomic_fetch_add(&s->fail_count, 1);
         atomic_fetch_add(&s->fail_ns, ns);
@@ -629,8 +628,9 @@ void srv_model_stats_observe(struct srv_model_stats *s, int ok, uint64_t ns, siz
 unsigned srv_models_load(struct srv_models *m, const char *name, char *err, size_t errlen)
 {
     if (!srv_model_name_ok(name)) {
-        snprintf(err, errlen, "invalid model name \"%.127s\" ([A-Za-z0-9_.-], 1 to 127 "
-                              "characters, not starting with '.')",
+        snprintf(err, errlen,
+                 "invalid model name \"%.127s\" ([A-Za-z0-9_.-], 1 to 127 "
+                 "characters, not starting with '.')",
                  name);
         return 400;
     }
@@ -689,8 +689,8 @@ static int write_atomic(struct srv_models *m, const char *name, const char *body
                         char *err, size_t errlen)
 {
     char tmp[PATH_MAX], path[PATH_MAX];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s/.%s.json.tmp.%ld.%u", m->dir, name,
-                         (long)getpid(), m->tmp_seq++) >= sizeof tmp ||
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s/.%s.json.tmp.%ld.%u", m->dir, name, (long)getpid(),
+                         m->tmp_seq++) >= sizeof tmp ||
         (size_t)snprintf(path, sizeof path, "%s/%s.json", m->dir, name) >= sizeof path) {
         snprintf(err, errlen, "%s/%s.json: path too long", m->dir, name);
         return -1;
@@ -742,8 +742,9 @@ unsigned srv_models_put(struct srv_models *m, const char *name, const char *body
     if (errlen)
         err[0] = '\0';
     if (!srv_model_name_ok(name)) {
-        snprintf(err, errlen, "invalid model name \"%.127s\" ([A-Za-z0-9_.-], 1 to 127 "
-                              "characters, not starting with '.')",
+        snprintf(err, errlen,
+                 "invalid model name \"%.127s\" ([A-Za-z0-9_.-], 1 to 127 "
+                 "characters, not starting with '.')",
                  name);
         return 400;
     }
@@ -873,8 +874,8 @@ void srv_models_render_metrics(struct srv_models *m, struct srv_sb *sb)
         unsigned long long ns = atomic_load(&e->stats.success_ns) + atomic_load(&e->stats.fail_ns);
         unsigned long long cnt =
             atomic_load(&e->stats.success_count) + atomic_load(&e->stats.fail_count);
-        srv_sb_printf(sb, "relud_model_request_duration_seconds_sum{model=\"%s\"} %.9g\n",
-                      e->name, (double)ns / 1e9);
+        srv_sb_printf(sb, "relud_model_request_duration_seconds_sum{model=\"%s\"} %.9g\n", e->name,
+                      (double)ns / 1e9);
         srv_sb_printf(sb, "relud_model_request_duration_seconds_count{model=\"%s\"} %llu\n",
                       e->name, cnt);
     }

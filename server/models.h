@@ -14,13 +14,13 @@
 struct srv_model {
     atomic_int refs;
     char name[SRV_MAX_CAPTURE];
-    char *description;          /* may be NULL */
+    char *description; /* may be NULL */
     enum nn_dtype dtype;
-    struct nn_net net;          /* immutable after load; layer i's parameters are the
+    struct nn_net net;   /* immutable after load; layer i's parameters are the
                                    state_dict tensors "i.weight" and "i.bias" */
-    size_t in_features;         /* last-dim size the first layer needs (0 = any) */
-    size_t out_features;        /* last-dim size of the output (0 = same as input) */
-    void *map;                  /* safetensors mapping (read-only) or NULL; always NULL
+    size_t in_features;  /* last-dim size the first layer needs (0 = any) */
+    size_t out_features; /* last-dim size of the output (0 = same as input) */
+    void *map;           /* safetensors mapping (read-only) or NULL; always NULL
                                    today: parameters are copied out of the file at load
                                    (see server/safetensors.h), the mapping is dropped */
     size_t map_len;
@@ -34,9 +34,9 @@ enum srv_model_state { SRV_MODEL_READY, SRV_MODEL_UNAVAILABLE, SRV_MODEL_UNLOADE
 struct srv_model_stats {
     atomic_ullong success_count, success_ns;
     atomic_ullong fail_count, fail_ns;
-    atomic_ullong exec_count;          /* successful passes (batches) */
-    atomic_ullong inference_count;     /* samples */
-    atomic_ullong last_inference_ms;   /* unix ms */
+    atomic_ullong exec_count;        /* successful passes (batches) */
+    atomic_ullong inference_count;   /* samples */
+    atomic_ullong last_inference_ms; /* unix ms */
     atomic_ullong queue_ns, compute_input_ns, compute_infer_ns, compute_output_ns;
 };
 

@@ -17,12 +17,14 @@
 
 #include "server/codec.h"
 
-namespace {
+namespace
+{
 
 // Bytes that may separate two numbers inside a validated numeric array.
 struct skip_table {
     bool v[256];
-    constexpr skip_table() : v() {
+    constexpr skip_table() : v()
+    {
         v[(unsigned char)' '] = v[(unsigned char)'\t'] = v[(unsigned char)'\n'] = true;
         v[(unsigned char)'\r'] = v[(unsigned char)','] = v[(unsigned char)'['] = true;
         v[(unsigned char)']'] = true;
@@ -32,9 +34,11 @@ constexpr skip_table skip;
 
 template <typename T>
 size_t parse_run(const char *p, const char *end, T *dst, size_t n, const char **bad,
-                 const char **bad_end) {
+                 const char **bad_end)
+{
     for (size_t i = 0; i < n; i++) {
-        while (p < end && skip.v[(unsigned char)*p]) p++;
+        while (p < end && skip.v[(unsigned char)*p])
+            p++;
         T v;
         fast_float::from_chars_result r = fast_float::from_chars(p, end, v);
         if (r.ec != std::errc() || r.ptr == p || std::isinf(v)) {
@@ -48,15 +52,16 @@ size_t parse_run(const char *p, const char *end, T *dst, size_t n, const char **
     return n;
 }
 
-template <typename T, size_t MAXLEN>
-size_t format_row(char *out, const T *v, size_t n, size_t *bad) {
+template <typename T, size_t MAXLEN> size_t format_row(char *out, const T *v, size_t n, size_t *bad)
+{
     char *p = out;
     for (size_t i = 0; i < n; i++) {
         if (!std::isfinite(v[i])) {
             *bad = i;
             return SIZE_MAX;
         }
-        if (i) *p++ = ',';
+        if (i)
+            *p++ = ',';
         p = std::to_chars(p, p + MAXLEN, v[i]).ptr;
     }
     return (size_t)(p - out);
@@ -66,7 +71,8 @@ size_t format_row(char *out, const T *v, size_t n, size_t *bad) {
 
 extern "C" {
 
-size_t srv_f32_to_str(float v, char *buf) {
+size_t srv_f32_to_str(float v, char *buf)
+{
     if (!std::isfinite(v)) {
         const char *s = std::isnan(v) ? "NaN" : v < 0 ? "-Infinity" : "Infinity";
         size_t n = std::strlen(s);
@@ -76,7 +82,8 @@ size_t srv_f32_to_str(float v, char *buf) {
     return (size_t)(std::to_chars(buf, buf + SRV_F32_MAXLEN, v).ptr - buf);
 }
 
-size_t srv_f64_to_str(double v, char *buf) {
+size_t srv_f64_to_str(double v, char *buf)
+{
     if (!std::isfinite(v)) {
         const char *s = std::isnan(v) ? "NaN" : v < 0 ? "-Infinity" : "Infinity";
         size_t n = std::strlen(s);
@@ -86,31 +93,37 @@ size_t srv_f64_to_str(double v, char *buf) {
     return (size_t)(std::to_chars(buf, buf + SRV_F64_MAXLEN, v).ptr - buf);
 }
 
-size_t srv_f32_row_to_str(char *out, const float *v, size_t n, size_t *bad) {
+size_t srv_f32_row_to_str(char *out, const float *v, size_t n, size_t *bad)
+{
     return format_row<float, SRV_F32_MAXLEN>(out, v, n, bad);
 }
 
-size_t srv_f64_row_to_str(char *out, const double *v, size_t n, size_t *bad) {
+size_t srv_f64_row_to_str(char *out, const double *v, size_t n, size_t *bad)
+{
     return format_row<double, SRV_F64_MAXLEN>(out, v, n, bad);
 }
 
 size_t srv_f32_parse_run(const char *p, const char *end, float *dst, size_t n, const char **bad,
-                         const char **bad_end) {
+                         const char **bad_end)
+{
     return parse_run<float>(p, end, dst, n, bad, bad_end);
 }
 
-size_t srv_f64_parse_run(const char *p, const char *end, double *dst, size_t n,
-                         const char **bad, const char **bad_end) {
+size_t srv_f64_parse_run(const char *p, const char *end, double *dst, size_t n, const char **bad,
+                         const char **bad_end)
+{
     return parse_run<double>(p, end, dst, n, bad, bad_end);
 }
 
-int srv_f64_parse(const char *p, const char *end, double *v, const char **stop) {
+int srv_f64_parse(const char *p, const char *end, double *v, const char **stop)
+{
     fast_float::from_chars_result r = fast_float::from_chars(p, end, *v);
     *stop = r.ptr;
     return r.ec == std::errc() && r.ptr != p;
 }
 
-int srv_f32_parse(const char *p, const char *end, float *v, const char **stop) {
+int srv_f32_parse(const char *p, const char *end, float *v, const char **stop)
+{
     fast_float::from_chars_result r = fast_float::from_chars(p, end, *v);
     *stop = r.ptr;
     return r.ec == std::errc() && r.ptr != p;

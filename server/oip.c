@@ -36,7 +36,7 @@ enum oip_dtype {
 #define X(n, b, k) OIP_##n,
     OIP_DTYPE_LIST(X)
 #undef X
-    OIP_DTYPE_COUNT
+        OIP_DTYPE_COUNT
 };
 static const struct {
     const char *name;
@@ -167,9 +167,8 @@ void srv_h_model_stats(struct srv_req *req, struct srv_reply *rep)
         cJSON *idx = srv_models_index(req->srv->models, 0);
         for (const cJSON *e = idx ? idx->child : NULL; e; e = e->next) {
             const cJSON *n = cJSON_GetObjectItemCaseSensitive(e, "name");
-            struct srv_model_stats *st = cJSON_IsString(n)
-                                             ? srv_models_stats(req->srv->models, n->valuestring)
-                                             : NULL;
+            struct srv_model_stats *st =
+                cJSON_IsString(n) ? srv_models_stats(req->srv->models, n->valuestring) : NULL;
             if (st)
                 cJSON_AddItemToArray(arr, model_stats_json(n->valuestring, st));
         }
@@ -180,9 +179,9 @@ void srv_h_model_stats(struct srv_req *req, struct srv_reply *rep)
 
 /* ---- infer -------------------------------------------------------------------- */
 struct oip_in {
-    const char *body;           /* whole body */
-    size_t hlen, len;           /* JSON header length, whole length */
-    size_t bin_off;             /* next unread binary byte */
+    const char *body; /* whole body */
+    size_t hlen, len; /* JSON header length, whole length */
+    size_t bin_off;   /* next unread binary byte */
 };
 
 /* Reads one request input into a tensor of dtype dt (or int64 classes when cls != NULL). */
@@ -242,22 +241,24 @@ static enum nn_status read_input(const struct srv_doc *doc, const cJSON *in, int
         t->data = dst;
 
     const cJSON *params = cJSON_GetObjectItemCaseSensitive(in, "parameters");
-    const cJSON *bsize = params ? cJSON_GetObjectItemCaseSensitive(params, "binary_data_size") : NULL;
+    const cJSON *bsize =
+        params ? cJSON_GetObjectItemCaseSensitive(params, "binary_data_size") : NULL;
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(in, "data");
     char sh[96];
     if (bsize) {
         if (data)
-            return nn_err_set(err, NN_EINVAL, "%s: both \"data\" and binary_data_size given", where);
+            return nn_err_set(err, NN_EINVAL, "%s: both \"data\" and binary_data_size given",
+                              where);
         if (!cJSON_IsNumber(bsize) || bsize->valuedouble < 0 ||
             bsize->valuedouble != floor(bsize->valuedouble))
-            return nn_err_set(err, NN_EINVAL, "%s.parameters.binary_data_size: expected a byte count",
-                              where);
+            return nn_err_set(err, NN_EINVAL,
+                              "%s.parameters.binary_data_size: expected a byte count", where);
         size_t n = (size_t)bsize->valuedouble, eb = (size_t)oip_dtypes[odt].bytes;
         if (n != t->numel * eb)
             return nn_err_set(err, NN_EINVAL,
-                              "%s: binary_data_size %zu but shape %s of %s needs %zu bytes", where, n,
-                              nn_shape_str(sh, sizeof sh, t->shape, t->ndim), oip_dtypes[odt].name,
-                              t->numel * eb);
+                              "%s: binary_data_size %zu but shape %s of %s needs %zu bytes", where,
+                              n, nn_shape_str(sh, sizeof sh, t->shape, t->ndim),
+                              oip_dtypes[odt].name, t->numel * eb);
         if (n > bi->len - bi->bin_off)
             return nn_err_set(err, NN_EINVAL,
                               "%s: binary_data_size %zu runs past the end of the body (%zu binary "
@@ -270,14 +271,39 @@ static enum nn_status read_input(const struct srv_doc *doc, const cJSON *in, int
             int64_t iv = 0;
             int isint = oip_dtypes[odt].kind > 0;
             switch (odt) {
-            case OIP_FP32: { float f; memcpy(&f, src, 4); v = f; break; }
+            case OIP_FP32: {
+                float f;
+                memcpy(&f, src, 4);
+                v = f;
+                break;
+            }
             case OIP_FP64: memcpy(&v, src, 8); break;
             case OIP_INT8: iv = (int8_t)src[0]; break;
             case OIP_UINT8: iv = src[0]; break;
-            case OIP_INT16: { int16_t x; memcpy(&x, src, 2); iv = x; break; }
-            case OIP_UINT16: { uint16_t x; memcpy(&x, src, 2); iv = x; break; }
-            case OIP_INT32: { int32_t x; memcpy(&x, src, 4); iv = x; break; }
-            case OIP_UINT32: { uint32_t x; memcpy(&x, src, 4); iv = x; break; }
+            case OIP_INT16: {
+                int16_t x;
+                memcpy(&x, src, 2);
+                iv = x;
+                break;
+            }
+            case OIP_UINT16: {
+                uint16_t x;
+                memcpy(&x, src, 2);
+                iv = x;
+                break;
+            }
+            case OIP_INT32: {
+                int32_t x;
+                memcpy(&x, src, 4);
+                iv = x;
+                break;
+            }
+            case OIP_UINT32: {
+                uint32_t x;
+                memcpy(&x, src, 4);
+                iv = x;
+                break;
+            }
             case OIP_INT64: memcpy(&iv, src, 8); break;
             case OIP_UINT64: {
                 uint64_t x;
@@ -301,8 +327,9 @@ static enum nn_status read_input(const struct srv_doc *doc, const cJSON *in, int
                 (*cls)[i] = isint ? iv : (int64_t)v;
             } else if (dt == NN_F32) {
                 if (fabs(v) > 3.4028234663852886e38)
-                    return nn_err_set(err, NN_EINVAL, "%s: %g at index %zu is out of range for float32",
-                                      where, v, i);
+                    return nn_err_set(err, NN_EINVAL,
+                                      "%s: %g at index %zu is out of range for float32", where, v,
+                                      i);
                 ((float *)dst)[i] = (float)v;
             } else {
                 ((double *)dst)[i] = v;
@@ -384,8 +411,8 @@ static void bump_stats(struct srv_model_stats *st, int ok, uint64_t t0, uint64_t
         atomic_fetch_add(&st->compute_output_ns, t3 - t2);
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        atomic_store(&st->last_inference_ms,
-                     (unsigned long long)ts.tv_sec * 1000ULL + (unsigned long long)ts.tv_nsec / 1000000ULL);
+        atomic_store(&st->last_inference_ms, (unsigned long long)ts.tv_sec * 1000ULL +
+                                                 (unsigned long long)ts.tv_nsec / 1000000ULL);
     } else {
         atomic_fetch_add(&st->fail_count, 1);
         atomic_fetch_add(&st->fail_ns, t3 - t0);
@@ -482,7 +509,8 @@ void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
             if (cJSON_IsString(red) && !strcmp(red->valuestring, "sum"))
                 p.reduction = NN_SUM;
             else if (!cJSON_IsString(red) || strcmp(red->valuestring, "mean")) {
-                st = nn_err_set(&err, NN_EINVAL, "parameters.reduction: expected \"mean\" or \"sum\"");
+                st = nn_err_set(&err, NN_EINVAL,
+                                "parameters.reduction: expected \"mean\" or \"sum\"");
                 goto fail;
             }
         }
@@ -506,7 +534,8 @@ void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
     }
     int have_input = 0, have_go = 0, have_target = 0, i = 0;
     for (const cJSON *in = inputs->child; in; in = in->next, i++) {
-        const cJSON *name = cJSON_IsObject(in) ? cJSON_GetObjectItemCaseSensitive(in, "name") : NULL;
+        const cJSON *name =
+            cJSON_IsObject(in) ? cJSON_GetObjectItemCaseSensitive(in, "name") : NULL;
         if (!cJSON_IsString(name)) {
             st = nn_err_set(&err, NN_EINVAL, "inputs[%d].name: required", i);
             goto fail;
@@ -535,10 +564,11 @@ void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
             }
             have_target = 1;
         } else {
-            st = nn_err_set(&err, NN_EINVAL,
-                            "inputs[%d].name: unexpected input \"%.64s\" (model %s takes \"input\"; "
-                            "with gradients also \"grad_output\" or \"target\"; each once)",
-                            i, n, m->name);
+            st =
+                nn_err_set(&err, NN_EINVAL,
+                           "inputs[%d].name: unexpected input \"%.64s\" (model %s takes \"input\"; "
+                           "with gradients also \"grad_output\" or \"target\"; each once)",
+                           i, n, m->name);
         }
         if (st)
             goto fail;
@@ -548,7 +578,8 @@ void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
         goto fail;
     }
     if (have_go && jloss) {
-        st = nn_err_set(&err, NN_EINVAL, "inputs: give either \"grad_output\" or parameters.loss, not both");
+        st = nn_err_set(&err, NN_EINVAL,
+                        "inputs: give either \"grad_output\" or parameters.loss, not both");
         goto fail;
     }
     if (jloss && !have_target) {
@@ -556,11 +587,14 @@ void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
         goto fail;
     }
     if (have_go && !want_grads) {
-        st = nn_err_set(&err, NN_EINVAL, "inputs: \"grad_output\" needs parameters.gradients = true");
+        st = nn_err_set(&err, NN_EINVAL,
+                        "inputs: \"grad_output\" needs parameters.gradients = true");
         goto fail;
     }
-    p.backward = jloss ? SRV_BWD_LOSS : have_go ? SRV_BWD_GRAD_OUTPUT : want_grads ? SRV_BWD_SUM
-                                                                                  : SRV_BWD_NONE;
+    p.backward = jloss        ? SRV_BWD_LOSS
+                 : have_go    ? SRV_BWD_GRAD_OUTPUT
+                 : want_grads ? SRV_BWD_SUM
+                              : SRV_BWD_NONE;
     if (bi.bin_off != bi.len) {
         st = nn_err_set(&err, NN_EINVAL,
                         "body: %zu bytes of binary data are not claimed by any binary_data_size",
@@ -621,7 +655,8 @@ void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
     } else if (cJSON_IsArray(routs) && routs->child) {
         int k = 0;
         for (const cJSON *ro = routs->child; ro && !st; ro = ro->next, k++) {
-            const cJSON *rn = cJSON_IsObject(ro) ? cJSON_GetObjectItemCaseSensitive(ro, "name") : NULL;
+            const cJSON *rn =
+                cJSON_IsObject(ro) ? cJSON_GetObjectItemCaseSensitive(ro, "name") : NULL;
             int found = -1;
             for (int j = 0; rn && cJSON_IsString(rn) && j < nout; j++)
                 if (!strcmp(outs[j].name, rn->valuestring))
@@ -661,14 +696,17 @@ void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
                 const struct nn_layer_stats *ls = &p.stats[l];
                 cJSON *e = cJSON_CreateObject();
                 cJSON_AddStringToObject(e, "type", nn_kinds[m->net.layers[l].kind].name);
-                cJSON_AddItemToObject(e, "zero_fraction", srv_out_number(o, ls->zero_fraction, NN_F64));
+                cJSON_AddItemToObject(e, "zero_fraction",
+                                      srv_out_number(o, ls->zero_fraction, NN_F64));
                 cJSON *dead = cJSON_AddArrayToObject(e, "dead_units");
                 for (size_t k = 0; k < ls->ndead; k++)
                     cJSON_AddItemToArray(dead, cJSON_CreateNumber((double)ls->dead[k]));
                 if (ls->weight_grad_norm >= 0)
-                    cJSON_AddItemToObject(e, "weight_grad_norm", srv_out_number(o, ls->weight_grad_norm, m->dtype));
+                    cJSON_AddItemToObject(e, "weight_grad_norm",
+                                          srv_out_number(o, ls->weight_grad_norm, m->dtype));
                 if (ls->bias_grad_norm >= 0)
-                    cJSON_AddItemToObject(e, "bias_grad_norm", srv_out_number(o, ls->bias_grad_norm, m->dtype));
+                    cJSON_AddItemToObject(e, "bias_grad_norm",
+                                          srv_out_number(o, ls->bias_grad_norm, m->dtype));
                 cJSON_AddItemToArray(stl, e);
             }
             if (p.clip > 0)

@@ -97,8 +97,7 @@ enum nn_status srv_pass_run(struct srv_pass *p, size_t max_elems, size_t max_ws_
     size_t esz = nn_dtype_size(net->dtype);
     char a[96], b[96];
     switch (p->backward) {
-    case SRV_BWD_NONE:
-        break;
+    case SRV_BWD_NONE: break;
     case SRV_BWD_GRAD_OUTPUT:
         if (!same_shape(&p->grad_output, out))
             return nn_err_set(err, NN_EINVAL, "grad_output: expected the output's shape %s, got %s",
@@ -176,7 +175,8 @@ static cJSON *v1_stats(struct srv_pass *p, struct srv_out *o)
             cJSON_AddItemToObject(l, "weight_grad_norm",
                                   srv_out_number(o, ls->weight_grad_norm, p->net->dtype));
         if (ls->bias_grad_norm >= 0)
-            cJSON_AddItemToObject(l, "bias_grad_norm", srv_out_number(o, ls->bias_grad_norm, p->net->dtype));
+            cJSON_AddItemToObject(l, "bias_grad_norm",
+                                  srv_out_number(o, ls->bias_grad_norm, p->net->dtype));
         cJSON_AddItemToArray(layers, l);
     }
     return st;
@@ -202,7 +202,8 @@ char *srv_pass_reply_v1(struct srv_pass *p, size_t *len, struct nn_err *err)
         for (int i = 0; i < net->nlayers; i++) {
             cJSON *l = cJSON_CreateObject();
             if (p->ws.dweight[i].ndim)
-                cJSON_AddItemToObject(l, "weight", srv_out_tensor(o, &p->ws.dweight[i], (int)p->form));
+                cJSON_AddItemToObject(l, "weight",
+                                      srv_out_tensor(o, &p->ws.dweight[i], (int)p->form));
             if (net->layers[i].kind == NN_LINEAR)
                 cJSON_AddItemToObject(l, "bias",
                                       p->ws.dbias[i].ndim

@@ -12,29 +12,29 @@ enum srv_bwd { SRV_BWD_NONE, SRV_BWD_GRAD_OUTPUT, SRV_BWD_LOSS, SRV_BWD_SUM };
 struct srv_pass {
     /* inputs (tensor data malloc'd, freed by srv_pass_free) */
     const struct nn_net *net;
-    struct nn_tensor input;        /* (..., IN) */
-    enum srv_form form;            /* the form the input used; replies use it */
+    struct nn_tensor input; /* (..., IN) */
+    enum srv_form form;     /* the form the input used; replies use it */
     enum srv_bwd backward;
-    struct nn_tensor grad_output;  /* output's shape */
+    struct nn_tensor grad_output; /* output's shape */
     enum nn_loss loss;
     enum nn_reduction reduction;
     double loss_param;
-    struct nn_tensor target;       /* output's shape, or class targets below */
+    struct nn_tensor target; /* output's shape, or class targets below */
     struct {
         size_t shape[NN_MAX_DIMS];
         int ndim;
     } target_cls;
     int64_t *classes;
-    double clip;                   /* > 0: clip_grad_norm max_norm */
+    double clip; /* > 0: clip_grad_norm max_norm */
     int want_stats;
     /* results */
     struct nn_plan plan;
     struct nn_ws ws;
     int have_ws;
-    void *dout;                    /* owned d loss / d output (loss, sum) */
+    void *dout; /* owned d loss / d output (loss, sum) */
     double loss_value;
     double total_norm;
-    struct nn_layer_stats *stats;  /* net->nlayers entries */
+    struct nn_layer_stats *stats; /* net->nlayers entries */
 };
 
 void srv_pass_init(struct srv_pass *p);

@@ -30,8 +30,9 @@ static int authorized(struct srv_req *req, struct srv_reply *rep)
     const char *h = srv_req_header(req, "Authorization");
     /* the auth scheme is case-insensitive (RFC 7235 2.1); the token is not */
     if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !token_eq(h + 7, tok)) {
-        srv_reply_error(rep, 401, "%s", h ? "Authorization: wrong bearer token"
-                                          : "Authorization: \"Bearer <admin_token>\" required");
+        srv_reply_error(rep, 401, "%s",
+                        h ? "Authorization: wrong bearer token"
+                          : "Authorization: \"Bearer <admin_token>\" required");
         srv_reply_header(rep, "WWW-Authenticate", "Bearer realm=\"relud\"");
         return 0;
     }

@@ -104,8 +104,8 @@ static enum nn_status st_tensor_parse(struct srv_st_file *f, const cJSON *item,
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(item, "shape");
     const cJSON *offs = cJSON_GetObjectItemCaseSensitive(item, "data_offsets");
     if (!cJSON_IsString(dtype))
-        return nn_err_set(err, NN_EINVAL, "%s: tensor \"%s\": dtype is missing or not a string",
-                          L, N);
+        return nn_err_set(err, NN_EINVAL, "%s: tensor \"%s\": dtype is missing or not a string", L,
+                          N);
     int found = 0;
     for (int d = 0; d < SRV_ST_DTYPE_COUNT; d++) {
         if (strcmp(dtype->valuestring, srv_st_dtype_names[d]) == 0) {
@@ -118,8 +118,8 @@ static enum nn_status st_tensor_parse(struct srv_st_file *f, const cJSON *item,
         return nn_err_set(err, NN_EINVAL, "%s: tensor \"%s\": unknown dtype \"%.32s\"", L, N,
                           dtype->valuestring);
     if (!cJSON_IsArray(shape))
-        return nn_err_set(err, NN_EINVAL, "%s: tensor \"%s\": shape is missing or not an array",
-                          L, N);
+        return nn_err_set(err, NN_EINVAL, "%s: tensor \"%s\": shape is missing or not an array", L,
+                          N);
     int rank = cJSON_GetArraySize(shape);
     if (rank > NN_MAX_DIMS)
         return nn_err_set(err, NN_EINVAL, "%s: tensor \"%s\": rank %d is over %d", L, N, rank,
@@ -161,8 +161,7 @@ static enum nn_status st_tensor_parse(struct srv_st_file *f, const cJSON *item,
         return nn_err_set(err, NN_EINVAL,
                           "%s: tensor \"%s\" data_offsets [%zu, %zu] hold %zu bytes, but %s %s "
                           "needs %zu",
-                          L, N, t->begin, t->end, t->end - t->begin,
-                          srv_st_dtype_names[t->dtype],
+                          L, N, t->begin, t->end, t->end - t->begin, srv_st_dtype_names[t->dtype],
                           nn_shape_str(sb, sizeof sb, t->shape, t->ndim), nbytes);
     }
     t->data = f->data + t->begin;
@@ -206,7 +205,7 @@ static enum nn_status st_check_table(struct srv_st_file *f, struct nn_err *err)
     if (st == NN_OK) {
         if (n > 1)
             qsort(ix, (size_t)n, sizeof *ix, st_cmp_offset);
-        size_t at = 0;                          /* where the next tensor must begin */
+        size_t at = 0;                           /* where the next tensor must begin */
         const struct srv_st_tensor *prev = NULL; /* the last non-empty tensor */
         for (int i = 0; i < n && st == NN_OK; i++) {
             const struct srv_st_tensor *t = ix[i];
@@ -236,8 +235,8 @@ static enum nn_status st_check_table(struct srv_st_file *f, struct nn_err *err)
     return st;
 }
 
-enum nn_status srv_st_parse(struct srv_st_file *f, const void *buf, size_t len,
-                            const char *label, struct nn_err *err)
+enum nn_status srv_st_parse(struct srv_st_file *f, const void *buf, size_t len, const char *label,
+                            struct nn_err *err)
 {
     memset(f, 0, sizeof *f);
     snprintf(f->label, sizeof f->label, "%s", label ? label : "safetensors");
@@ -251,8 +250,8 @@ enum nn_status srv_st_parse(struct srv_st_file *f, const void *buf, size_t len,
         hlen = (hlen << 8) | p[i];
     if (hlen > len - 8)
         return nn_err_set(err, NN_EINVAL,
-                          "%s: header length %llu exceeds the %zu bytes after the length field",
-                          L, (unsigned long long)hlen, len - 8);
+                          "%s: header length %llu exceeds the %zu bytes after the length field", L,
+                          (unsigned long long)hlen, len - 8);
     if (hlen > SRV_ST_MAX_HEADER)
         return nn_err_set(err, NN_EINVAL, "%s: header length %llu is over the limit of %zu bytes",
                           L, (unsigned long long)hlen, SRV_ST_MAX_HEADER);
@@ -390,8 +389,7 @@ static double st_elem(enum srv_st_dtype dt, const unsigned char *p)
         memcpy(&h, p, sizeof h);
         return dt == SRV_ST_F16 ? srv_st_f16_to_f32(h) : srv_st_bf16_to_f32(h);
     }
-    default:
-        return NAN; /* not loadable: refused before the loop */
+    default: return NAN; /* not loadable: refused before the loop */
     }
 }
 
@@ -427,8 +425,8 @@ enum nn_status srv_st_tensor_load(const struct srv_st_file *f, struct srv_st_ten
             if (fabs(v) > FLT_MAX) {
                 free(data);
                 return nn_err_set(err, NN_EINVAL,
-                                  "%s: tensor \"%s\" value %g at %zu is out of float32 range", L,
-                                  N, v, i);
+                                  "%s: tensor \"%s\" value %g at %zu is out of float32 range", L, N,
+                                  v, i);
             }
             ((float *)data)[i] = (float)v;
         } else {

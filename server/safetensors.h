@@ -38,20 +38,20 @@
 /* Every dtype the format defines: X(ID, name in the header, element bytes, loadable).
  * Loadable rows convert to float32/float64 parameters; the others parse (so the file's
  * layout is still checked) but are refused when a layer asks for them. */
-#define SRV_ST_DTYPE_LIST(X) \
-    X(F64, "F64", 8, 1)      \
-    X(F32, "F32", 4, 1)      \
-    X(F16, "F16", 2, 1)      \
-    X(BF16, "BF16", 2, 1)    \
-    X(I64, "I64", 8, 0)      \
-    X(I32, "I32", 4, 0)      \
-    X(I16, "I16", 2, 0)      \
-    X(I8, "I8", 1, 0)        \
-    X(U64, "U64", 8, 0)      \
-    X(U32, "U32", 4, 0)      \
-    X(U16, "U16", 2, 0)      \
-    X(U8, "U8", 1, 0)        \
-    X(BOOL, "BOOL", 1, 0)    \
+#define SRV_ST_DTYPE_LIST(X)    \
+    X(F64, "F64", 8, 1)         \
+    X(F32, "F32", 4, 1)         \
+    X(F16, "F16", 2, 1)         \
+    X(BF16, "BF16", 2, 1)       \
+    X(I64, "I64", 8, 0)         \
+    X(I32, "I32", 4, 0)         \
+    X(I16, "I16", 2, 0)         \
+    X(I8, "I8", 1, 0)           \
+    X(U64, "U64", 8, 0)         \
+    X(U32, "U32", 4, 0)         \
+    X(U16, "U16", 2, 0)         \
+    X(U8, "U8", 1, 0)           \
+    X(BOOL, "BOOL", 1, 0)       \
     X(F8_E5M2, "F8_E5M2", 1, 0) \
     X(F8_E4M3, "F8_E4M3", 1, 0)
 
@@ -59,13 +59,13 @@ enum srv_st_dtype {
 #define X(ID, name, size, loadable) SRV_ST_##ID,
     SRV_ST_DTYPE_LIST(X)
 #undef X
-    SRV_ST_DTYPE_COUNT
+        SRV_ST_DTYPE_COUNT
 };
 
 struct srv_st_tensor {
-    char *name;                /* owned */
+    char *name; /* owned */
     enum srv_st_dtype dtype;
-    int ndim;                  /* 0 (a scalar) .. NN_MAX_DIMS */
+    int ndim; /* 0 (a scalar) .. NN_MAX_DIMS */
     size_t shape[NN_MAX_DIMS];
     size_t numel;
     size_t begin, end;         /* data_offsets, relative to the data buffer */
@@ -74,8 +74,8 @@ struct srv_st_tensor {
 };
 
 struct srv_st_file {
-    char label[96];            /* the file's name for messages ("mnist_mlp.safetensors") */
-    void *map;                 /* srv_st_open's mapping, or NULL (srv_st_parse on a buffer) */
+    char label[96]; /* the file's name for messages ("mnist_mlp.safetensors") */
+    void *map;      /* srv_st_open's mapping, or NULL (srv_st_parse on a buffer) */
     size_t map_len;
     const unsigned char *data; /* the data buffer */
     size_t data_len;
@@ -89,8 +89,8 @@ struct srv_st_file {
 enum nn_status srv_st_open(struct srv_st_file *f, const char *path, const char *label,
                            struct nn_err *err);
 /* Parses a file already in memory (buf must outlive f; not copied, not freed). */
-enum nn_status srv_st_parse(struct srv_st_file *f, const void *buf, size_t len,
-                            const char *label, struct nn_err *err);
+enum nn_status srv_st_parse(struct srv_st_file *f, const void *buf, size_t len, const char *label,
+                            struct nn_err *err);
 /* Frees the table and unmaps; srv_st_close on a zeroed or closed f is a no-op. */
 void srv_st_close(struct srv_st_file *f);
 

@@ -18,27 +18,27 @@ struct srv_models;
 
 /* ---- HTTP status codes relud answers: one list ----------------------------
  * X(code, reason, error class label for metrics) */
-#define SRV_STATUS_LIST(X)                        \
-    X(200, "OK", "ok")                            \
-    X(400, "Bad Request", "invalid_request")      \
-    X(401, "Unauthorized", "unauthorized")        \
-    X(403, "Forbidden", "forbidden")              \
-    X(404, "Not Found", "not_found")              \
+#define SRV_STATUS_LIST(X)                             \
+    X(200, "OK", "ok")                                 \
+    X(400, "Bad Request", "invalid_request")           \
+    X(401, "Unauthorized", "unauthorized")             \
+    X(403, "Forbidden", "forbidden")                   \
+    X(404, "Not Found", "not_found")                   \
     X(405, "Method Not Allowed", "method_not_allowed") \
-    X(408, "Request Timeout", "timeout")          \
-    X(413, "Content Too Large", "too_large")      \
-    X(422, "Unprocessable Content", "non_finite") \
-    X(499, "Client Closed Request", "client_closed") \
-    X(500, "Internal Server Error", "internal")   \
+    X(408, "Request Timeout", "timeout")               \
+    X(413, "Content Too Large", "too_large")           \
+    X(422, "Unprocessable Content", "non_finite")      \
+    X(499, "Client Closed Request", "client_closed")   \
+    X(500, "Internal Server Error", "internal")        \
     X(503, "Service Unavailable", "unavailable")
 
 enum srv_status_slot {
 #define X(code, reason, cls) SRV_S_##code,
     SRV_STATUS_LIST(X)
 #undef X
-    SRV_S_COUNT
+        SRV_S_COUNT
 };
-int srv_status_slot(unsigned code);       /* slot, or SRV_S_500 for an unknown code */
+int srv_status_slot(unsigned code); /* slot, or SRV_S_500 for an unknown code */
 unsigned srv_status_code(int slot);
 const char *srv_status_class(int slot);
 /* The HTTP status for a core status: EINVAL 400, ETOOBIG 413, ENONFINITE 422, ENOMEM 503. */
@@ -47,33 +47,33 @@ unsigned srv_status_from_nn(enum nn_status st);
 /* ---- routes: one list ------------------------------------------------------
  * X(ID, method, pattern, handler). Pattern segments "{name}" capture a model name and
  * "{version}" a version; metrics label a request by its pattern. */
-#define SRV_ROUTE_LIST(X)                                                              \
-    X(V2_META, "GET", "/v2", srv_h_server_meta)                                        \
-    X(LIVE, "GET", "/v2/health/live", srv_h_live)                                      \
-    X(READY, "GET", "/v2/health/ready", srv_h_ready)                                   \
-    X(METRICS, "GET", "/metrics", srv_h_metrics)                                       \
-    X(FORWARD, "POST", "/v1/forward", srv_h_forward)                                   \
-    X(MODELS_LIST, "GET", "/v1/models", srv_h_models_list)                             \
-    X(MODEL_PUT, "PUT", "/v1/models/{name}", srv_h_model_put)                          \
-    X(MODEL_DELETE, "DELETE", "/v1/models/{name}", srv_h_model_delete)                 \
-    X(ALL_STATS, "GET", "/v2/models/stats", srv_h_model_stats)                         \
-    X(MODEL_META, "GET", "/v2/models/{name}", srv_h_model_meta)                        \
-    X(MODEL_META_V, "GET", "/v2/models/{name}/versions/{version}", srv_h_model_meta)   \
-    X(MODEL_READY, "GET", "/v2/models/{name}/ready", srv_h_model_ready)                \
+#define SRV_ROUTE_LIST(X)                                                                    \
+    X(V2_META, "GET", "/v2", srv_h_server_meta)                                              \
+    X(LIVE, "GET", "/v2/health/live", srv_h_live)                                            \
+    X(READY, "GET", "/v2/health/ready", srv_h_ready)                                         \
+    X(METRICS, "GET", "/metrics", srv_h_metrics)                                             \
+    X(FORWARD, "POST", "/v1/forward", srv_h_forward)                                         \
+    X(MODELS_LIST, "GET", "/v1/models", srv_h_models_list)                                   \
+    X(MODEL_PUT, "PUT", "/v1/models/{name}", srv_h_model_put)                                \
+    X(MODEL_DELETE, "DELETE", "/v1/models/{name}", srv_h_model_delete)                       \
+    X(ALL_STATS, "GET", "/v2/models/stats", srv_h_model_stats)                               \
+    X(MODEL_META, "GET", "/v2/models/{name}", srv_h_model_meta)                              \
+    X(MODEL_META_V, "GET", "/v2/models/{name}/versions/{version}", srv_h_model_meta)         \
+    X(MODEL_READY, "GET", "/v2/models/{name}/ready", srv_h_model_ready)                      \
     X(MODEL_READY_V, "GET", "/v2/models/{name}/versions/{version}/ready", srv_h_model_ready) \
-    X(INFER, "POST", "/v2/models/{name}/infer", srv_h_infer)                           \
-    X(INFER_V, "POST", "/v2/models/{name}/versions/{version}/infer", srv_h_infer)      \
-    X(MODEL_STATS, "GET", "/v2/models/{name}/stats", srv_h_model_stats)                \
+    X(INFER, "POST", "/v2/models/{name}/infer", srv_h_infer)                                 \
+    X(INFER_V, "POST", "/v2/models/{name}/versions/{version}/infer", srv_h_infer)            \
+    X(MODEL_STATS, "GET", "/v2/models/{name}/stats", srv_h_model_stats)                      \
     X(MODEL_STATS_V, "GET", "/v2/models/{name}/versions/{version}/stats", srv_h_model_stats) \
-    X(REPO_INDEX, "POST", "/v2/repository/index", srv_h_repo_index)                    \
-    X(REPO_LOAD, "POST", "/v2/repository/models/{name}/load", srv_h_repo_load)         \
+    X(REPO_INDEX, "POST", "/v2/repository/index", srv_h_repo_index)                          \
+    X(REPO_LOAD, "POST", "/v2/repository/models/{name}/load", srv_h_repo_load)               \
     X(REPO_UNLOAD, "POST", "/v2/repository/models/{name}/unload", srv_h_repo_unload)
 
 enum srv_route {
 #define X(ID, m, p, h) SRV_R_##ID,
     SRV_ROUTE_LIST(X)
 #undef X
-    SRV_R_OTHER, /* unknown path or method: labelled "other" in metrics */
+        SRV_R_OTHER, /* unknown path or method: labelled "other" in metrics */
     SRV_R_COUNT
 };
 extern const char *const srv_route_patterns[SRV_R_COUNT];
@@ -84,15 +84,15 @@ struct srv_metrics;
 struct srv {
     struct cfg cfg;
     struct MHD_Daemon *daemon;
-    int port;                    /* bound port */
-    char instance[128];          /* "hostname:pid", X-Relud-Instance */
-    atomic_int ready;            /* 0 starting, 1 ready, 2 draining */
-    atomic_long inflight;        /* requests between first handler call and completion */
-    atomic_size_t buffered;      /* request body bytes held across connections */
+    int port;               /* bound port */
+    char instance[128];     /* "hostname:pid", X-Relud-Instance */
+    atomic_int ready;       /* 0 starting, 1 ready, 2 draining */
+    atomic_long inflight;   /* requests between first handler call and completion */
+    atomic_size_t buffered; /* request body bytes held across connections */
     struct srv_metrics *metrics;
     struct srv_models *models;
-    uint64_t nonce;              /* request-id generator state */
-    atomic_int *stop_signals;    /* SIGTERM/SIGINT count: a second one ends the drain */
+    uint64_t nonce;           /* request-id generator state */
+    atomic_int *stop_signals; /* SIGTERM/SIGINT count: a second one ends the drain */
 };
 
 /* ---- one request ----------------------------------------------------------- */
@@ -103,16 +103,16 @@ struct srv_req {
     struct MHD_Connection *conn;
     enum srv_route route;
     const char *method;
-    char path[256];              /* truncated copy for logs */
-    char name[SRV_MAX_CAPTURE];  /* {name} */
-    char version[32];            /* {version} */
-    char id[80];                 /* X-Request-Id */
+    char path[256];             /* truncated copy for logs */
+    char name[SRV_MAX_CAPTURE]; /* {name} */
+    char version[32];           /* {version} */
+    char id[80];                /* X-Request-Id */
     uint64_t t0_ns;
-    char *body;                  /* request body, NUL-terminated, capped */
+    char *body; /* request body, NUL-terminated, capped */
     size_t len, cap;
-    int refused;                 /* response already queued early (413/405/503) */
-    uint64_t discard_since;      /* body over the cap: dropping the rest since then (ns) */
-    unsigned status;             /* reply status, for the access log and metrics */
+    int refused;            /* response already queued early (413/405/503) */
+    uint64_t discard_since; /* body over the cap: dropping the rest since then (ns) */
+    unsigned status;        /* reply status, for the access log and metrics */
     size_t bytes_out;
     char model[SRV_MAX_CAPTURE]; /* model used, for per-model metrics ("" none) */
 };
@@ -121,7 +121,7 @@ struct srv_req {
 #define SRV_MAX_HEADERS 4
 struct srv_reply {
     unsigned status;
-    const char *ctype;           /* default application/json */
+    const char *ctype; /* default application/json */
     char *body;
     size_t len;
     struct {

@@ -10,8 +10,9 @@
 #include "server/pass.h"
 #include "server/srv.h"
 
-static const char *const body_keys[] = {"input", "layers", "model", "dtype", "grad_output",
-                                        "loss", "gradients", "clip_grad_norm", "stats", NULL};
+static const char *const body_keys[] = {"input",       "layers", "model",     "dtype",
+                                        "grad_output", "loss",   "gradients", "clip_grad_norm",
+                                        "stats",       NULL};
 
 /* The body's unknown key, if any. */
 static const char *unknown_key(const cJSON *root, const char *const *known)
@@ -147,8 +148,9 @@ void srv_h_forward(struct srv_req *req, struct srv_reply *rep)
         }
         snprintf(req->model, sizeof req->model, "%s", model->name);
         if (jdtype && dt != model->dtype) {
-            st = nn_err_set(&err, NN_EINVAL, "dtype: model %s is %s; omit dtype or send \"%s\"",
-                            model->name, nn_dtype_names[model->dtype], nn_dtype_names[model->dtype]);
+            st =
+                nn_err_set(&err, NN_EINVAL, "dtype: model %s is %s; omit dtype or send \"%s\"",
+                           model->name, nn_dtype_names[model->dtype], nn_dtype_names[model->dtype]);
             goto fail;
         }
         p.net = &model->net;
@@ -183,7 +185,8 @@ void srv_h_forward(struct srv_req *req, struct srv_reply *rep)
         goto fail;
     }
     int want_grads, want_stats;
-    if (get_bool(root, "gradients", &want_grads, &err) || get_bool(root, "stats", &want_stats, &err)) {
+    if (get_bool(root, "gradients", &want_grads, &err) ||
+        get_bool(root, "stats", &want_stats, &err)) {
         st = NN_EINVAL;
         goto fail;
     }
