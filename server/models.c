@@ -606,13 +606,18 @@ struct srv_model_stats *srv_models_stats(struct srv_models *m, const char *name)
     return s;
 }
 
-void srv_model_stats_observe(struct srv_model_stats *s, int ok, uint64_t ns, size_t samples)
+void srv_model_stats_observe(struct srv_model_stats *s, int ok, const uint64_t t[4],
+                             size_t samples)
 {
     if (!s)
         return;
+    uint64_t ns = t[3] - t[0];
     if (ok) {
         atomic_fetch_add(&s->success_count, 1);
         atomic_fetch_add(&s->success_ns, ns);
+        atomic_fetch_add(&s->compute_input_ns, t[1] - t[0]);
+        atomic_fetch_add(&s->compute_infer_ns, t[2] - t[1]);
+        atomic_fetch_add(&s->compute_output_ns, t[3] - t[2]);
         atomic_fetch_add(&s->exec_count, 1);
         atomic_fetch_add(&s->inference_count, samples);
         struct timespec ts;

@@ -57,9 +57,13 @@ struct srv_model *srv_models_get(struct srv_models *m, const char *name, unsigne
                                  char *err, size_t errlen);
 void srv_model_release(struct srv_model *model);
 struct srv_model_stats *srv_models_stats(struct srv_models *m, const char *name);
-/* Records one inference request: ok -> success_count/ns, exec_count, inference_count +=
- * samples, last_inference_ms; else fail_count/ns. s may be NULL (no-op). */
-void srv_model_stats_observe(struct srv_model_stats *s, int ok, uint64_t ns, size_t samples);
+/* Records one inference request. t: monotonic ns at its start, when its inputs were read,
+ * when the pass was done and when the reply was built (Triton's compute_input,
+ * compute_infer, compute_output). ok -> success_count/ns, the phases, exec_count,
+ * inference_count += samples, last_inference_ms; else fail_count/ns (t[3] - t[0]).
+ * s may be NULL (no-op). */
+void srv_model_stats_observe(struct srv_model_stats *s, int ok, const uint64_t t[4],
+                             size_t samples);
 
 /* Repository control. Each returns an HTTP status and fills err on failure. */
 /* (Re)loads NAME.json from disk (Triton load). */

@@ -396,39 +396,13 @@ static void grad_name(char *buf, size_t len, int layer, const char *param)
     snprintf(buf, len, "grad:%d.%s", layer, param);
 }
 
-static void bump_stats(struct srv_model_stats *st, int ok, uint64_t t0, uint64_t t1, uint64_t t2,
-                       uint64_t t3, size_t samples)
-{
-    if (!st)
-        return;
-    if (ok) {
-        atomic_fetch_add(&st->success_count, 1);
-        atomic_fetch_add(&st->success_ns, t3 - t0);
-        atomic_fetch_add(&st->exec_count, 1);
-        atomic_fetch_add(&st->inference_count, samples);
-        atomic_fetch_add(&st->compute_input_ns, t1 - t0);
-        atomic_fetch_add(&st->compute_infer_ns, t2 - t1);
-        atomic_fetch_add(&st->compute_output_ns, t3 - t2);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        atomic_store(&st->last_inference_ms, (unsigned long long)ts.tv_sec * 1000ULL +
-                                                 (unsigned long long)ts.tv_nsec / 1000000ULL);
-    } else {
-        atomic_fetch_add(&st->fail_count, 1);
-        atomic_fetch_add(&st->fail_ns, t3 - t0);
-    }
-}
-
-static const char *const req_keys[] = {"id", "parameters", "inputs", "outputs", NULL};
-
 void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
 {
     struct srv *s = req->srv;
-    uint64_t t0 = srv_now_ns(), t1 = 0, t2 = 0;
+    uint64_t tm[4] = {srv_now_ns(), 0, 0, 0}; /* start, inputs read, pass done, reply built */
     struct srv_model *m = get_model(req, rep);
     if (!m)
         return;
-    struct srv_model_stats *mst = srv_models_stats(s->models, m->name);
     struct nn_err err = {{0}};
     enum nn_status st = NN_OK;
     struct srv_pass p;
@@ -438,7 +412,7 @@ void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
     struct srv_out *o = NULL;
     cJSON *resp = NULL;
     char *json = NULL;
-    (void)req_keys; /* unknown request keys are ignored: clients send extra ones */
+    /* unknown request keys are ignored: clients send extra ones */
 
     /* Binary tensor data extension: the JSON header is the first N bytes. */
     struct oip_in bi = {req->body ? req->body : "", req->len, req->len, 0};
@@ -491,29 +465,8 @@ void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
                 st = nn_err_set(&err, NN_EINVAL, "parameters.loss: expected a loss name");
             goto fail;
         }
-        p.loss_param = nn_losses[p.loss].param_def;
-        const cJSON *lp = nn_losses[p.loss].param
-                              ? cJSON_GetObjectItemCaseSensitive(params, nn_losses[p.loss].param)
-                              : NULL;
-        if (lp) {
-            if (!cJSON_IsNumber(lp) || !isfinite(lp->valuedouble)) {
-                st = nn_err_set(&err, NN_EINVAL, "parameters.%s: expected a number",
-                                nn_losses[p.loss].param);
-                goto fail;
-            }
-            p.loss_param = lp->valuedouble;
-        }
-        const cJSON *red = cJSON_GetObjectItemCaseSensitive(params, "reduction");
-        p.reduction = NN_MEAN;
-        if (red) {
-            if (cJSON_IsString(red) && !strcmp(red->valuestring, "sum"))
-                p.reduction = NN_SUM;
-            else if (!cJSON_IsString(red) || strcmp(red->valuestring, "mean")) {
-                st = nn_err_set(&err, NN_EINVAL,
-                                "parameters.reduction: expected \"mean\" or \"sum\"");
-                goto fail;
-            }
-        }
+        if ((st = srv_pass_loss_opts(&p, params, "parameters", &err)))
+            goto fail;
     }
     int want_grads = param_bool(params, "gradients") || jloss;
     p.want_stats = param_bool(params, "stats");
@@ -601,10 +554,10 @@ void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
                         bi.len - bi.bin_off);
         goto fail;
     }
-    t1 = srv_now_ns();
+    tm[1] = srv_now_ns();
     if ((st = srv_pass_run(&p, s->cfg.max_tensor_elements, s->cfg.max_workspace_bytes, &err)))
         goto fail;
-    t2 = srv_now_ns();
+    tm[2] = srv_now_ns();
 
     /* The outputs this pass offers, in order. */
     int nl = m->net.nlayers;
@@ -689,31 +642,12 @@ void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
         cJSON_AddStringToObject(resp, "model_version", "1");
         if (id)
             cJSON_AddStringToObject(resp, "id", id->valuestring);
-        if (p.want_stats) {
+        if (p.want_stats || p.clip > 0) {
             cJSON *rp = cJSON_AddObjectToObject(resp, "parameters");
-            cJSON *stl = cJSON_AddArrayToObject(rp, "stats");
-            for (int l = 0; l < nl; l++) {
-                const struct nn_layer_stats *ls = &p.stats[l];
-                cJSON *e = cJSON_CreateObject();
-                cJSON_AddStringToObject(e, "type", nn_kinds[m->net.layers[l].kind].name);
-                cJSON_AddItemToObject(e, "zero_fraction",
-                                      srv_out_number(o, ls->zero_fraction, NN_F64));
-                cJSON *dead = cJSON_AddArrayToObject(e, "dead_units");
-                for (size_t k = 0; k < ls->ndead; k++)
-                    cJSON_AddItemToArray(dead, cJSON_CreateNumber((double)ls->dead[k]));
-                if (ls->weight_grad_norm >= 0)
-                    cJSON_AddItemToObject(e, "weight_grad_norm",
-                                          srv_out_number(o, ls->weight_grad_norm, m->dtype));
-                if (ls->bias_grad_norm >= 0)
-                    cJSON_AddItemToObject(e, "bias_grad_norm",
-                                          srv_out_number(o, ls->bias_grad_norm, m->dtype));
-                cJSON_AddItemToArray(stl, e);
-            }
+            if (p.want_stats)
+                cJSON_AddItemToObject(rp, "stats", srv_pass_stats_json(&p, o));
             if (p.clip > 0)
                 cJSON_AddItemToObject(rp, "total_norm", srv_out_number(o, p.total_norm, m->dtype));
-        } else if (p.clip > 0) {
-            cJSON *rp = cJSON_AddObjectToObject(resp, "parameters");
-            cJSON_AddItemToObject(rp, "total_norm", srv_out_number(o, p.total_norm, m->dtype));
         }
         cJSON *ra = cJSON_AddArrayToObject(resp, "outputs");
         for (int k = 0; k < nsel; k++) {
@@ -770,7 +704,8 @@ void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
     free(names);
     if (st)
         goto fail;
-    bump_stats(mst, 1, t0, t1, t2, srv_now_ns(), p.input.ndim > 1 ? p.input.shape[0] : 1);
+    tm[3] = srv_now_ns();
+    srv_model_stats_observe(m->stats, 1, tm, srv_pass_samples(&p));
     cJSON_Delete(resp);
     srv_out_free(o);
     srv_pass_free(&p);
@@ -778,7 +713,8 @@ void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
     srv_model_release(m);
     return;
 fail:
-    bump_stats(mst, 0, t0, t0, t0, srv_now_ns(), 0);
+    tm[3] = srv_now_ns();
+    srv_model_stats_observe(m->stats, 0, tm, 0);
     srv_reply_error(rep, srv_status_from_nn(st), "%s", err.msg);
     free(json);
     cJSON_Delete(resp);

@@ -160,9 +160,37 @@ enum nn_status srv_pass_run(struct srv_pass *p, size_t max_elems, size_t max_ws_
     return NN_OK;
 }
 
-static cJSON *v1_stats(struct srv_pass *p, struct srv_out *o)
+enum nn_status srv_pass_loss_opts(struct srv_pass *p, const cJSON *obj, const char *where,
+                                  struct nn_err *err)
 {
-    cJSON *st = cJSON_CreateObject(), *layers = cJSON_AddArrayToObject(st, "layers");
+    const struct nn_loss_info *li = &nn_losses[p->loss];
+    p->loss_param = li->param_def;
+    const cJSON *pv = li->param ? cJSON_GetObjectItemCaseSensitive(obj, li->param) : NULL;
+    if (pv) {
+        if (!cJSON_IsNumber(pv) || !isfinite(pv->valuedouble))
+            return nn_err_set(err, NN_EINVAL, "%s.%s: expected a number", where, li->param);
+        p->loss_param = pv->valuedouble; /* its range is the core's to check */
+    }
+    p->reduction = NN_MEAN;
+    const cJSON *red = cJSON_GetObjectItemCaseSensitive(obj, "reduction");
+    if (red) {
+        if (cJSON_IsString(red) && !strcmp(red->valuestring, "sum"))
+            p->reduction = NN_SUM;
+        else if (!cJSON_IsString(red) || strcmp(red->valuestring, "mean"))
+            return nn_err_set(err, NN_EINVAL, "%s.reduction: expected \"mean\" or \"sum\"", where);
+    }
+    return NN_OK;
+}
+
+size_t srv_pass_samples(const struct srv_pass *p)
+{
+    const struct nn_tensor *t = &p->input;
+    return t->ndim > 1 && t->shape[t->ndim - 1] ? t->numel / t->shape[t->ndim - 1] : 1;
+}
+
+cJSON *srv_pass_stats_json(const struct srv_pass *p, struct srv_out *o)
+{
+    cJSON *layers = cJSON_CreateArray();
     for (int i = 0; i < p->net->nlayers; i++) {
         const struct nn_layer_stats *ls = &p->stats[i];
         cJSON *l = cJSON_CreateObject();
@@ -179,7 +207,7 @@ static cJSON *v1_stats(struct srv_pass *p, struct srv_out *o)
                                   srv_out_number(o, ls->bias_grad_norm, p->net->dtype));
         cJSON_AddItemToArray(layers, l);
     }
-    return st;
+    return layers;
 }
 
 char *srv_pass_reply_v1(struct srv_pass *p, size_t *len, struct nn_err *err)
@@ -214,8 +242,10 @@ char *srv_pass_reply_v1(struct srv_pass *p, size_t *len, struct nn_err *err)
         if (p->clip > 0)
             cJSON_AddItemToObject(g, "total_norm", srv_out_number(o, p->total_norm, net->dtype));
     }
-    if (p->want_stats)
-        cJSON_AddItemToObject(root, "stats", v1_stats(p, o));
+    if (p->want_stats) {
+        cJSON *st = cJSON_AddObjectToObject(root, "stats");
+        cJSON_AddItemToObject(st, "layers", srv_pass_stats_json(p, o));
+    }
     s = srv_out_print(o, root, len, err);
 done:
     cJSON_Delete(root);

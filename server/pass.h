@@ -43,6 +43,15 @@ void srv_pass_free(struct srv_pass *p);
  * over max_workspace_bytes), NN_ENONFINITE (naming the layer or gradient), NN_ENOMEM. */
 enum nn_status srv_pass_run(struct srv_pass *p, size_t max_elems, size_t max_ws_bytes,
                             struct nn_err *err);
+/* The loss options beside the loss name in obj (the /v1 "loss" object, or the OIP
+ * request "parameters"): "reduction" ("mean" | "sum", default mean) and the loss's own
+ * parameter (beta, delta) with its default. p->loss is set. where names obj in errors. */
+enum nn_status srv_pass_loss_opts(struct srv_pass *p, const cJSON *obj, const char *where,
+                                  struct nn_err *err);
+/* Samples in the input: its elements over its last dim (a 1-D input is one sample). */
+size_t srv_pass_samples(const struct srv_pass *p);
+/* The per-layer diagnostics as a JSON array (numbers through o, printed shortest). */
+cJSON *srv_pass_stats_json(const struct srv_pass *p, struct srv_out *o);
 /* The output tensor (valid after a successful run). */
 const struct nn_tensor *srv_pass_output(const struct srv_pass *p);
 /* The /v1/forward response body (malloc'd). */

@@ -68,23 +68,8 @@ static enum nn_status parse_loss(const struct srv_doc *doc, const cJSON *lo, str
         return nn_err_set(err, NN_EINVAL, "loss: unknown field \"%.60s\" for %s (known: %s)", bad,
                           li->name, k);
     }
-    p->loss_param = li->param_def;
-    if (li->param) {
-        const cJSON *pv = cJSON_GetObjectItemCaseSensitive(lo, li->param);
-        if (pv) {
-            if (!cJSON_IsNumber(pv) || !isfinite(pv->valuedouble))
-                return nn_err_set(err, NN_EINVAL, "loss.%s: expected a number", li->param);
-            p->loss_param = pv->valuedouble;
-        }
-    }
-    p->reduction = NN_MEAN;
-    const cJSON *red = cJSON_GetObjectItemCaseSensitive(lo, "reduction");
-    if (red) {
-        if (cJSON_IsString(red) && !strcmp(red->valuestring, "sum"))
-            p->reduction = NN_SUM;
-        else if (!cJSON_IsString(red) || strcmp(red->valuestring, "mean"))
-            return nn_err_set(err, NN_EINVAL, "loss.reduction: expected \"mean\" or \"sum\"");
-    }
+    if ((st = srv_pass_loss_opts(p, lo, "loss", err)))
+        return st;
     const cJSON *tg = cJSON_GetObjectItemCaseSensitive(lo, "target");
     if (!tg)
         return nn_err_set(err, NN_EINVAL, "loss.target: required");
@@ -104,6 +89,7 @@ void srv_h_forward(struct srv_req *req, struct srv_reply *rep)
     srv_pass_init(&p);
     struct nn_net inline_net = {0};
     struct srv_model *model = NULL;
+    uint64_t tm[4] = {srv_now_ns(), 0, 0, 0}; /* model statistics: as the OIP's infer */
     struct srv_doc *doc = srv_doc_parse(req->body ? req->body : "", req->len, &err);
     enum nn_status st = NN_OK;
     unsigned status = 0; /* set by a model lookup that fails */
@@ -219,21 +205,31 @@ void srv_h_forward(struct srv_req *req, struct srv_reply *rep)
         p.clip = jclip->valuedouble;
     }
 
+    tm[1] = srv_now_ns();
     if ((st = srv_pass_run(&p, c->max_tensor_elements, c->max_workspace_bytes, &err)))
         goto fail;
     size_t len;
+    tm[2] = srv_now_ns();
     char *out = srv_pass_reply_v1(&p, &len, &err);
     if (!out) {
         st = NN_ENONFINITE;
         goto fail;
     }
     srv_reply_body(rep, 200, "application/json", out, len);
+    if (model) {
+        tm[3] = srv_now_ns();
+        srv_model_stats_observe(model->stats, 1, tm, srv_pass_samples(&p));
+    }
     srv_pass_free(&p);
     srv_net_free(&inline_net);
     srv_model_release(model);
     srv_doc_free(doc);
     return;
 fail:
+    if (model) {
+        tm[3] = srv_now_ns();
+        srv_model_stats_observe(model->stats, 0, tm, 0);
+    }
     srv_reply_error(rep, status ? status : srv_status_from_nn(st), "%s", err.msg);
     srv_pass_free(&p);
     srv_net_free(&inline_net);

@@ -497,7 +497,7 @@ static void test_put_replace_keeps_old_version(void **state)
     assert_int_equal(t_put(m, "m", 2), 201);
     struct srv_model *a = t_get(m, "m");
     assert_int_equal(atomic_load(&a->refs), 2); /* the repository's + ours */
-    srv_model_stats_observe(a->stats, 1, 1000000, 4);
+    srv_model_stats_observe(a->stats, 1, (const uint64_t[4]){0, 0, 0, 1000000}, 4);
     assert_ptr_equal(a->stats, srv_models_stats(m, "m"));
 
     assert_int_equal(t_put(m, "m", 3), 200); /* replaced while a request holds v1 */
@@ -712,10 +712,10 @@ static void test_metrics(void **state)
     assert_int_equal(srv_models_load_all(m, 0, err, sizeof err), 0);
     struct srv_model_stats *s = srv_models_stats(m, "a");
     assert_non_null(s);
-    srv_model_stats_observe(s, 1, 1500000000ull, 3);
-    srv_model_stats_observe(s, 1, 500000000ull, 2);
-    srv_model_stats_observe(s, 0, 250000000ull, 0);
-    srv_model_stats_observe(NULL, 1, 1, 1);
+    srv_model_stats_observe(s, 1, (const uint64_t[4]){0, 0, 0, 1500000000ull}, 3);
+    srv_model_stats_observe(s, 1, (const uint64_t[4]){0, 0, 0, 500000000ull}, 2);
+    srv_model_stats_observe(s, 0, (const uint64_t[4]){0, 0, 0, 250000000ull}, 0);
+    srv_model_stats_observe(NULL, 1, (const uint64_t[4]){0, 0, 0, 1}, 1);
     assert_int_equal(atomic_load(&s->exec_count), 2);
     assert_true(atomic_load(&s->last_inference_ms) > 1700000000000ull);
 
@@ -766,7 +766,7 @@ static void *t_race_worker(void *arg)
         double x[2] = {1, 2}, y[2];
         if (t_forward(mo, x, 2, y, 2) != 2 || y[1] != 2 * y[0] || y[0] < 1 || y[0] > 8)
             atomic_fetch_add(&r->bad, 1);
-        srv_model_stats_observe(mo->stats, 1, 1000, 1);
+        srv_model_stats_observe(mo->stats, 1, (const uint64_t[4]){0, 0, 0, 1000}, 1);
         srv_model_release(mo);
         atomic_fetch_add(&r->passes, 1);
     }
