@@ -1251,6 +1251,33 @@ static enum nn_status too_big(const char *where, const size_t *sh, int nd, size_
     return cerr(err, NN_ETOOBIG, "%s: shape %s is over the limit of %zu elements", where, s, max);
 }
 
+enum nn_status srv_doc_shape(const struct srv_doc *doc, const cJSON *item, int allow_scalar,
+                             const char *where, size_t shape[NN_MAX_DIMS], int *ndim,
+                             struct nn_err *err)
+{
+    size_t ssh[NN_MAX_DIMS], sn;
+    int snd;
+    if (!item || !srv_doc_numarray(doc, item, ssh, &snd, &sn) || snd != 1)
+        return cerr(err, NN_EINVAL, "%s.shape: expected a flat array of dimensions", where);
+    if (sn > NN_MAX_DIMS || (sn == 0 && !allow_scalar))
+        return cerr(err, NN_EINVAL, "%s.shape: a tensor has %d to %d dimensions, got %zu", where,
+                    allow_scalar ? 0 : 1, NN_MAX_DIMS, sn);
+    int64_t dims[NN_MAX_DIMS];
+    char w[96];
+    snprintf(w, sizeof w, "%s.shape", where);
+    enum nn_status st = srv_doc_numarray_read(doc, item, SRV_I64, dims, sn, w, err);
+    if (st)
+        return st;
+    *ndim = (int)sn;
+    for (int i = 0; i < *ndim; i++) {
+        if (dims[i] < 0)
+            return cerr(err, NN_EINVAL, "%s.shape[%d]: dimensions must be >= 0, got %lld", where, i,
+                        (long long)dims[i]);
+        shape[i] = (size_t)dims[i];
+    }
+    return NN_OK;
+}
+
 /* Common body of srv_doc_tensor and srv_doc_tensor_i64. Returns the data
  * buffer in *data (malloc'd). allow_scalar: rank 0 allowed (i64). */
 static enum nn_status tensor_read(const struct srv_doc *doc, const cJSON *item, enum srv_num t,
@@ -1305,26 +1332,9 @@ static enum nn_status tensor_read(const struct srv_doc *doc, const cJSON *item, 
             return cerr(err, NN_EINVAL, "%s: missing \"shape\"", where);
         if (!data_item)
             return cerr(err, NN_EINVAL, "%s: missing \"data\"", where);
-        size_t ssh[NN_MAX_DIMS], sn;
-        int snd;
-        if (!srv_doc_numarray(doc, shape_item, ssh, &snd, &sn) || snd != 1)
-            return cerr(err, NN_EINVAL, "%s.shape: expected a flat array of dimensions", where);
-        if (sn > NN_MAX_DIMS || (sn == 0 && !allow_scalar))
-            return cerr(err, NN_EINVAL, "%s.shape: a tensor has %d to %d dimensions, got %zu",
-                        where, allow_scalar ? 0 : 1, NN_MAX_DIMS, sn);
-        int64_t dims[NN_MAX_DIMS];
-        char w[96];
-        snprintf(w, sizeof w, "%s.shape", where);
-        enum nn_status st = srv_doc_numarray_read(doc, shape_item, SRV_I64, dims, sn, w, err);
+        enum nn_status st = srv_doc_shape(doc, shape_item, allow_scalar, where, sh, &nd, err);
         if (st)
             return st;
-        nd = (int)sn;
-        for (int i = 0; i < nd; i++) {
-            if (dims[i] < 0)
-                return cerr(err, NN_EINVAL, "%s.shape[%d]: dimensions must be >= 0, got %lld",
-                            where, i, (long long)dims[i]);
-            sh[i] = (size_t)dims[i];
-        }
         if (!shape_product(sh, nd, &n, &nz)) {
             char s[128];
             shape_fmt(s, sizeof s, sh, nd);

@@ -102,6 +102,12 @@ enum nn_status srv_doc_tensor(const struct srv_doc *doc, const cJSON *item, enum
                               size_t max_elems, const char *where, struct nn_tensor *t,
                               enum srv_form *form, struct nn_err *err);
 
+/* A shape: item is a flat array of 1..8 (0..8 with allow_scalar) integers >= 0.
+ * Errors name "<where>.shape". Used by the tensor object form and the OIP inputs. */
+enum nn_status srv_doc_shape(const struct srv_doc *doc, const cJSON *item, int allow_scalar,
+                             const char *where, size_t shape[NN_MAX_DIMS], int *ndim,
+                             struct nn_err *err);
+
 /* Same, for integer class targets (int64). Also accepts rank 0: a bare integer
  * (3) or {"shape": [], "data": [3]}, giving ndim 0 and numel 1. *data is
  * malloc'd (caller frees). */

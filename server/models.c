@@ -606,8 +606,7 @@ struct srv_model_stats *srv_models_stats(struct srv_models *m, const char *name)
     return s;
 }
 
-void srv_model_stats_observe(struct srv_model_stats *s, int ok, const uint64_t t[4],
-                             size_t samples)
+void srv_model_stats_observe(struct srv_model_stats *s, int ok, const uint64_t t[4], size_t samples)
 {
     if (!s)
         return;
@@ -630,15 +629,20 @@ void srv_model_stats_observe(struct srv_model_stats *s, int ok, const uint64_t t
     }
 }
 
+/* 400 for a name that cannot be a model file's. */
+static unsigned bad_name(const char *name, char *err, size_t errlen)
+{
+    snprintf(err, errlen,
+             "invalid model name \"%.127s\" ([A-Za-z0-9_.-], 1 to 127 characters, not starting "
+             "with '.')",
+             name);
+    return 400;
+}
+
 unsigned srv_models_load(struct srv_models *m, const char *name, char *err, size_t errlen)
 {
-    if (!srv_model_name_ok(name)) {
-        snprintf(err, errlen,
-                 "invalid model name \"%.127s\" ([A-Za-z0-9_.-], 1 to 127 "
-                 "characters, not starting with '.')",
-                 name);
-        return 400;
-    }
+    if (!srv_model_name_ok(name))
+        return bad_name(name, err, errlen);
     struct nn_err e;
     pthread_mutex_lock(&m->ctl);
     unsigned status = load_one(m, name, &e);
@@ -746,13 +750,8 @@ unsigned srv_models_put(struct srv_models *m, const char *name, const char *body
 {
     if (errlen)
         err[0] = '\0';
-    if (!srv_model_name_ok(name)) {
-        snprintf(err, errlen,
-                 "invalid model name \"%.127s\" ([A-Za-z0-9_.-], 1 to 127 "
-                 "characters, not starting with '.')",
-                 name);
-        return 400;
-    }
+    if (!srv_model_name_ok(name))
+        return bad_name(name, err, errlen);
     struct nn_err e;
     struct srv_model *model = NULL;
     pthread_mutex_lock(&m->ctl);

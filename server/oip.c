@@ -205,30 +205,13 @@ static enum nn_status read_input(const struct srv_doc *doc, const cJSON *in, int
                           "%s.datatype: %s is not supported by relud (use FP32, FP64 or an integer "
                           "type)",
                           where, oip_dtypes[odt].name);
-    /* shape */
-    const cJSON *jshape = cJSON_GetObjectItemCaseSensitive(in, "shape");
-    size_t sshape[NN_MAX_DIMS];
-    int sndim;
-    size_t snumel;
-    if (!jshape || !srv_doc_numarray(doc, jshape, sshape, &sndim, &snumel) || sndim != 1 ||
-        snumel < 1 || snumel > NN_MAX_DIMS)
-        return nn_err_set(err, NN_EINVAL, "%s.shape: expected an array of 1 to %d dimensions",
-                          where, NN_MAX_DIMS);
-    int64_t dims[NN_MAX_DIMS];
-    char w2[112];
-    snprintf(w2, sizeof w2, "%s.shape", where);
-    enum nn_status st = srv_doc_numarray_read(doc, jshape, SRV_I64, dims, snumel, w2, err);
-    if (st)
-        return st;
     memset(t, 0, sizeof *t);
     t->dtype = dt;
-    t->ndim = (int)snumel;
-    for (int i = 0; i < t->ndim; i++) {
-        if (dims[i] < 0)
-            return nn_err_set(err, NN_EINVAL, "%s.shape[%d]: %lld is negative", where, i,
-                              (long long)dims[i]);
-        t->shape[i] = (size_t)dims[i];
-    }
+    char w2[112];
+    enum nn_status st = srv_doc_shape(doc, cJSON_GetObjectItemCaseSensitive(in, "shape"), 0, where,
+                                      t->shape, &t->ndim, err);
+    if (st)
+        return st;
     if ((st = nn_shape_numel(t->shape, t->ndim, max_elems, &t->numel, where, err)))
         return st;
     size_t esz = cls ? sizeof(int64_t) : nn_dtype_size(dt);
