@@ -87,7 +87,7 @@ tests-build: $(RELUD) $(UNIT_TESTS) $(HTTP_TESTS)
 # The README's test command: builds and runs every suite, ends with "N passed, N failed".
 test: deps
 	@$(MAKE) --no-print-directory tests-build
-	@RELUD=$(RELUD) tools/run-tests.sh $(UNIT_TESTS) $(HTTP_TESTS)
+	@RELUD=$(abspath $(RELUD)) tools/run-tests.sh $(UNIT_TESTS) $(HTTP_TESTS) tests/failover/run.sh
 
 # Same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 asan: deps
