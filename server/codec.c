@@ -1419,7 +1419,10 @@ struct out_ent {
 struct srv_out {
     struct out_ent *e;
     size_t n, cap;
+    enum nn_status st; /* why the last srv_out_print failed */
 };
+
+enum nn_status srv_out_status(const struct srv_out *o) { return o ? o->st : NN_ENOMEM; }
 
 struct srv_out *srv_out_new(void) { return calloc(1, sizeof(struct srv_out)); }
 
@@ -1678,6 +1681,7 @@ char *srv_out_print(struct srv_out *o, const cJSON *root, size_t *len, struct nn
                 vs = isnan(v) ? "nan" : v < 0 ? "-inf" : "inf";
                 if (!find_path(root, c.en->node, path, sizeof path, 0) || !path[0])
                     snprintf(path, sizeof path, "response");
+                o->st = NN_ENONFINITE;
                 if (c.en->kind == E_NUMBER)
                     cerr(err, NN_ENONFINITE, "%s: non-finite value %s cannot be written as JSON",
                          path, vs);
@@ -1709,6 +1713,7 @@ done:
     free(hits);
     return out;
 nomem:
+    o->st = NN_ENOMEM;
     cerr(err, NN_ENOMEM, "out of memory while writing the response");
     free(txt);
     free(hits);

@@ -133,6 +133,9 @@ cJSON *srv_out_number(struct srv_out *o, double v, enum nn_dtype dt);
  * written as JSON" (the place is the node's path in root), NN_ENOMEM. */
 char *srv_out_print(struct srv_out *o, const cJSON *root, size_t *len, struct nn_err *err);
 
+/* Why the last srv_out_print of o returned NULL: NN_ENONFINITE or NN_ENOMEM. */
+enum nn_status srv_out_status(const struct srv_out *o);
+
 /* ---- low level (numconv.cc), for tests and bench -------------------------- */
 #define SRV_F32_MAXLEN 24 /* buffer bound for one float32, no NUL */
 #define SRV_F64_MAXLEN 32

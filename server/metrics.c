@@ -131,9 +131,8 @@ char *srv_metrics_render(const struct srv *s, size_t *len)
                   "# HELP relud_ready 1 when ready, 0 while starting or draining.\n"
                   "# TYPE relud_ready gauge\n"
                   "relud_ready %d\n",
-                  atomic_load(&((struct srv *)s)->inflight),
-                  atomic_load(&((struct srv *)s)->buffered),
-                  atomic_load(&((struct srv *)s)->ready) == 1);
+                  atomic_load(&s->inflight), atomic_load(&s->buffered),
+                  atomic_load(&s->ready) == 1);
     srv_models_render_metrics(s->models, &sb);
     if (sb.oom) {
         free(sb.p);

@@ -368,15 +368,257 @@ static int param_bool(const cJSON *params, const char *key)
     return cJSON_IsTrue(v);
 }
 
+/* relud's extension parameters (see the file comment). Flags that are not booleans are
+ * errors, not false. Sets the loss, clipping and stats of p; *has_loss, *want_grads. */
+static enum nn_status parse_params(struct srv_pass *p, const cJSON *params, int *has_loss,
+                                   int *want_grads, struct nn_err *err)
+{
+    *has_loss = *want_grads = 0;
+    if (!params)
+        return NN_OK;
+    if (!cJSON_IsObject(params))
+        return nn_err_set(err, NN_EINVAL, "parameters: expected an object");
+    static const char *const flags[] = {"gradients", "stats", "binary_data_output"};
+    for (size_t f = 0; f < sizeof flags / sizeof *flags; f++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(params, flags[f]);
+        if (v && !cJSON_IsBool(v))
+            return nn_err_set(err, NN_EINVAL, "parameters.%s: expected true or false", flags[f]);
+    }
+    enum nn_status st;
+    const cJSON *jloss = cJSON_GetObjectItemCaseSensitive(params, "loss");
+    if (jloss) {
+        if (!cJSON_IsString(jloss))
+            return nn_err_set(err, NN_EINVAL, "parameters.loss: expected a loss name");
+        if ((st = nn_loss_lookup(jloss->valuestring, &p->loss, err)) ||
+            (st = srv_pass_loss_opts(p, params, "parameters", err)))
+            return st;
+        *has_loss = 1;
+    }
+    *want_grads = param_bool(params, "gradients") || jloss;
+    p->want_stats = param_bool(params, "stats");
+    const cJSON *clip = cJSON_GetObjectItemCaseSensitive(params, "clip_grad_norm");
+    if (clip) {
+        if (!cJSON_IsNumber(clip) || !(clip->valuedouble > 0) || !isfinite(clip->valuedouble))
+            return nn_err_set(err, NN_EINVAL, "parameters.clip_grad_norm: expected a max_norm > 0");
+        p->clip = clip->valuedouble;
+        *want_grads = 1;
+    }
+    return NN_OK;
+}
+
+/* The request's inputs: "input", and with gradients "grad_output" or "target" (each once).
+ * Sets p->backward from what came. */
+static enum nn_status read_inputs(const struct srv_doc *doc, const cJSON *inputs, struct oip_in *bi,
+                                  const struct srv_model *m, size_t max_elems, int has_loss,
+                                  int want_grads, struct srv_pass *p, struct nn_err *err)
+{
+    if (!cJSON_IsArray(inputs) || !inputs->child)
+        return nn_err_set(err, NN_EINVAL, "inputs: expected a non-empty array of input tensors");
+    int have_input = 0, have_go = 0, have_target = 0, i = 0;
+    enum nn_status st = NN_OK;
+    for (const cJSON *in = inputs->child; in && !st; in = in->next, i++) {
+        const cJSON *name =
+            cJSON_IsObject(in) ? cJSON_GetObjectItemCaseSensitive(in, "name") : NULL;
+        if (!cJSON_IsString(name))
+            return nn_err_set(err, NN_EINVAL, "inputs[%d].name: required", i);
+        const char *n = name->valuestring;
+        if (!strcmp(n, "input") && !have_input) {
+            st = read_input(doc, in, i, bi, m->dtype, max_elems, &p->input, NULL, err);
+            have_input = 1;
+        } else if (!strcmp(n, "grad_output") && !have_go) {
+            st = read_input(doc, in, i, bi, m->dtype, max_elems, &p->grad_output, NULL, err);
+            have_go = 1;
+        } else if (!strcmp(n, "target") && !have_target && has_loss) {
+            if (nn_losses[p->loss].class_target) {
+                struct nn_tensor shape;
+                st = read_input(doc, in, i, bi, m->dtype, max_elems, &shape, &p->classes, err);
+                p->target_cls.ndim = shape.ndim;
+                memcpy(p->target_cls.shape, shape.shape, sizeof shape.shape);
+            } else {
+                st = read_input(doc, in, i, bi, m->dtype, max_elems, &p->target, NULL, err);
+            }
+            have_target = 1;
+        } else if (!strcmp(n, "target") && !has_loss) {
+            return nn_err_set(err, NN_EINVAL,
+                              "inputs[%d] (target): needs the request parameter \"loss\"", i);
+        } else {
+            return nn_err_set(err, NN_EINVAL,
+                              "inputs[%d].name: unexpected input \"%.64s\" (model %s takes "
+                              "\"input\"; with gradients also \"grad_output\" or \"target\"; "
+                              "each once)",
+                              i, n, m->name);
+        }
+    }
+    if (st)
+        return st;
+    if (!have_input)
+        return nn_err_set(err, NN_EINVAL, "inputs: no input named \"input\" (model %s)", m->name);
+    if (have_go && has_loss)
+        return nn_err_set(err, NN_EINVAL,
+                          "inputs: give either \"grad_output\" or parameters.loss, not both");
+    if (has_loss && !have_target)
+        return nn_err_set(err, NN_EINVAL,
+                          "inputs: parameters.loss needs an input named \"target\"");
+    if (have_go && !want_grads)
+        return nn_err_set(err, NN_EINVAL,
+                          "inputs: \"grad_output\" needs parameters.gradients = true");
+    p->backward = has_loss     ? SRV_BWD_LOSS
+                  : have_go    ? SRV_BWD_GRAD_OUTPUT
+                  : want_grads ? SRV_BWD_SUM
+                               : SRV_BWD_NONE;
+    if (bi->bin_off != bi->len)
+        return nn_err_set(err, NN_EINVAL,
+                          "body: %zu bytes of binary data are not claimed by any binary_data_size",
+                          bi->len - bi->bin_off);
+    return NN_OK;
+}
+
+/* An output the pass offers: "output", and with gradients "grad:input", "grad:<i>.weight",
+ * "grad:<i>.bias" (state_dict names) and "loss". */
 struct oip_out {
-    const char *name;
+    char name[48];
     const struct nn_tensor *t;
+    int binary;
 };
 
-/* Output "i.weight"-style names for layer i's parameter gradients. */
-static void grad_name(char *buf, size_t len, int layer, const char *param)
+/* Fills outs (room for 2 * nlayers + 3) and returns how many; loss is the 1-element
+ * tensor for "loss". */
+static int offered_outputs(const struct srv_pass *p, const struct nn_tensor *loss,
+                           struct oip_out *outs)
 {
-    snprintf(buf, len, "grad:%d.%s", layer, param);
+    int n = 0;
+    outs[n++] = (struct oip_out){"output", srv_pass_output(p), 0};
+    if (p->backward == SRV_BWD_NONE)
+        return n;
+    outs[n++] = (struct oip_out){"grad:input", &p->ws.dinput, 0};
+    for (int l = 0; l < p->net->nlayers; l++) {
+        if (p->ws.dweight[l].ndim) {
+            outs[n].t = &p->ws.dweight[l];
+            snprintf(outs[n++].name, sizeof outs[0].name, "grad:%d.weight", l);
+        }
+        if (p->ws.dbias[l].ndim) {
+            outs[n].t = &p->ws.dbias[l];
+            snprintf(outs[n++].name, sizeof outs[0].name, "grad:%d.bias", l);
+        }
+    }
+    if (p->backward == SRV_BWD_LOSS)
+        outs[n++] = (struct oip_out){"loss", loss, 0};
+    return n;
+}
+
+/* The request's "outputs" (all when absent) into order[] (reply order, each once), with
+ * each one's binary flag: a per-output "binary_data" overrides binary_data_output, as in
+ * Triton. Returns how many, or -1 with err. */
+static int select_outputs(const cJSON *routs, int all_binary, struct oip_out *outs, int nout,
+                          int *order, int gradients, struct nn_err *err)
+{
+    int nsel = 0, k = 0;
+    if (!routs || (cJSON_IsArray(routs) && !routs->child)) {
+        for (int j = 0; j < nout; j++)
+            outs[j].binary = all_binary, order[nsel++] = j;
+        return nsel;
+    }
+    if (!cJSON_IsArray(routs)) {
+        nn_err_set(err, NN_EINVAL, "outputs: expected an array");
+        return -1;
+    }
+    for (const cJSON *ro = routs->child; ro; ro = ro->next, k++) {
+        const cJSON *rn = cJSON_IsObject(ro) ? cJSON_GetObjectItemCaseSensitive(ro, "name") : NULL;
+        int found = -1;
+        for (int j = 0; cJSON_IsString(rn) && j < nout && found < 0; j++)
+            if (!strcmp(outs[j].name, rn->valuestring))
+                found = j;
+        if (found < 0) {
+            nn_err_set(err, NN_EINVAL, "outputs[%d].name: unknown output \"%.64s\"%s", k,
+                       cJSON_IsString(rn) ? rn->valuestring : "",
+                       gradients ? "" : " (gradient outputs need parameters.gradients)");
+            return -1;
+        }
+        int dup = 0;
+        for (int q = 0; q < nsel && !dup; q++)
+            dup = order[q] == found;
+        if (!dup)
+            order[nsel++] = found;
+        const cJSON *op = cJSON_GetObjectItemCaseSensitive(ro, "parameters");
+        const cJSON *bd = op ? cJSON_GetObjectItemCaseSensitive(op, "binary_data") : NULL;
+        outs[found].binary = bd ? cJSON_IsTrue(bd) : all_binary;
+    }
+    return nsel;
+}
+
+/* The response: JSON, or with binary outputs the JSON header followed by their raw
+ * little-endian bytes and Inference-Header-Content-Length. */
+static enum nn_status build_reply(struct srv_reply *rep, const struct srv_model *m, const cJSON *id,
+                                  struct srv_pass *p, const struct oip_out *outs, const int *order,
+                                  int nsel, struct nn_err *err)
+{
+    struct srv_out *o = srv_out_new();
+    cJSON *resp = cJSON_CreateObject();
+    if (!o || !resp) {
+        srv_out_free(o);
+        cJSON_Delete(resp);
+        return nn_err_set(err, NN_ENOMEM, "out of memory building the response");
+    }
+    cJSON_AddStringToObject(resp, "model_name", m->name);
+    cJSON_AddStringToObject(resp, "model_version", "1");
+    if (id)
+        cJSON_AddStringToObject(resp, "id", id->valuestring);
+    if (p->want_stats || p->clip > 0) {
+        cJSON *rp = cJSON_AddObjectToObject(resp, "parameters");
+        if (p->want_stats)
+            cJSON_AddItemToObject(rp, "stats", srv_pass_stats_json(p, o));
+        if (p->clip > 0)
+            cJSON_AddItemToObject(rp, "total_norm", srv_out_number(o, p->total_norm, m->dtype));
+    }
+    cJSON *ra = cJSON_AddArrayToObject(resp, "outputs");
+    size_t binlen = 0;
+    for (int k = 0; k < nsel; k++) {
+        const struct oip_out *out = &outs[order[k]];
+        const struct nn_tensor *t = out->t;
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "name", out->name);
+        cJSON_AddStringToObject(e, "datatype", model_datatype(m));
+        cJSON *shape = cJSON_AddArrayToObject(e, "shape");
+        for (int d = 0; d < t->ndim; d++)
+            cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->shape[d]));
+        if (out->binary) {
+            size_t nb = t->numel * nn_dtype_size(t->dtype);
+            cJSON *pp = cJSON_AddObjectToObject(e, "parameters");
+            cJSON_AddNumberToObject(pp, "binary_data_size", (double)nb);
+            binlen += nb;
+        } else {
+            cJSON_AddItemToObject(e, "data", srv_out_tensor(o, t, SRV_FORM_FLAT));
+        }
+        cJSON_AddItemToArray(ra, e);
+    }
+    size_t jlen;
+    char *json = srv_out_print(o, resp, &jlen, err);
+    enum nn_status st = json ? NN_OK : srv_out_status(o);
+    cJSON_Delete(resp);
+    srv_out_free(o);
+    if (!json)
+        return st;
+    if (!binlen) {
+        srv_reply_body(rep, 200, "application/json", json, jlen);
+        return NN_OK;
+    }
+    char *all = realloc(json, jlen + binlen + 1);
+    if (!all) {
+        free(json);
+        return nn_err_set(err, NN_ENOMEM, "out of memory building the response");
+    }
+    size_t off = jlen;
+    for (int k = 0; k < nsel; k++) {
+        const struct oip_out *out = &outs[order[k]];
+        if (!out->binary)
+            continue;
+        size_t nb = out->t->numel * nn_dtype_size(out->t->dtype);
+        memcpy(all + off, out->t->data, nb); /* x86-64: little-endian, as the extension wants */
+        off += nb;
+    }
+    srv_reply_header(rep, "Inference-Header-Content-Length", "%zu", jlen);
+    srv_reply_body(rep, 200, "application/octet-stream", all, off);
+    return NN_OK;
 }
 
 void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
@@ -392,10 +634,8 @@ void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
     srv_pass_init(&p);
     p.net = &m->net;
     struct srv_doc *doc = NULL;
-    struct srv_out *o = NULL;
-    cJSON *resp = NULL;
-    char *json = NULL;
-    /* unknown request keys are ignored: clients send extra ones */
+    struct oip_out *outs = NULL;
+    int *order = NULL;
 
     /* Binary tensor data extension: the JSON header is the first N bytes. */
     struct oip_in bi = {req->body ? req->body : "", req->len, req->len, 0};
@@ -408,300 +648,60 @@ void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
                             "Inference-Header-Content-Length: \"%.32s\" is not a length within the "
                             "body (%zu bytes)",
                             hl, req->len);
-            goto fail;
+            goto done;
         }
         bi.hlen = (size_t)n;
     }
     bi.bin_off = bi.hlen;
     if (!(doc = srv_doc_parse(bi.body, bi.hlen, &err))) {
         st = NN_EINVAL;
-        goto fail;
+        goto done;
     }
+    /* unknown request keys are ignored: clients send extra ones */
     const cJSON *root = srv_doc_root(doc);
-    if (!cJSON_IsObject(root)) {
-        st = nn_err_set(&err, NN_EINVAL, "body: expected a JSON object");
-        goto fail;
-    }
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
-    if (id && !cJSON_IsString(id)) {
-        st = nn_err_set(&err, NN_EINVAL, "id: expected a string");
-        goto fail;
-    }
     const cJSON *params = cJSON_GetObjectItemCaseSensitive(root, "parameters");
-    if (params && !cJSON_IsObject(params)) {
-        st = nn_err_set(&err, NN_EINVAL, "parameters: expected an object");
-        goto fail;
-    }
-    /* relud's extension parameters; a flag that is not a boolean is an error, not false */
-    static const char *const flags[] = {"gradients", "stats", "binary_data_output"};
-    for (size_t f = 0; params && f < sizeof flags / sizeof *flags; f++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(params, flags[f]);
-        if (v && !cJSON_IsBool(v)) {
-            st = nn_err_set(&err, NN_EINVAL, "parameters.%s: expected true or false", flags[f]);
-            goto fail;
-        }
-    }
-    const cJSON *jloss = params ? cJSON_GetObjectItemCaseSensitive(params, "loss") : NULL;
-    if (jloss) {
-        if (!cJSON_IsString(jloss) || (st = nn_loss_lookup(jloss->valuestring, &p.loss, &err))) {
-            if (!st)
-                st = nn_err_set(&err, NN_EINVAL, "parameters.loss: expected a loss name");
-            goto fail;
-        }
-        if ((st = srv_pass_loss_opts(&p, params, "parameters", &err)))
-            goto fail;
-    }
-    int want_grads = param_bool(params, "gradients") || jloss;
-    p.want_stats = param_bool(params, "stats");
-    const cJSON *clip = params ? cJSON_GetObjectItemCaseSensitive(params, "clip_grad_norm") : NULL;
-    if (clip) {
-        if (!cJSON_IsNumber(clip) || !(clip->valuedouble > 0) || !isfinite(clip->valuedouble)) {
-            st = nn_err_set(&err, NN_EINVAL, "parameters.clip_grad_norm: expected a max_norm > 0");
-            goto fail;
-        }
-        p.clip = clip->valuedouble;
-        want_grads = 1;
-    }
-
-    const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(root, "inputs");
-    if (!cJSON_IsArray(inputs) || !inputs->child) {
-        st = nn_err_set(&err, NN_EINVAL, "inputs: expected a non-empty array of input tensors");
-        goto fail;
-    }
-    int have_input = 0, have_go = 0, have_target = 0, i = 0;
-    for (const cJSON *in = inputs->child; in; in = in->next, i++) {
-        const cJSON *name =
-            cJSON_IsObject(in) ? cJSON_GetObjectItemCaseSensitive(in, "name") : NULL;
-        if (!cJSON_IsString(name)) {
-            st = nn_err_set(&err, NN_EINVAL, "inputs[%d].name: required", i);
-            goto fail;
-        }
-        const char *n = name->valuestring;
-        size_t me = s->cfg.max_tensor_elements;
-        if (!strcmp(n, "input") && !have_input) {
-            st = read_input(doc, in, i, &bi, m->dtype, me, &p.input, NULL, &err);
-            have_input = 1;
-        } else if (!strcmp(n, "grad_output") && !have_go) {
-            st = read_input(doc, in, i, &bi, m->dtype, me, &p.grad_output, NULL, &err);
-            have_go = 1;
-        } else if (!strcmp(n, "target") && !have_target) {
-            if (!jloss) {
-                st = nn_err_set(&err, NN_EINVAL,
-                                "inputs[%d] (target): needs the request parameter \"loss\"", i);
-                goto fail;
-            }
-            if (nn_losses[p.loss].class_target) {
-                struct nn_tensor tt;
-                st = read_input(doc, in, i, &bi, m->dtype, me, &tt, &p.classes, &err);
-                p.target_cls.ndim = tt.ndim;
-                memcpy(p.target_cls.shape, tt.shape, sizeof tt.shape);
-            } else {
-                st = read_input(doc, in, i, &bi, m->dtype, me, &p.target, NULL, &err);
-            }
-            have_target = 1;
-        } else {
-            st =
-                nn_err_set(&err, NN_EINVAL,
-                           "inputs[%d].name: unexpected input \"%.64s\" (model %s takes \"input\"; "
-                           "with gradients also \"grad_output\" or \"target\"; each once)",
-                           i, n, m->name);
-        }
-        if (st)
-            goto fail;
-    }
-    if (!have_input) {
-        st = nn_err_set(&err, NN_EINVAL, "inputs: no input named \"input\" (model %s)", m->name);
-        goto fail;
-    }
-    if (have_go && jloss) {
-        st = nn_err_set(&err, NN_EINVAL,
-                        "inputs: give either \"grad_output\" or parameters.loss, not both");
-        goto fail;
-    }
-    if (jloss && !have_target) {
-        st = nn_err_set(&err, NN_EINVAL, "inputs: parameters.loss needs an input named \"target\"");
-        goto fail;
-    }
-    if (have_go && !want_grads) {
-        st = nn_err_set(&err, NN_EINVAL,
-                        "inputs: \"grad_output\" needs parameters.gradients = true");
-        goto fail;
-    }
-    p.backward = jloss        ? SRV_BWD_LOSS
-                 : have_go    ? SRV_BWD_GRAD_OUTPUT
-                 : want_grads ? SRV_BWD_SUM
-                              : SRV_BWD_NONE;
-    if (bi.bin_off != bi.len) {
-        st = nn_err_set(&err, NN_EINVAL,
-                        "body: %zu bytes of binary data are not claimed by any binary_data_size",
-                        bi.len - bi.bin_off);
-        goto fail;
-    }
+    int has_loss, want_grads;
+    if (!cJSON_IsObject(root))
+        st = nn_err_set(&err, NN_EINVAL, "body: expected a JSON object");
+    else if (id && !cJSON_IsString(id))
+        st = nn_err_set(&err, NN_EINVAL, "id: expected a string");
+    else if (!(st = parse_params(&p, params, &has_loss, &want_grads, &err)))
+        st = read_inputs(doc, cJSON_GetObjectItemCaseSensitive(root, "inputs"), &bi, m,
+                         s->cfg.max_tensor_elements, has_loss, want_grads, &p, &err);
+    if (st)
+        goto done;
     tm[1] = srv_now_ns();
     if ((st = srv_pass_run(&p, s->cfg.max_tensor_elements, s->cfg.max_workspace_bytes, &err)))
-        goto fail;
+        goto done;
     tm[2] = srv_now_ns();
 
-    /* The outputs this pass offers, in order. */
-    int nl = m->net.nlayers;
-    struct oip_out *outs = calloc((size_t)(2 * nl + 2), sizeof *outs);
-    char(*names)[48] = calloc((size_t)(2 * nl + 2), sizeof *names);
-    int nout = 0;
-    if (!outs || !names) {
-        free(outs);
-        free(names);
-        st = nn_err_set(&err, NN_ENOMEM, "out of memory");
-        goto fail;
-    }
-    outs[nout++] = (struct oip_out){"output", srv_pass_output(&p)};
-    if (p.backward != SRV_BWD_NONE) {
-        outs[nout++] = (struct oip_out){"grad:input", &p.ws.dinput};
-        for (int l = 0; l < nl; l++) {
-            if (p.ws.dweight[l].ndim) {
-                grad_name(names[nout], sizeof names[0], l, "weight");
-                outs[nout] = (struct oip_out){names[nout], &p.ws.dweight[l]};
-                nout++;
-            }
-            if (p.ws.dbias[l].ndim) {
-                grad_name(names[nout], sizeof names[0], l, "bias");
-                outs[nout] = (struct oip_out){names[nout], &p.ws.dbias[l]};
-                nout++;
-            }
-        }
-    }
-    struct nn_tensor loss_t = {0};
+    struct nn_tensor loss = {.dtype = m->dtype, .ndim = 1, .shape = {1}, .numel = 1};
     double loss_d = p.loss_value;
     float loss_f = (float)p.loss_value;
-    if (p.backward == SRV_BWD_LOSS) {
-        loss_t.dtype = m->dtype;
-        loss_t.ndim = 1;
-        loss_t.shape[0] = 1;
-        loss_t.numel = 1;
-        loss_t.data = m->dtype == NN_F32 ? (void *)&loss_f : (void *)&loss_d;
-        outs[nout++] = (struct oip_out){"loss", &loss_t};
-    }
-
-    /* Which outputs, and which of them binary. */
-    int all_binary = param_bool(params, "binary_data_output");
-    unsigned char *sel = calloc((size_t)nout, 1), *bin = calloc((size_t)nout, 1);
-    int *order = calloc((size_t)nout, sizeof *order), nsel = 0; /* reply order */
-    const cJSON *routs = cJSON_GetObjectItemCaseSensitive(root, "outputs");
-    if (!sel || !bin || !order) {
+    loss.data = m->dtype == NN_F32 ? (void *)&loss_f : (void *)&loss_d;
+    size_t room = 2 * (size_t)m->net.nlayers + 3;
+    outs = calloc(room, sizeof *outs);
+    order = calloc(room, sizeof *order);
+    if (!outs || !order) {
         st = nn_err_set(&err, NN_ENOMEM, "out of memory");
-    } else if (cJSON_IsArray(routs) && routs->child) {
-        int k = 0;
-        for (const cJSON *ro = routs->child; ro && !st; ro = ro->next, k++) {
-            const cJSON *rn =
-                cJSON_IsObject(ro) ? cJSON_GetObjectItemCaseSensitive(ro, "name") : NULL;
-            int found = -1;
-            for (int j = 0; rn && cJSON_IsString(rn) && j < nout; j++)
-                if (!strcmp(outs[j].name, rn->valuestring))
-                    found = j;
-            if (found < 0) {
-                st = nn_err_set(&err, NN_EINVAL, "outputs[%d].name: unknown output \"%.64s\"%s", k,
-                                cJSON_IsString(rn) ? rn->valuestring : "",
-                                p.backward ? "" : " (gradient outputs need parameters.gradients)");
-                break;
-            }
-            const cJSON *op = cJSON_GetObjectItemCaseSensitive(ro, "parameters");
-            if (!sel[found])
-                order[nsel++] = found;
-            sel[found] = 1;
-            /* a per-output "binary_data" overrides binary_data_output (as in Triton) */
-            const cJSON *bd = op ? cJSON_GetObjectItemCaseSensitive(op, "binary_data") : NULL;
-            bin[found] = (unsigned char)(bd ? cJSON_IsTrue(bd) : all_binary);
-        }
-    } else if (routs && !cJSON_IsArray(routs)) {
-        st = nn_err_set(&err, NN_EINVAL, "outputs: expected an array");
-    } else {
-        for (int j = 0; j < nout; j++)
-            sel[j] = 1, bin[j] = (unsigned char)all_binary, order[nsel++] = j;
+        goto done;
     }
-    size_t binlen = 0;
-    if (!st) {
-        o = srv_out_new();
-        resp = cJSON_CreateObject();
-        cJSON_AddStringToObject(resp, "model_name", m->name);
-        cJSON_AddStringToObject(resp, "model_version", "1");
-        if (id)
-            cJSON_AddStringToObject(resp, "id", id->valuestring);
-        if (p.want_stats || p.clip > 0) {
-            cJSON *rp = cJSON_AddObjectToObject(resp, "parameters");
-            if (p.want_stats)
-                cJSON_AddItemToObject(rp, "stats", srv_pass_stats_json(&p, o));
-            if (p.clip > 0)
-                cJSON_AddItemToObject(rp, "total_norm", srv_out_number(o, p.total_norm, m->dtype));
-        }
-        cJSON *ra = cJSON_AddArrayToObject(resp, "outputs");
-        for (int k = 0; k < nsel; k++) {
-            int j = order[k];
-            const struct nn_tensor *t = outs[j].t;
-            cJSON *e = cJSON_CreateObject();
-            cJSON_AddStringToObject(e, "name", outs[j].name);
-            cJSON_AddStringToObject(e, "datatype", model_datatype(m));
-            cJSON *shape = cJSON_AddArrayToObject(e, "shape");
-            for (int d = 0; d < t->ndim; d++)
-                cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->shape[d]));
-            if (bin[j]) {
-                size_t nb = t->numel * nn_dtype_size(t->dtype);
-                cJSON *pp = cJSON_AddObjectToObject(e, "parameters");
-                cJSON_AddNumberToObject(pp, "binary_data_size", (double)nb);
-                binlen += nb;
-            } else {
-                cJSON_AddItemToObject(e, "data", srv_out_tensor(o, t, SRV_FORM_FLAT));
-            }
-            cJSON_AddItemToArray(ra, e);
-        }
-        size_t jlen;
-        json = srv_out_print(o, resp, &jlen, &err);
-        if (!json) {
-            st = err.msg[0] ? NN_ENONFINITE : NN_ENOMEM;
-        } else if (binlen) {
-            char *all = realloc(json, jlen + binlen + 1);
-            if (!all) {
-                st = nn_err_set(&err, NN_ENOMEM, "out of memory");
-            } else {
-                json = all;
-                size_t off = jlen;
-                for (int k = 0; k < nsel; k++) {
-                    int j = order[k];
-                    if (!bin[j])
-                        continue;
-                    size_t nb = outs[j].t->numel * nn_dtype_size(outs[j].t->dtype);
-                    memcpy(json + off, outs[j].t->data, nb); /* x86-64: little-endian */
-                    off += nb;
-                }
-                srv_reply_header(rep, "Inference-Header-Content-Length", "%zu", jlen);
-                srv_reply_body(rep, 200, "application/octet-stream", json, off);
-                json = NULL;
-            }
-        } else {
-            srv_reply_body(rep, 200, "application/json", json, jlen);
-            json = NULL;
-        }
-    }
-    free(sel);
-    free(bin);
-    free(order);
-    free(outs);
-    free(names);
+    int nout = offered_outputs(&p, &loss, outs);
+    int nsel = select_outputs(cJSON_GetObjectItemCaseSensitive(root, "outputs"),
+                              param_bool(params, "binary_data_output"), outs, nout, order,
+                              p.backward != SRV_BWD_NONE, &err);
+    if (nsel < 0)
+        st = NN_EINVAL;
+    else
+        st = build_reply(rep, m, id, &p, outs, order, nsel, &err);
+done:
     if (st)
-        goto fail;
+        srv_reply_error(rep, srv_status_from_nn(st), "%s", err.msg);
     tm[3] = srv_now_ns();
-    srv_model_stats_observe(m->stats, 1, tm, srv_pass_samples(&p));
-    cJSON_Delete(resp);
-    srv_out_free(o);
-    srv_pass_free(&p);
-    srv_doc_free(doc);
-    srv_model_release(m);
-    return;
-fail:
-    tm[3] = srv_now_ns();
-    srv_model_stats_observe(m->stats, 0, tm, 0);
-    srv_reply_error(rep, srv_status_from_nn(st), "%s", err.msg);
-    free(json);
-    cJSON_Delete(resp);
-    srv_out_free(o);
+    srv_model_stats_observe(m->stats, !st, tm, st ? 0 : srv_pass_samples(&p));
+    free(outs);
+    free(order);
     srv_pass_free(&p);
     srv_doc_free(doc);
     srv_model_release(m);

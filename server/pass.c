@@ -210,13 +210,14 @@ cJSON *srv_pass_stats_json(const struct srv_pass *p, struct srv_out *o)
     return layers;
 }
 
-char *srv_pass_reply_v1(struct srv_pass *p, size_t *len, struct nn_err *err)
+enum nn_status srv_pass_reply_v1(struct srv_pass *p, char **body, size_t *len, struct nn_err *err)
 {
     struct srv_out *o = srv_out_new();
     cJSON *root = cJSON_CreateObject();
-    char *s = NULL;
+    enum nn_status st = NN_OK;
+    *body = NULL;
     if (!o || !root) {
-        nn_err_set(err, NN_ENOMEM, "out of memory building the response");
+        st = nn_err_set(err, NN_ENOMEM, "out of memory building the response");
         goto done;
     }
     const struct nn_net *net = p->net;
@@ -243,12 +244,13 @@ char *srv_pass_reply_v1(struct srv_pass *p, size_t *len, struct nn_err *err)
             cJSON_AddItemToObject(g, "total_norm", srv_out_number(o, p->total_norm, net->dtype));
     }
     if (p->want_stats) {
-        cJSON *st = cJSON_AddObjectToObject(root, "stats");
-        cJSON_AddItemToObject(st, "layers", srv_pass_stats_json(p, o));
+        cJSON *stats = cJSON_AddObjectToObject(root, "stats");
+        cJSON_AddItemToObject(stats, "layers", srv_pass_stats_json(p, o));
     }
-    s = srv_out_print(o, root, len, err);
+    if (!(*body = srv_out_print(o, root, len, err)))
+        st = srv_out_status(o);
 done:
     cJSON_Delete(root);
     srv_out_free(o);
-    return s;
+    return st;
 }

@@ -54,7 +54,8 @@ size_t srv_pass_samples(const struct srv_pass *p);
 cJSON *srv_pass_stats_json(const struct srv_pass *p, struct srv_out *o);
 /* The output tensor (valid after a successful run). */
 const struct nn_tensor *srv_pass_output(const struct srv_pass *p);
-/* The /v1/forward response body (malloc'd). */
-char *srv_pass_reply_v1(struct srv_pass *p, size_t *len, struct nn_err *err);
+/* The /v1/forward response body (malloc'd) into *body; NN_ENONFINITE (a value JSON
+ * cannot carry) or NN_ENOMEM otherwise. */
+enum nn_status srv_pass_reply_v1(struct srv_pass *p, char **body, size_t *len, struct nn_err *err);
 
 #endif

@@ -210,11 +210,9 @@ void srv_h_forward(struct srv_req *req, struct srv_reply *rep)
         goto fail;
     size_t len;
     tm[2] = srv_now_ns();
-    char *out = srv_pass_reply_v1(&p, &len, &err);
-    if (!out) {
-        st = NN_ENONFINITE;
+    char *out;
+    if ((st = srv_pass_reply_v1(&p, &out, &len, &err)))
         goto fail;
-    }
     srv_reply_body(rep, 200, "application/json", out, len);
     if (model) {
         tm[3] = srv_now_ns();
