@@ -62,10 +62,18 @@ double nn_clip_grad_norm(const struct nn_net *net, struct nn_ws *ws, double max_
     return total;
 }
 
-static int is_zero(enum nn_dtype dt, const void *data, size_t i)
-{
-    return dt == NN_F32 ? ((const float *)data)[i] == 0 : ((const double *)data)[i] == 0;
-}
+/* One row-major pass over y (rows, units), dtype chosen once: counts exact zeros and marks
+ * alive[u] for every unit that is non-zero in some row. */
+#define ZERO_SCAN(T)                              \
+    do {                                          \
+        const T *v = y->data; /* (rows, units) */ \
+        for (size_t r = 0; r < rows; r++)         \
+            for (size_t u = 0; u < units; u++) {  \
+                int z = v[r * units + u] == 0;    \
+                zeros += (size_t)z;               \
+                alive[u] |= (unsigned char)!z;    \
+            }                                     \
+    } while (0)
 
 enum nn_status nn_stats_compute(const struct nn_net *net, const struct nn_ws *ws,
                                 struct nn_layer_stats *stats, struct nn_err *err)
@@ -76,34 +84,29 @@ enum nn_status nn_stats_compute(const struct nn_net *net, const struct nn_ws *ws
     for (int l = 0; l < net->nlayers; l++) {
         const struct nn_tensor *y = &ws->act[l + 1];
         struct nn_layer_stats *st = &stats[l];
-        size_t zeros = 0;
-        for (size_t i = 0; i < y->numel; i++)
-            zeros += is_zero(dt, y->data, i);
-        st->zero_fraction = y->numel ? (double)zeros / (double)y->numel : 0;
         /* units along the last dim; a 1-D output is one sample, its zero elements are dead */
-        size_t units = y->shape[y->ndim - 1], rows = y->numel / units, ndead = 0;
-        for (size_t u = 0; u < units; u++) {
-            size_t r = 0;
-            while (r < rows && is_zero(dt, y->data, r * units + u))
-                r++;
-            ndead += r == rows;
+        size_t units = y->shape[y->ndim - 1], rows = units ? y->numel / units : 0, zeros = 0;
+        unsigned char *alive = calloc(units ? units : 1, 1);
+        if (!alive) {
+            nn_stats_free(stats, l);
+            return nn_err_set(err, NN_ENOMEM, "stats: out of memory");
         }
-        st->ndead = ndead;
-        if (ndead) {
-            st->dead = malloc(ndead * sizeof *st->dead);
-            if (!st->dead) {
-                nn_stats_free(stats, l + 1);
-                return nn_err_set(err, NN_ENOMEM, "stats: out of memory");
-            }
-            size_t k = 0;
-            for (size_t u = 0; u < units; u++) {
-                size_t r = 0;
-                while (r < rows && is_zero(dt, y->data, r * units + u))
-                    r++;
-                if (r == rows)
-                    st->dead[k++] = u;
-            }
+        if (dt == NN_F32)
+            ZERO_SCAN(float);
+        else
+            ZERO_SCAN(double);
+        st->zero_fraction = y->numel ? (double)zeros / (double)y->numel : 0;
+        for (size_t u = 0; u < units; u++)
+            st->ndead += !alive[u];
+        if (st->ndead && !(st->dead = malloc(st->ndead * sizeof *st->dead))) {
+            free(alive);
+            nn_stats_free(stats, l + 1);
+            return nn_err_set(err, NN_ENOMEM, "stats: out of memory");
         }
+        for (size_t u = 0, k = 0; u < units && st->ndead; u++)
+            if (!alive[u])
+                st->dead[k++] = u;
+        free(alive);
         st->weight_grad_norm = -1;
         st->bias_grad_norm = -1;
         if (plan->backward) {
