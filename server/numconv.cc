@@ -67,31 +67,25 @@ template <typename T, size_t MAXLEN> size_t format_row(char *out, const T *v, si
     return (size_t)(p - out);
 }
 
+/* Shortest round-trip text; non-finite values as NaN/Infinity/-Infinity (not JSON). */
+template <typename T, size_t MAXLEN> size_t format_one(T v, char *buf)
+{
+    if (!std::isfinite(v)) {
+        const char *s = std::isnan(v) ? "NaN" : v < 0 ? "-Infinity" : "Infinity";
+        size_t n = std::strlen(s);
+        std::memcpy(buf, s, n);
+        return n;
+    }
+    return (size_t)(std::to_chars(buf, buf + MAXLEN, v).ptr - buf);
+}
+
 } // namespace
 
 extern "C" {
 
-size_t srv_f32_to_str(float v, char *buf)
-{
-    if (!std::isfinite(v)) {
-        const char *s = std::isnan(v) ? "NaN" : v < 0 ? "-Infinity" : "Infinity";
-        size_t n = std::strlen(s);
-        std::memcpy(buf, s, n);
-        return n;
-    }
-    return (size_t)(std::to_chars(buf, buf + SRV_F32_MAXLEN, v).ptr - buf);
-}
+size_t srv_f32_to_str(float v, char *buf) { return format_one<float, SRV_F32_MAXLEN>(v, buf); }
 
-size_t srv_f64_to_str(double v, char *buf)
-{
-    if (!std::isfinite(v)) {
-        const char *s = std::isnan(v) ? "NaN" : v < 0 ? "-Infinity" : "Infinity";
-        size_t n = std::strlen(s);
-        std::memcpy(buf, s, n);
-        return n;
-    }
-    return (size_t)(std::to_chars(buf, buf + SRV_F64_MAXLEN, v).ptr - buf);
-}
+size_t srv_f64_to_str(double v, char *buf) { return format_one<double, SRV_F64_MAXLEN>(v, buf); }
 
 size_t srv_f32_row_to_str(char *out, const float *v, size_t n, size_t *bad)
 {

@@ -4,7 +4,11 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <setjmp.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +16,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <cmocka.h>
 
 const char *t_root(void)
 {
@@ -263,4 +269,27 @@ const char *t_resp_header(const struct t_resp *r, const char *name, char *buf, s
         p = eol ? eol + 2 : p + ll;
     }
     return NULL;
+}
+
+void t_check_error(const struct t_resp *r, const char *part)
+{
+    char ct[64];
+    assert_non_null(t_resp_header(r, "Content-Type", ct, sizeof ct));
+    assert_string_equal(ct, "application/json");
+    assert_non_null(r->json);
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(r->json, "error");
+    assert_true(cJSON_IsString(e));
+    if (part && !strstr(e->valuestring, part))
+        fprintf(stderr, "want error containing: %s\ngot: %s\n", part, e->valuestring);
+    if (part)
+        assert_non_null(strstr(e->valuestring, part));
+}
+
+const cJSON *t_item(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v)
+        fprintf(stderr, "missing key \"%s\"\n", key);
+    assert_non_null(v);
+    return v;
 }

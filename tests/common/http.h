@@ -44,6 +44,12 @@ void t_resp_free(struct t_resp *r);
 /* Value of a response header (case-insensitive name), copied into buf; NULL if absent. */
 const char *t_resp_header(const struct t_resp *r, const char *name, char *buf, size_t len);
 
+/* Asserts r is an error reply: {"error": "..."} (containing part, unless NULL) with
+ * Content-Type application/json (cmocka). */
+void t_check_error(const struct t_resp *r, const char *part);
+/* o[key], asserting it is there. */
+const cJSON *t_item(const cJSON *o, const char *key);
+
 /* Reads a whole file (malloc'd, NUL-terminated) or NULL. */
 char *t_read_file(const char *path, size_t *len);
 /* Repo root (from $RELUD_ROOT or the current directory). */

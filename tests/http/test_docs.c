@@ -33,6 +33,7 @@
 #include "config/cfg.h"
 #include "core/nn.h"
 #include "server/srv.h"
+#include "tests/common/fs.h"
 #include "tests/common/http.h"
 
 #define DOCS_TOKEN "s3cret"
@@ -277,7 +278,7 @@ static void collect_all(void)
 }
 
 /* ---- daemons ------------------------------------------------------------------------- */
-static char model_dir[] = "/tmp/relud-docs-XXXXXX";
+static char model_dir[64];
 static struct t_daemon main_daemon;
 static int main_started;
 static struct {
@@ -289,11 +290,7 @@ static int nextra;
 
 static int copy_models(void)
 {
-    if (!mkdtemp(model_dir))
-        return -1;
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "cp -R '%s/config/models/.' '%s/'", t_root(), model_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return t_tmp_copy(model_dir, sizeof model_dir, "docs", "config/models");
 }
 
 static struct t_daemon *daemon_for(const struct example *e)
@@ -343,10 +340,7 @@ static int group_teardown(void **state)
     for (int i = 0; i < nextra; i++)
         if (extra[i].ok && t_daemon_stop(&extra[i].d, 0, 30) != 0)
             rc = -1;
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", model_dir);
-    if (system(cmd) != 0)
-        rc = -1;
+    t_rm_dir(model_dir);
     return rc;
 }
 

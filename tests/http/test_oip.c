@@ -120,35 +120,11 @@ static struct t_resp get(const char *path, long status)
     return r;
 }
 
-/* r is {"error": "...part..."} with Content-Type application/json. */
-static void check_error(const struct t_resp *r, const char *part)
-{
-    char ct[64];
-    assert_non_null(t_resp_header(r, "Content-Type", ct, sizeof ct));
-    assert_string_equal(ct, "application/json");
-    assert_non_null(r->json);
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(r->json, "error");
-    assert_true(cJSON_IsString(e));
-    if (part && !strstr(e->valuestring, part))
-        fprintf(stderr, "want error containing: %s\ngot: %s\n", part, e->valuestring);
-    if (part)
-        assert_non_null(strstr(e->valuestring, part));
-}
-
 static void infer_error(const char *model, const char *body, long status, const char *part)
 {
     struct t_resp r = infer(model, body, status);
-    check_error(&r, part);
+    t_check_error(&r, part);
     t_resp_free(&r);
-}
-
-static const cJSON *item(const cJSON *o, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!v)
-        fprintf(stderr, "missing key \"%s\" in %s\n", key, o ? "object" : "NULL");
-    assert_non_null(v);
-    return v;
 }
 
 /* The response output named name (NULL if absent). */
@@ -184,15 +160,15 @@ static double *output_data(const cJSON *resp, const char *name, const char *data
                            const int *shape, int ndim, size_t *n)
 {
     const cJSON *o = output(resp, name);
-    assert_string_equal(item(o, "datatype")->valuestring, datatype);
-    const cJSON *sh = item(o, "shape");
+    assert_string_equal(t_item(o, "datatype")->valuestring, datatype);
+    const cJSON *sh = t_item(o, "shape");
     assert_int_equal(cJSON_GetArraySize(sh), ndim);
     size_t numel = 1;
     for (int i = 0; i < ndim; i++) {
         assert_int_equal((int)cJSON_GetArrayItem(sh, i)->valuedouble, shape[i]);
         numel *= (size_t)shape[i];
     }
-    const cJSON *data = item(o, "data");
+    const cJSON *data = t_item(o, "data");
     assert_true(cJSON_IsArray(data));
     assert_int_equal((size_t)cJSON_GetArraySize(data), numel);
     double *v = malloc(numel * sizeof *v + 1);
@@ -245,8 +221,8 @@ static void load_simple_nn(void)
     cJSON *m = cJSON_Parse(txt);
     free(txt);
     assert_non_null(m);
-    const cJSON *l0 = cJSON_GetArrayItem(item(m, "layers"), 0);
-    const cJSON *w = item(l0, "weight"), *b = item(l0, "bias");
+    const cJSON *l0 = cJSON_GetArrayItem(t_item(m, "layers"), 0);
+    const cJSON *w = t_item(l0, "weight"), *b = t_item(l0, "bias");
     assert_int_equal(cJSON_GetArraySize(w), 5);
     for (int j = 0; j < 5; j++) {
         const cJSON *row = cJSON_GetArrayItem(w, j);
@@ -295,8 +271,8 @@ static cJSON *mnist_golden(void)
 /* The golden input as a "data" list (row-major) in a request body. */
 static void sb_golden_input(struct sb *b, const cJSON *g)
 {
-    const cJSON *in = item(g, "input");
-    const cJSON *sh = item(in, "shape"), *data = item(in, "data");
+    const cJSON *in = t_item(g, "input");
+    const cJSON *sh = t_item(in, "shape"), *data = t_item(in, "data");
     sb_printf(b, "{\"name\": \"input\", \"datatype\": \"FP32\", \"shape\": [%d, %d], \"data\": [",
               (int)cJSON_GetArrayItem(sh, 0)->valuedouble,
               (int)cJSON_GetArrayItem(sh, 1)->valuedouble);
@@ -314,14 +290,14 @@ static void sb_golden_input(struct sb *b, const cJSON *g)
 static void check_golden_tensor(const cJSON *resp, const char *name, const cJSON *gt,
                                 const char *datatype, double atol, double rtol)
 {
-    const cJSON *sh = item(gt, "shape");
+    const cJSON *sh = t_item(gt, "shape");
     int shape[8], nd = cJSON_GetArraySize(sh);
     assert_true(nd >= 1 && nd <= 8);
     for (int i = 0; i < nd; i++)
         shape[i] = (int)cJSON_GetArrayItem(sh, i)->valuedouble;
     size_t n, nw;
     double *got = output_data(resp, name, datatype, shape, nd, &n);
-    double *want = json_doubles(item(gt, "data"), &nw);
+    double *want = json_doubles(t_item(gt, "data"), &nw);
     assert_int_equal(n, nw);
     check_close(name, got, want, n, atol, rtol);
     free(got);
@@ -337,10 +313,10 @@ static void server_metadata(void **state)
     char ct[64];
     assert_non_null(t_resp_header(&r, "Content-Type", ct, sizeof ct));
     assert_string_equal(ct, "application/json");
-    assert_string_equal(item(r.json, "name")->valuestring, "relud");
-    const cJSON *v = item(r.json, "version");
+    assert_string_equal(t_item(r.json, "name")->valuestring, "relud");
+    const cJSON *v = t_item(r.json, "version");
     assert_true(cJSON_IsString(v) && v->valuestring[0]);
-    const cJSON *ext = item(r.json, "extensions");
+    const cJSON *ext = t_item(r.json, "extensions");
     assert_true(cJSON_IsArray(ext));
     const char *want[] = {"binary_tensor_data", "model_repository", "statistics"};
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
@@ -363,31 +339,31 @@ static void health(void **state)
 {
     (void)state;
     struct t_resp r = get("/v2/health/live", 200);
-    assert_true(cJSON_IsTrue(item(r.json, "live")));
+    assert_true(cJSON_IsTrue(t_item(r.json, "live")));
     t_resp_free(&r);
     r = get("/v2/health/ready", 200);
-    assert_true(cJSON_IsTrue(item(r.json, "ready")));
+    assert_true(cJSON_IsTrue(t_item(r.json, "ready")));
     t_resp_free(&r);
 }
 
 static void check_model_meta(const char *path, const char *name, int in, int out)
 {
     struct t_resp r = get(path, 200);
-    assert_string_equal(item(r.json, "name")->valuestring, name);
-    const cJSON *vs = item(r.json, "versions");
+    assert_string_equal(t_item(r.json, "name")->valuestring, name);
+    const cJSON *vs = t_item(r.json, "versions");
     assert_int_equal(cJSON_GetArraySize(vs), 1);
     assert_string_equal(cJSON_GetArrayItem(vs, 0)->valuestring, "1");
-    assert_string_equal(item(r.json, "platform")->valuestring, "relud_json");
+    assert_string_equal(t_item(r.json, "platform")->valuestring, "relud_json");
     const char *keys[] = {"inputs", "outputs"};
     const char *names[] = {"input", "output"};
     int feats[] = {in, out};
     for (int k = 0; k < 2; k++) {
-        const cJSON *arr = item(r.json, keys[k]);
+        const cJSON *arr = t_item(r.json, keys[k]);
         assert_int_equal(cJSON_GetArraySize(arr), 1);
         const cJSON *t = cJSON_GetArrayItem(arr, 0);
-        assert_string_equal(item(t, "name")->valuestring, names[k]);
-        assert_string_equal(item(t, "datatype")->valuestring, "FP32");
-        const cJSON *sh = item(t, "shape");
+        assert_string_equal(t_item(t, "name")->valuestring, names[k]);
+        assert_string_equal(t_item(t, "datatype")->valuestring, "FP32");
+        const cJSON *sh = t_item(t, "shape");
         assert_int_equal(cJSON_GetArraySize(sh), 2);
         assert_int_equal((int)cJSON_GetArrayItem(sh, 0)->valuedouble, -1);
         assert_int_equal((int)cJSON_GetArrayItem(sh, 1)->valuedouble, feats[k]);
@@ -408,16 +384,16 @@ static void model_metadata_errors(void **state)
 {
     (void)state;
     struct t_resp r = get("/v2/models/simple_nn/versions/2", 404);
-    check_error(&r, "version");
+    t_check_error(&r, "version");
     t_resp_free(&r);
     r = get("/v2/models/no_such_model", 404);
-    check_error(&r, "no_such_model");
+    t_check_error(&r, "no_such_model");
     t_resp_free(&r);
     r = get("/v2/models/no_such_model/ready", 404);
-    check_error(&r, "no_such_model");
+    t_check_error(&r, "no_such_model");
     t_resp_free(&r);
     r = get("/v2/models/simple_nn/versions/2/ready", 404);
-    check_error(&r, NULL);
+    t_check_error(&r, NULL);
     t_resp_free(&r);
     infer_error("no_such_model",
                 "{\"inputs\": [{\"name\": \"input\", \"datatype\": \"FP32\", \"shape\": [1], "
@@ -427,7 +403,7 @@ static void model_metadata_errors(void **state)
                                 "{\"inputs\": [{\"name\": \"input\", \"datatype\": \"FP32\", "
                                 "\"shape\": [1, 10], \"data\": [1,2,3,4,5,6,7,8,9,10]}]}",
                                 0, NULL, 404);
-    check_error(&r2, "version");
+    t_check_error(&r2, "version");
     t_resp_free(&r2);
 }
 
@@ -438,8 +414,8 @@ static void model_ready(void **state)
                            "/v2/models/mnist_mlp/ready"};
     for (size_t i = 0; i < 3; i++) {
         struct t_resp r = get(paths[i], 200);
-        assert_true(cJSON_IsTrue(item(r.json, "ready")));
-        assert_true(cJSON_IsString(item(r.json, "name")));
+        assert_true(cJSON_IsTrue(t_item(r.json, "ready")));
+        assert_true(cJSON_IsString(t_item(r.json, "name")));
         t_resp_free(&r);
     }
 }
@@ -462,7 +438,7 @@ static void infer_flat_and_nested(void **state)
         sb_printf(&b, i ? ",%.9g" : "%.9g", X2[i]);
     sb_printf(&b, "]}]}");
     struct t_resp r = infer("simple_nn", b.p, 200);
-    assert_string_equal(item(r.json, "model_name")->valuestring, "simple_nn");
+    assert_string_equal(t_item(r.json, "model_name")->valuestring, "simple_nn");
     assert_int_equal(count_outputs(r.json), 1);
     double *flat = output_data(r.json, "output", "FP32", shape, 2, &n);
     check_close("flat", flat, want, n, 1e-5, 1e-5);
@@ -673,8 +649,8 @@ static void infer_extra_keys_ignored(void **state)
         "  ]\n"
         "}\n";
     struct t_resp r = infer("simple_nn", body, 200);
-    assert_string_equal(item(r.json, "id")->valuestring, "42");
-    assert_string_equal(item(r.json, "model_name")->valuestring, "simple_nn");
+    assert_string_equal(t_item(r.json, "id")->valuestring, "42");
+    assert_string_equal(t_item(r.json, "model_name")->valuestring, "simple_nn");
     const int shape[] = {1, 5};
     size_t n;
     double *got = output_data(r.json, "output", "FP32", shape, 2, &n);
@@ -694,7 +670,7 @@ static void infer_id_and_outputs(void **state)
     /* id echoed */
     snprintf(body, sizeof body, "{\"id\": \"req-\\u00e9-7\", \"inputs\": [%s]}", in);
     struct t_resp r = infer("simple_nn", body, 200);
-    assert_string_equal(item(r.json, "id")->valuestring, "req-\xc3\xa9-7");
+    assert_string_equal(t_item(r.json, "id")->valuestring, "req-\xc3\xa9-7");
     t_resp_free(&r);
     /* no id in, none out */
     snprintf(body, sizeof body, "{\"inputs\": [%s]}", in);
@@ -712,9 +688,9 @@ static void infer_id_and_outputs(void **state)
     r = infer("simple_nn", body, 200);
     assert_int_equal(count_outputs(r.json), 2);
     /* in the order the request names them */
-    const cJSON *outs = item(r.json, "outputs");
-    assert_string_equal(item(cJSON_GetArrayItem(outs, 0), "name")->valuestring, "grad:0.bias");
-    assert_string_equal(item(cJSON_GetArrayItem(outs, 1), "name")->valuestring, "output");
+    const cJSON *outs = t_item(r.json, "outputs");
+    assert_string_equal(t_item(cJSON_GetArrayItem(outs, 0), "name")->valuestring, "grad:0.bias");
+    assert_string_equal(t_item(cJSON_GetArrayItem(outs, 1), "name")->valuestring, "output");
     assert_null(find_output(r.json, "grad:input"));
     assert_null(find_output(r.json, "grad:0.weight"));
     t_resp_free(&r);
@@ -736,16 +712,16 @@ static void infer_mnist_golden(void **state)
 {
     (void)state;
     const cJSON *g = mnist_golden();
-    const cJSON *tol = item(g, "tolerance");
-    double atol = item(tol, "atol")->valuedouble, rtol = item(tol, "rtol")->valuedouble;
+    const cJSON *tol = t_item(g, "tolerance");
+    double atol = t_item(tol, "atol")->valuedouble, rtol = t_item(tol, "rtol")->valuedouble;
     struct sb b = {0};
     sb_printf(&b, "{\"id\": \"golden\", \"inputs\": [");
     sb_golden_input(&b, g);
     sb_printf(&b, "]}");
     struct t_resp r = infer("mnist_mlp", b.p, 200);
-    assert_string_equal(item(r.json, "id")->valuestring, "golden");
+    assert_string_equal(t_item(r.json, "id")->valuestring, "golden");
     assert_int_equal(count_outputs(r.json), 1);
-    check_golden_tensor(r.json, "output", item(g, "output"), "FP32", atol, rtol);
+    check_golden_tensor(r.json, "output", t_item(g, "output"), "FP32", atol, rtol);
     t_resp_free(&r);
     free(b.p);
 }
@@ -792,8 +768,8 @@ static cJSON *split_binary_reply(const struct t_resp *r, const unsigned char **b
 
 static size_t binary_size(const cJSON *out)
 {
-    const cJSON *p = item(out, "parameters");
-    const cJSON *s = item(p, "binary_data_size");
+    const cJSON *p = t_item(out, "parameters");
+    const cJSON *s = t_item(p, "binary_data_size");
     assert_true(cJSON_IsNumber(s));
     assert_null(cJSON_GetObjectItemCaseSensitive(out, "data"));
     return (size_t)s->valuedouble;
@@ -849,7 +825,7 @@ static void binary_request(void **state)
                      "\"outputs\":[{\"name\":\"output\",\"parameters\":{\"binary_data\":false}}]}";
     struct t_resp r = post_binary("simple_nn", h1, raw, sizeof raw, NULL, 200);
     assert_non_null(r.json);
-    assert_string_equal(item(r.json, "id")->valuestring, "b1");
+    assert_string_equal(t_item(r.json, "id")->valuestring, "b1");
     const int shape[] = {2, 5};
     size_t n;
     double *got = output_data(r.json, "output", "FP32", shape, 2, &n);
@@ -907,7 +883,7 @@ static void binary_outputs(void **state)
     size_t binlen;
     cJSON *h = split_binary_reply(&r, &bin, &binlen);
     const cJSON *o = output(h, "output");
-    assert_string_equal(item(o, "datatype")->valuestring, "FP32");
+    assert_string_equal(t_item(o, "datatype")->valuestring, "FP32");
     assert_int_equal(binary_size(o), 40);
     assert_int_equal(binlen, 40);
     for (int i = 0; i < 10; i++) {
@@ -956,7 +932,7 @@ static void binary_outputs(void **state)
                   "\"parameters\": {\"binary_data\": true}}]}");
     r = infer("simple_nn", b.p, 200);
     h = split_binary_reply(&r, &bin, &binlen);
-    const cJSON *outs = item(h, "outputs");
+    const cJSON *outs = t_item(h, "outputs");
     assert_int_equal(cJSON_GetArraySize(outs), 3);
     size_t off = 0;
     const cJSON *e;
@@ -964,7 +940,7 @@ static void binary_outputs(void **state)
     simple_nn_ref(X2, 2, pre, ref);
     cJSON_ArrayForEach(e, outs)
     {
-        const char *nm = item(e, "name")->valuestring;
+        const char *nm = t_item(e, "name")->valuestring;
         if (!strcmp(nm, "grad:0.bias")) {
             assert_non_null(cJSON_GetObjectItemCaseSensitive(e, "data"));
             continue;
@@ -1009,54 +985,54 @@ static void binary_malformed(void **state)
     /* header length past the body */
     snprintf(big, sizeof big, "%zu", strlen(h) + 40 + 1);
     struct t_resp r = post_binary("simple_nn", h, raw, 40, big, 400);
-    check_error(&r, "Inference-Header-Content-Length");
+    t_check_error(&r, "Inference-Header-Content-Length");
     t_resp_free(&r);
     /* not a number */
     r = post_binary("simple_nn", h, raw, 40, "12abc", 400);
-    check_error(&r, "Inference-Header-Content-Length");
+    t_check_error(&r, "Inference-Header-Content-Length");
     t_resp_free(&r);
     r = post_binary("simple_nn", h, raw, 40, "-5", 400);
-    check_error(&r, "Inference-Header-Content-Length");
+    t_check_error(&r, "Inference-Header-Content-Length");
     t_resp_free(&r);
     /* header length cutting the JSON short */
     snprintf(big, sizeof big, "%zu", strlen(h) - 3);
     r = post_binary("simple_nn", h, raw, 40, big, 400);
-    check_error(&r, NULL);
+    t_check_error(&r, NULL);
     t_resp_free(&r);
     /* binary_data_size disagreeing with the shape */
     const char *h2 = "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,10],\"datatype\":\"FP32\","
                      "\"parameters\":{\"binary_data_size\":36}}]}";
     r = post_binary("simple_nn", h2, raw, 36, NULL, 400);
-    check_error(&r, "binary_data_size");
+    t_check_error(&r, "binary_data_size");
     t_resp_free(&r);
     /* body shorter than binary_data_size */
     r = post_binary("simple_nn", h, raw, 36, NULL, 400);
-    check_error(&r, "binary_data_size");
+    t_check_error(&r, "binary_data_size");
     t_resp_free(&r);
     /* leftover bytes nobody claims */
     r = post_binary("simple_nn", h, raw, 44, NULL, 400);
-    check_error(&r, "binary");
+    t_check_error(&r, "binary");
     t_resp_free(&r);
     /* binary bytes without the header: the body is not JSON */
     struct sb b = {0};
     sb_bytes(&b, h, strlen(h));
     sb_bytes(&b, raw, 40);
     r = post_raw("/v2/models/simple_nn/infer", b.p, b.n, NULL, 400);
-    check_error(&r, NULL);
+    t_check_error(&r, NULL);
     t_resp_free(&r);
     free(b.p);
     /* both data and binary_data_size */
     const char *h3 = "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,10],\"datatype\":\"FP32\","
                      "\"data\":[1,2,3,4,5,6,7,8,9,10],\"parameters\":{\"binary_data_size\":40}}]}";
     r = post_binary("simple_nn", h3, raw, 40, NULL, 400);
-    check_error(&r, "binary_data_size");
+    t_check_error(&r, "binary_data_size");
     t_resp_free(&r);
     /* a non-finite float in the binary data */
     unsigned char nan[40];
     memcpy(nan, raw, 40);
     le_f32(nan + 8, NAN);
     r = post_binary("simple_nn", h, nan, 40, NULL, 400);
-    check_error(&r, "finite");
+    t_check_error(&r, "finite");
     t_resp_free(&r);
     /* the daemon still serves a good binary request */
     r = post_binary("simple_nn", h, raw, 40, NULL, 200);
@@ -1238,16 +1214,16 @@ static void gradients_mnist_golden(void **state)
 {
     (void)state;
     const cJSON *g = mnist_golden();
-    const cJSON *tol = item(g, "tolerance");
-    double atol = item(tol, "atol")->valuedouble, rtol = item(tol, "rtol")->valuedouble;
-    const cJSON *loss = item(g, "loss");
-    assert_string_equal(item(loss, "type")->valuestring, "cross_entropy");
-    const cJSON *tgt = item(item(loss, "target"), "data");
+    const cJSON *tol = t_item(g, "tolerance");
+    double atol = t_item(tol, "atol")->valuedouble, rtol = t_item(tol, "rtol")->valuedouble;
+    const cJSON *loss = t_item(g, "loss");
+    assert_string_equal(t_item(loss, "type")->valuestring, "cross_entropy");
+    const cJSON *tgt = t_item(t_item(loss, "target"), "data");
     struct sb b = {0};
     sb_printf(&b,
               "{\"parameters\": {\"loss\": \"cross_entropy\", \"reduction\": \"%s\"}, "
               "\"inputs\": [",
-              item(loss, "reduction")->valuestring);
+              t_item(loss, "reduction")->valuestring);
     sb_golden_input(&b, g);
     sb_printf(&b, ", {\"name\": \"target\", \"datatype\": \"INT64\", \"shape\": [%d], \"data\": [",
               cJSON_GetArraySize(tgt));
@@ -1260,15 +1236,15 @@ static void gradients_mnist_golden(void **state)
     }
     sb_printf(&b, "]}]}");
     struct t_resp r = infer("mnist_mlp", b.p, 200);
-    check_golden_tensor(r.json, "output", item(g, "output"), "FP32", atol, rtol);
+    check_golden_tensor(r.json, "output", t_item(g, "output"), "FP32", atol, rtol);
     const int sh1[] = {1};
     size_t n;
     double *lv = output_data(r.json, "loss", "FP32", sh1, 1, &n);
-    double want_loss = item(g, "expected_loss")->valuedouble;
+    double want_loss = t_item(g, "expected_loss")->valuedouble;
     check_close("loss", lv, &want_loss, 1, atol, rtol);
     free(lv);
-    check_golden_tensor(r.json, "grad:input", item(g, "grad_input"), "FP32", atol, rtol);
-    const cJSON *gp = item(g, "grad_params");
+    check_golden_tensor(r.json, "grad:input", t_item(g, "grad_input"), "FP32", atol, rtol);
+    const cJSON *gp = t_item(g, "grad_params");
     int nparams = 0;
     cJSON_ArrayForEach(e, gp)
     {
@@ -1297,18 +1273,18 @@ static void stats_parameter(void **state)
         sb_printf(&b, i ? ",%.9g" : "%.9g", X2[i]);
     sb_printf(&b, "]}]}");
     struct t_resp r = infer("simple_nn", b.p, 200);
-    const cJSON *p = item(r.json, "parameters");
-    const cJSON *st = item(p, "stats");
+    const cJSON *p = t_item(r.json, "parameters");
+    const cJSON *st = t_item(p, "stats");
     assert_int_equal(cJSON_GetArraySize(st), 2);
-    assert_string_equal(item(cJSON_GetArrayItem(st, 0), "type")->valuestring, "linear");
+    assert_string_equal(t_item(cJSON_GetArrayItem(st, 0), "type")->valuestring, "linear");
     const cJSON *relu = cJSON_GetArrayItem(st, 1);
-    assert_string_equal(item(relu, "type")->valuestring, "relu");
+    assert_string_equal(t_item(relu, "type")->valuestring, "relu");
     int zeros = 0;
     for (int i = 0; i < 10; i++)
         zeros += out[i] == 0;
-    assert_true(fabs(item(relu, "zero_fraction")->valuedouble - zeros / 10.0) < 1e-9);
+    assert_true(fabs(t_item(relu, "zero_fraction")->valuedouble - zeros / 10.0) < 1e-9);
     /* dead units: zero on every row */
-    const cJSON *dead = item(relu, "dead_units");
+    const cJSON *dead = t_item(relu, "dead_units");
     int ndead = 0;
     for (int j = 0; j < 5; j++)
         ndead += pre[j] <= 0 && pre[5 + j] <= 0;
@@ -1335,31 +1311,31 @@ struct counts {
 static struct counts model_stats(const char *path, const char *name)
 {
     struct t_resp r = get(path, 200);
-    const cJSON *arr = item(r.json, "model_stats");
+    const cJSON *arr = t_item(r.json, "model_stats");
     const cJSON *e, *m = NULL;
     cJSON_ArrayForEach(e, arr)
     {
-        if (!strcmp(item(e, "name")->valuestring, name))
+        if (!strcmp(t_item(e, "name")->valuestring, name))
             m = e;
     }
     if (!m)
         fprintf(stderr, "no model_stats entry for %s: %s\n", name, r.body);
     assert_non_null(m);
-    assert_string_equal(item(m, "version")->valuestring, "1");
-    const cJSON *is = item(m, "inference_stats");
+    assert_string_equal(t_item(m, "version")->valuestring, "1");
+    const cJSON *is = t_item(m, "inference_stats");
     const char *keys[] = {"success",       "fail",          "queue",
                           "compute_input", "compute_infer", "compute_output"};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
-        const cJSON *k = item(is, keys[i]);
-        assert_true(cJSON_IsNumber(item(k, "count")));
-        assert_true(cJSON_IsNumber(item(k, "ns")));
+        const cJSON *k = t_item(is, keys[i]);
+        assert_true(cJSON_IsNumber(t_item(k, "count")));
+        assert_true(cJSON_IsNumber(t_item(k, "ns")));
     }
-    assert_true(cJSON_IsArray(item(m, "batch_stats")));
+    assert_true(cJSON_IsArray(t_item(m, "batch_stats")));
     struct counts c = {
-        item(item(is, "success"), "count")->valuedouble,
-        item(item(is, "fail"), "count")->valuedouble,
-        item(m, "inference_count")->valuedouble,
-        item(m, "execution_count")->valuedouble,
+        t_item(t_item(is, "success"), "count")->valuedouble,
+        t_item(t_item(is, "fail"), "count")->valuedouble,
+        t_item(m, "inference_count")->valuedouble,
+        t_item(m, "execution_count")->valuedouble,
     };
     t_resp_free(&r);
     return c;
@@ -1395,7 +1371,7 @@ static void statistics(void **state)
     assert_true(m1.success == m0.success && m1.fail == m0.fail);
     /* unknown model */
     struct t_resp r = get("/v2/models/no_such_model/stats", 404);
-    check_error(&r, "no_such_model");
+    t_check_error(&r, "no_such_model");
     t_resp_free(&r);
 
     /* per-model series in /metrics agree with the statistics */

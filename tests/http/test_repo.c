@@ -23,6 +23,7 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 
+#include "tests/common/fs.h"
 #include "tests/common/http.h"
 
 /* The daemon and temp dirs of the running test: the teardown cleans up after a failure. */
@@ -67,75 +68,11 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-/* mkdtemp under /tmp, optionally filled with a copy of src's regular files. */
-static void tmp_model_dir(char *out, size_t len, const char *src)
-{
-    snprintf(out, len, "/tmp/relud-test-repo-XXXXXX");
-    assert_non_null(mkdtemp(out));
-    if (!src)
-        return;
-    char sp[512];
-    snprintf(sp, sizeof sp, "%s/%s", t_root(), src);
-    DIR *dd = opendir(sp);
-    assert_non_null(dd);
-    struct dirent *de;
-    while ((de = readdir(dd))) {
-        if (de->d_name[0] == '.')
-            continue;
-        char from[1024], to[1024];
-        snprintf(from, sizeof from, "%s/%s", sp, de->d_name);
-        snprintf(to, sizeof to, "%s/%s", out, de->d_name);
-        size_t n;
-        char *data = t_read_file(from, &n);
-        assert_non_null(data);
-        FILE *f = fopen(to, "wb");
-        assert_non_null(f);
-        assert_int_equal(fwrite(data, 1, n, f), n);
-        assert_int_equal(fclose(f), 0);
-        free(data);
-    }
-    closedir(dd);
-}
-
-/* Removes the (flat) directory and everything in it. */
+/* Removes a test's model folder and forgets it (the teardown removes what is left). */
 static void rm_dir(char *path)
 {
-    if (!path[0])
-        return;
-    DIR *dd = opendir(path);
-    if (!dd) {
-        path[0] = 0;
-        return;
-    }
-    struct dirent *de;
-    while ((de = readdir(dd))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        char p[1024];
-        snprintf(p, sizeof p, "%s/%s", path, de->d_name);
-        unlink(p);
-    }
-    closedir(dd);
-    rmdir(path);
+    t_rm_dir(path);
     path[0] = 0;
-}
-
-static void write_file(const char *mdir, const char *name, const char *data, size_t len)
-{
-    char p[1024];
-    snprintf(p, sizeof p, "%s/%s", mdir, name);
-    FILE *f = fopen(p, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-}
-
-static int file_exists(const char *mdir, const char *name)
-{
-    char p[1024];
-    struct stat st;
-    snprintf(p, sizeof p, "%s/%s", mdir, name);
-    return stat(p, &st) == 0;
 }
 
 /* Starts the daemon on model_dir with extra args (NULL-terminated list, may be NULL). */
@@ -174,35 +111,12 @@ static struct t_resp req(const struct t_daemon *dm, const char *method, const ch
     return r;
 }
 
-static void check_error(const struct t_resp *r, const char *part)
-{
-    char ct[64];
-    assert_non_null(t_resp_header(r, "Content-Type", ct, sizeof ct));
-    assert_string_equal(ct, "application/json");
-    assert_non_null(r->json);
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(r->json, "error");
-    assert_true(cJSON_IsString(e));
-    if (part && !strstr(e->valuestring, part))
-        fprintf(stderr, "want error containing: %s\ngot: %s\n", part, e->valuestring);
-    if (part)
-        assert_non_null(strstr(e->valuestring, part));
-}
-
 static void req_error(const struct t_daemon *dm, const char *method, const char *path,
                       const char *auth, const char *body, long status, const char *part)
 {
     struct t_resp r = req(dm, method, path, auth, body, 0, status);
-    check_error(&r, part);
+    t_check_error(&r, part);
     t_resp_free(&r);
-}
-
-static const cJSON *item(const cJSON *o, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!v)
-        fprintf(stderr, "missing key \"%s\"\n", key);
-    assert_non_null(v);
-    return v;
 }
 
 /* The index entry for name in an index reply (NULL if absent). */
@@ -334,14 +248,14 @@ static void check_untouched(const struct t_daemon *dm, const char *mdir)
     t_resp_free(&r);
     r = req(dm, "GET", "/v2/models/newmodel", NULL, NULL, 0, 404);
     t_resp_free(&r);
-    assert_true(file_exists(mdir, "simple_nn.json"));
-    assert_false(file_exists(mdir, "newmodel.json"));
+    assert_true(t_file_exists(mdir, "simple_nn.json"));
+    assert_false(t_file_exists(mdir, "newmodel.json"));
 }
 
 static void control_forbidden_without_token(void **state)
 {
     (void)state;
-    tmp_model_dir(dir, sizeof dir, "config/models");
+    assert_int_equal(t_tmp_copy(dir, sizeof dir, "test-repo", "config/models"), 0);
     start(&d, dir, NULL);
     const char *auths[] = {NULL, AUTH, "Authorization: Bearer "};
     for (size_t i = 0; i < NCTL; i++)
@@ -359,7 +273,7 @@ static void control_forbidden_without_token(void **state)
 static void control_wrong_tokens(void **state)
 {
     (void)state;
-    tmp_model_dir(dir, sizeof dir, "config/models");
+    assert_int_equal(t_tmp_copy(dir, sizeof dir, "test-repo", "config/models"), 0);
     const char *extra[] = {"--admin-token", TOKEN, NULL};
     start(&d, dir, extra);
     const char *bad[] = {
@@ -376,7 +290,7 @@ static void control_wrong_tokens(void **state)
     for (size_t i = 0; i < NCTL; i++)
         for (size_t a = 0; a < sizeof bad / sizeof *bad; a++) {
             struct t_resp r = req(&d, ctls[i].method, ctls[i].path, bad[a], ctls[i].body, 0, 401);
-            check_error(&r, "Authorization");
+            t_check_error(&r, "Authorization");
             char www[128];
             assert_non_null(t_resp_header(&r, "WWW-Authenticate", www, sizeof www));
             assert_non_null(strstr(www, "Bearer"));
@@ -415,9 +329,9 @@ static void control_token_file(void **state)
 {
     (void)state;
     char tokpath[128];
-    tmp_model_dir(dir, sizeof dir, "config/models");
-    tmp_model_dir(tokdir, sizeof tokdir, NULL);
-    write_file(tokdir, "token", "filetok  \n", 10);
+    assert_int_equal(t_tmp_copy(dir, sizeof dir, "test-repo", "config/models"), 0);
+    assert_int_equal(t_tmp_copy(tokdir, sizeof tokdir, "test-repo", NULL), 0);
+    t_write_file(tokdir, "token", "filetok  \n", 10);
     snprintf(tokpath, sizeof tokpath, "%s/token", tokdir);
     /* the file overrides admin_token */
     const char *extra[] = {"--admin-token-file", tokpath, "--admin-token", "other", NULL};
@@ -468,20 +382,20 @@ static void check_tiny_golden(const struct t_daemon *dm)
     cJSON *g = cJSON_Parse(txt);
     free(txt);
     assert_non_null(g);
-    const cJSON *tol = item(g, "tolerance");
-    double atol = item(tol, "atol")->valuedouble, rtol = item(tol, "rtol")->valuedouble;
-    const cJSON *in = item(g, "input"), *loss = item(g, "loss");
-    const cJSON *tgt = item(loss, "target");
-    char *ins = cJSON_PrintUnformatted(item(in, "data"));
-    char *insh = cJSON_PrintUnformatted(item(in, "shape"));
-    char *td = cJSON_PrintUnformatted(item(tgt, "data"));
-    char *tsh = cJSON_PrintUnformatted(item(tgt, "shape"));
+    const cJSON *tol = t_item(g, "tolerance");
+    double atol = t_item(tol, "atol")->valuedouble, rtol = t_item(tol, "rtol")->valuedouble;
+    const cJSON *in = t_item(g, "input"), *loss = t_item(g, "loss");
+    const cJSON *tgt = t_item(loss, "target");
+    char *ins = cJSON_PrintUnformatted(t_item(in, "data"));
+    char *insh = cJSON_PrintUnformatted(t_item(in, "shape"));
+    char *td = cJSON_PrintUnformatted(t_item(tgt, "data"));
+    char *tsh = cJSON_PrintUnformatted(t_item(tgt, "shape"));
     struct sb b = {0};
     sb_printf(&b,
               "{\"parameters\": {\"loss\": \"%s\", \"reduction\": \"%s\"}, \"inputs\": "
               "[{\"name\": \"input\", \"datatype\": \"FP64\", \"shape\": %s, \"data\": %s}, "
               "{\"name\": \"target\", \"datatype\": \"INT64\", \"shape\": %s, \"data\": %s}]}",
-              item(loss, "type")->valuestring, item(loss, "reduction")->valuestring, insh, ins, tsh,
+              t_item(loss, "type")->valuestring, t_item(loss, "reduction")->valuestring, insh, ins, tsh,
               td);
     free(ins);
     free(insh);
@@ -495,11 +409,11 @@ static void check_tiny_golden(const struct t_daemon *dm)
         const cJSON *want;
     } checks[8];
     int nc = 0;
-    checks[nc++] = (struct check){"output", item(g, "output")};
-    checks[nc++] = (struct check){"grad:input", item(g, "grad_input")};
+    checks[nc++] = (struct check){"output", t_item(g, "output")};
+    checks[nc++] = (struct check){"grad:input", t_item(g, "grad_input")};
     static char names[4][64];
     const cJSON *e;
-    cJSON_ArrayForEach(e, item(g, "grad_params"))
+    cJSON_ArrayForEach(e, t_item(g, "grad_params"))
     {
         assert_true(nc < 8);
         snprintf(names[nc - 2], sizeof names[0], "grad:%s", e->string);
@@ -507,35 +421,35 @@ static void check_tiny_golden(const struct t_daemon *dm)
         nc++;
     }
     assert_int_equal(nc, 4);
-    const cJSON *outs = item(r.json, "outputs");
+    const cJSON *outs = t_item(r.json, "outputs");
     assert_int_equal(cJSON_GetArraySize(outs), nc + 1); /* + loss */
     for (int i = 0; i < nc + 1; i++) {
         const char *name = i < nc ? checks[i].out : "loss";
         const cJSON *o = NULL;
         cJSON_ArrayForEach(e, outs)
         {
-            if (!strcmp(item(e, "name")->valuestring, name))
+            if (!strcmp(t_item(e, "name")->valuestring, name))
                 o = e;
         }
         if (!o)
             fprintf(stderr, "tiny: no output %s\n", name);
         assert_non_null(o);
-        assert_string_equal(item(o, "datatype")->valuestring, "FP64");
-        const cJSON *data = item(o, "data");
+        assert_string_equal(t_item(o, "datatype")->valuestring, "FP64");
+        const cJSON *data = t_item(o, "data");
         if (i < nc) {
-            char *ws = cJSON_PrintUnformatted(item(checks[i].want, "shape"));
-            char *gs = cJSON_PrintUnformatted(item(o, "shape"));
+            char *ws = cJSON_PrintUnformatted(t_item(checks[i].want, "shape"));
+            char *gs = cJSON_PrintUnformatted(t_item(o, "shape"));
             assert_string_equal(gs, ws);
             free(ws);
             free(gs);
         }
-        const cJSON *wd = i < nc ? item(checks[i].want, "data") : NULL;
+        const cJSON *wd = i < nc ? t_item(checks[i].want, "data") : NULL;
         int n = cJSON_GetArraySize(data);
         assert_int_equal(n, wd ? cJSON_GetArraySize(wd) : 1);
         for (int k = 0; k < n; k++) {
             double got = cJSON_GetArrayItem(data, k)->valuedouble;
             double want =
-                wd ? cJSON_GetArrayItem(wd, k)->valuedouble : item(g, "expected_loss")->valuedouble;
+                wd ? cJSON_GetArrayItem(wd, k)->valuedouble : t_item(g, "expected_loss")->valuedouble;
             if (!(fabs(got - want) <= atol + rtol * fabs(want)))
                 fprintf(stderr, "tiny %s[%d]: got %.17g, want %.17g\n", name, k, got, want);
             assert_true(fabs(got - want) <= atol + rtol * fabs(want));
@@ -548,7 +462,7 @@ static void check_tiny_golden(const struct t_daemon *dm)
 static void index_lists_unavailable(void **state)
 {
     (void)state;
-    tmp_model_dir(dir, sizeof dir, "tests/fixtures/models");
+    assert_int_equal(t_tmp_copy(dir, sizeof dir, "test-repo", "tests/fixtures/models"), 0);
     const char *extra[] = {"--admin-token", TOKEN, NULL};
     start(&d, dir, extra);
     struct t_resp r = req(&d, "POST", "/v2/repository/index", AUTH, NULL, 0, 200);
@@ -556,8 +470,8 @@ static void index_lists_unavailable(void **state)
     assert_int_equal(cJSON_GetArraySize(r.json), 1 + NBROKEN);
     const cJSON *tiny = index_entry(r.json, "tiny");
     assert_non_null(tiny);
-    assert_string_equal(item(tiny, "state")->valuestring, "READY");
-    assert_string_equal(item(tiny, "version")->valuestring, "1");
+    assert_string_equal(t_item(tiny, "state")->valuestring, "READY");
+    assert_string_equal(t_item(tiny, "version")->valuestring, "1");
     char *log = t_daemon_log(&d);
     assert_non_null(log);
     for (size_t i = 0; i < NBROKEN; i++) {
@@ -565,8 +479,8 @@ static void index_lists_unavailable(void **state)
         if (!e)
             fprintf(stderr, "index lacks %s: %s\n", broken[i].name, r.body);
         assert_non_null(e);
-        assert_string_equal(item(e, "state")->valuestring, "UNAVAILABLE");
-        const char *reason = item(e, "reason")->valuestring;
+        assert_string_equal(t_item(e, "state")->valuestring, "UNAVAILABLE");
+        const char *reason = t_item(e, "reason")->valuestring;
         if (!strstr(reason, broken[i].reason_part))
             fprintf(stderr, "%s: reason \"%s\" lacks \"%s\"\n", broken[i].name, reason,
                     broken[i].reason_part);
@@ -611,22 +525,22 @@ static void index_lists_unavailable(void **state)
 static void unload_and_load(void **state)
 {
     (void)state;
-    tmp_model_dir(dir, sizeof dir, "tests/fixtures/models");
+    assert_int_equal(t_tmp_copy(dir, sizeof dir, "test-repo", "tests/fixtures/models"), 0);
     const char *extra[] = {"--admin-token", TOKEN, NULL};
     start(&d, dir, extra);
     const char *x = "{\"inputs\": [{\"name\": \"input\", \"datatype\": \"FP64\", \"shape\": [1, "
                     "4], \"data\": [0.5, -1, 2, 0]}]}";
     char *before = infer_ok(&d, "tiny", x);
     struct t_resp r = req(&d, "POST", "/v2/repository/models/tiny/unload", AUTH, NULL, 0, 200);
-    assert_string_equal(item(r.json, "state")->valuestring, "UNLOADED");
+    assert_string_equal(t_item(r.json, "state")->valuestring, "UNLOADED");
     t_resp_free(&r);
     req_error(&d, "POST", "/v2/models/tiny/infer", NULL, x, 503, "tiny");
     req_error(&d, "GET", "/v2/models/tiny/ready", NULL, NULL, 503, NULL);
     r = req(&d, "POST", "/v2/repository/index", AUTH, NULL, 0, 200);
-    assert_string_equal(item(index_entry(r.json, "tiny"), "state")->valuestring, "UNLOADED");
+    assert_string_equal(t_item(index_entry(r.json, "tiny"), "state")->valuestring, "UNLOADED");
     t_resp_free(&r);
     r = req(&d, "POST", "/v2/repository/models/tiny/load", AUTH, NULL, 0, 200);
-    assert_string_equal(item(r.json, "state")->valuestring, "READY");
+    assert_string_equal(t_item(r.json, "state")->valuestring, "READY");
     t_resp_free(&r);
     char *after = infer_ok(&d, "tiny", x);
     assert_string_equal(after, before);
@@ -638,7 +552,7 @@ static void unload_and_load(void **state)
     req_error(&d, "POST", "/v2/repository/models/nope/unload", AUTH, NULL, 404, "nope");
     /* fixing the file on disk and loading makes it READY */
     char *good = gen_model("bad_json", 4, 3, 2, 7);
-    write_file(dir, "bad_json.json", good, strlen(good));
+    t_write_file(dir, "bad_json.json", good, strlen(good));
     free(good);
     r = req(&d, "POST", "/v2/repository/models/bad_json/load", AUTH, NULL, 0, 200);
     t_resp_free(&r);
@@ -647,7 +561,7 @@ static void unload_and_load(void **state)
                            "\"shape\": [1, 4], \"data\": [1, 2, 3, 4]}]}");
     free(fixed);
     r = req(&d, "POST", "/v2/repository/index", AUTH, NULL, 0, 200);
-    assert_string_equal(item(index_entry(r.json, "bad_json"), "state")->valuestring, "READY");
+    assert_string_equal(t_item(index_entry(r.json, "bad_json"), "state")->valuestring, "READY");
     t_resp_free(&r);
     free(before);
     free(after);
@@ -658,7 +572,7 @@ static void unload_and_load(void **state)
 static void put_replace_delete(void **state)
 {
     (void)state;
-    tmp_model_dir(dir, sizeof dir, NULL);
+    assert_int_equal(t_tmp_copy(dir, sizeof dir, "test-repo", NULL), 0);
     const char *extra[] = {"--admin-token", TOKEN, NULL};
     start(&d, dir, extra);
     char *a = gen_model("m1", 4, 6, 3, 1), *b = gen_model("m1", 4, 6, 3, 2);
@@ -666,15 +580,15 @@ static void put_replace_delete(void **state)
                     "4], \"data\": [1, -0.5, 0.25, 2]}]}";
     req_error(&d, "POST", "/v2/models/m1/infer", NULL, x, 404, "m1");
     struct t_resp r = req(&d, "PUT", "/v1/models/m1", AUTH, a, 0, 201);
-    assert_string_equal(item(r.json, "name")->valuestring, "m1");
-    assert_string_equal(item(r.json, "state")->valuestring, "READY");
+    assert_string_equal(t_item(r.json, "name")->valuestring, "m1");
+    assert_string_equal(t_item(r.json, "state")->valuestring, "READY");
     t_resp_free(&r);
     char *out_a = infer_ok(&d, "m1", x);
     r = req(&d, "GET", "/v2/models/m1", NULL, NULL, 0, 200);
-    const cJSON *in0 = cJSON_GetArrayItem(item(r.json, "inputs"), 0);
-    assert_int_equal((int)cJSON_GetArrayItem(item(in0, "shape"), 1)->valuedouble, 4);
-    const cJSON *out0 = cJSON_GetArrayItem(item(r.json, "outputs"), 0);
-    assert_int_equal((int)cJSON_GetArrayItem(item(out0, "shape"), 1)->valuedouble, 3);
+    const cJSON *in0 = cJSON_GetArrayItem(t_item(r.json, "inputs"), 0);
+    assert_int_equal((int)cJSON_GetArrayItem(t_item(in0, "shape"), 1)->valuedouble, 4);
+    const cJSON *out0 = cJSON_GetArrayItem(t_item(r.json, "outputs"), 0);
+    assert_int_equal((int)cJSON_GetArrayItem(t_item(out0, "shape"), 1)->valuedouble, 3);
     t_resp_free(&r);
     /* the file is the body, byte for byte */
     char path[256];
@@ -706,9 +620,9 @@ static void put_replace_delete(void **state)
     assert_string_equal(still_b, out_b);
     /* statistics survive the replacement: 3 successful infers on m1 so far */
     r = req(&d, "GET", "/v2/models/m1/stats", NULL, NULL, 0, 200);
-    const cJSON *ms = cJSON_GetArrayItem(item(r.json, "model_stats"), 0);
-    assert_string_equal(item(ms, "name")->valuestring, "m1");
-    assert_int_equal((int)item(item(item(ms, "inference_stats"), "success"), "count")->valuedouble,
+    const cJSON *ms = cJSON_GetArrayItem(t_item(r.json, "model_stats"), 0);
+    assert_string_equal(t_item(ms, "name")->valuestring, "m1");
+    assert_int_equal((int)t_item(t_item(t_item(ms, "inference_stats"), "success"), "count")->valuedouble,
                      3);
     t_resp_free(&r);
     disk = t_read_file(path, NULL);
@@ -719,7 +633,7 @@ static void put_replace_delete(void **state)
     t_resp_free(&r);
     req_error(&d, "POST", "/v2/models/m1/infer", NULL, x, 404, "m1");
     req_error(&d, "GET", "/v2/models/m1", NULL, NULL, 404, "m1");
-    assert_false(file_exists(dir, "m1.json"));
+    assert_false(t_file_exists(dir, "m1.json"));
     req_error(&d, "DELETE", "/v1/models/m1", AUTH, NULL, 404, "m1");
     r = req(&d, "POST", "/v2/repository/index", AUTH, NULL, 0, 200);
     assert_null(index_entry(r.json, "m1"));
@@ -742,7 +656,7 @@ static void put_replace_delete(void **state)
 static void restart_finds_put_model(void **state)
 {
     (void)state;
-    tmp_model_dir(dir, sizeof dir, NULL);
+    assert_int_equal(t_tmp_copy(dir, sizeof dir, "test-repo", NULL), 0);
     const char *extra[] = {"--admin-token", TOKEN, "--strict-models", NULL};
     start(&d, dir, extra);
     char *m = gen_model("kept", 5, 4, 2, 11);
@@ -756,7 +670,7 @@ static void restart_finds_put_model(void **state)
     r = req(&d, "POST", "/v2/repository/index", AUTH, NULL, 0, 200);
     const cJSON *e = index_entry(r.json, "kept");
     assert_non_null(e);
-    assert_string_equal(item(e, "state")->valuestring, "READY");
+    assert_string_equal(t_item(e, "state")->valuestring, "READY");
     t_resp_free(&r);
     char *after = infer_ok(&d, "kept", x);
     assert_string_equal(after, before);
@@ -770,7 +684,7 @@ static void restart_finds_put_model(void **state)
 static void strict_models_refuses_broken(void **state)
 {
     (void)state;
-    tmp_model_dir(dir, sizeof dir, "tests/fixtures/models");
+    assert_int_equal(t_tmp_copy(dir, sizeof dir, "test-repo", "tests/fixtures/models"), 0);
     const char *args[] = {"--model-dir", dir, "--strict-models", NULL};
     assert_int_equal(t_daemon_start(&d, args, NULL), -1);
     char *log = t_daemon_log(&d);
@@ -877,10 +791,10 @@ static void put_interrupted_by_kill(void **state)
 {
     (void)state;
     enum { IN = 512, HID = 1024, OUT = 2, ROUNDS = 6 };
-    tmp_model_dir(dir, sizeof dir, NULL);
+    assert_int_equal(t_tmp_copy(dir, sizeof dir, "test-repo", NULL), 0);
     char *va = gen_model("big", IN, HID, OUT, 21), *vb = gen_model("big", IN, HID, OUT, 22);
     char *x = gen_input(IN);
-    write_file(dir, "big.json", va, strlen(va));
+    t_write_file(dir, "big.json", va, strlen(va));
     const char *extra[] = {"--admin-token", TOKEN, "--strict-models", NULL};
     start(&d, dir, extra);
     char *out_a = infer_ok(&d, "big", x);
@@ -920,12 +834,12 @@ static void put_interrupted_by_kill(void **state)
         /* temp files may be left by the crash; plant a torn one too */
         char torn[64];
         snprintf(torn, sizeof torn, ".big.json.tmp.99999.%d", round);
-        write_file(dir, torn, vb, strlen(vb) / 2);
+        t_write_file(dir, torn, vb, strlen(vb) / 2);
         /* the restart loads it whole (strict: anything torn would stop the start) */
         start(&d, dir, extra);
         r = req(&d, "POST", "/v2/repository/index", AUTH, NULL, 0, 200);
         assert_int_equal(cJSON_GetArraySize(r.json), 1);
-        assert_string_equal(item(index_entry(r.json, "big"), "state")->valuestring, "READY");
+        assert_string_equal(t_item(index_entry(r.json, "big"), "state")->valuestring, "READY");
         t_resp_free(&r);
         char *out = infer_ok(&d, "big", x);
         assert_string_equal(out, is_a ? out_a : out_b);
@@ -989,10 +903,10 @@ static void concurrent_infer_while_replaced(void **state)
 {
     (void)state;
     enum { IN = 64, HID = 256, OUT = 4, WORKERS = 4, PUTS = 30 };
-    tmp_model_dir(dir, sizeof dir, NULL);
+    assert_int_equal(t_tmp_copy(dir, sizeof dir, "test-repo", NULL), 0);
     char *va = gen_model("x", IN, HID, OUT, 31), *vb = gen_model("x", IN, HID, OUT, 32);
     char *body = gen_input(IN);
-    write_file(dir, "x.json", va, strlen(va));
+    t_write_file(dir, "x.json", va, strlen(va));
     const char *extra[] = {"--admin-token", TOKEN, "--threads", "8", NULL};
     start(&d, dir, extra);
     char *out_a = infer_ok(&d, "x", body);

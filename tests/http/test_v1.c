@@ -54,15 +54,7 @@ static void expect_body(const char *req, long status, const char *want)
 static void expect_error(const char *req, long status, const char *part)
 {
     struct t_resp r = forward(req, status);
-    char ct[64];
-    assert_non_null(t_resp_header(&r, "Content-Type", ct, sizeof ct));
-    assert_string_equal(ct, "application/json");
-    assert_non_null(r.json);
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(r.json, "error");
-    assert_true(cJSON_IsString(e));
-    if (!strstr(e->valuestring, part))
-        fprintf(stderr, "want error containing: %s\ngot: %s\n", part, e->valuestring);
-    assert_non_null(strstr(e->valuestring, part));
+    t_check_error(&r, part);
     t_resp_free(&r);
 }
 

@@ -19,31 +19,11 @@
 #include <cjson/cJSON.h>
 
 #include "server/models.h"
+#include "tests/common/fs.h"
 
 #define FIX "tests/fixtures/models"
 
 /* ---- helpers ---------------------------------------------------------------------- */
-
-static void t_tmpdir(char *buf, size_t len)
-{
-    snprintf(buf, len, "/tmp/relud_test_models_XXXXXX");
-    assert_non_null(mkdtemp(buf));
-}
-
-static void t_write(const char *dir, const char *file, const void *data, size_t len)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    assert_int_equal(fwrite(data, 1, len, fp), len);
-    assert_int_equal(fclose(fp), 0);
-}
-
-static void t_write_str(const char *dir, const char *file, const char *s)
-{
-    t_write(dir, file, s, strlen(s));
-}
 
 static char *t_read(const char *dir, const char *file)
 {
@@ -59,14 +39,6 @@ static char *t_read(const char *dir, const char *file)
     return buf;
 }
 
-static int t_exists(const char *dir, const char *file)
-{
-    char path[512];
-    struct stat sb;
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    return stat(path, &sb) == 0;
-}
-
 /* Files in dir whose name contains needle. */
 static int t_count(const char *dir, const char *needle)
 {
@@ -78,23 +50,6 @@ static int t_count(const char *dir, const char *needle)
         n += strstr(de->d_name, needle) != NULL;
     closedir(d);
     return n;
-}
-
-static void t_rmrf(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *de;
-    char path[512];
-    while ((de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        unlink(path);
-    }
-    closedir(d);
-    rmdir(dir);
 }
 
 /* A safetensors file of F64 tensors: names[i] with shapes[i] (rank <= 2, 0 = unused
@@ -132,7 +87,7 @@ static void t_write_st64(const char *dir, const char *file, int n, const char *c
         memcpy(b + off, vals[i], 8 * numel);
         off += 8 * numel;
     }
-    t_write(dir, file, b, total);
+    t_write_file(dir, file, b, total);
     free(b);
 }
 
@@ -276,7 +231,7 @@ static void test_name_ok(void **state)
 
 static void test_fixture_repository(void **state)
 {
-    if (!t_exists(FIX, "tiny.json"))
+    if (!t_file_exists(FIX, "tiny.json"))
         skip();
     struct srv_models *m = srv_models_new(FIX);
     assert_non_null(m);
@@ -335,7 +290,7 @@ static void test_fixture_repository(void **state)
 
 static void test_fixture_strict(void **state)
 {
-    if (!t_exists(FIX, "tiny.json"))
+    if (!t_file_exists(FIX, "tiny.json"))
         skip();
     struct srv_models *m = srv_models_new(FIX);
     char err[512];
@@ -345,7 +300,7 @@ static void test_fixture_strict(void **state)
     srv_models_free(m);
 
     char dir[64];
-    t_tmpdir(dir, sizeof dir);
+    assert_int_equal(t_tmp_copy(dir, sizeof dir, "test-models", NULL), 0);
     m = srv_models_new(dir);
     t_write_str(dir, "bad name.json", "{}");
     assert_int_equal(srv_models_load_all(m, 1, err, sizeof err), -1);
@@ -361,12 +316,12 @@ static void test_fixture_strict(void **state)
     assert_string_equal(err, "model_dir /nonexistent/relud/models: No such file or directory");
     assert_int_equal(srv_models_load_all(m, 0, err, sizeof err), 0);
     srv_models_free(m);
-    t_rmrf(dir);
+    t_rm_dir(dir);
 }
 
 static void test_bundled_models(void **state)
 {
-    if (!t_exists("config/models", "mnist_mlp.json"))
+    if (!t_file_exists("config/models", "mnist_mlp.json"))
         skip();
     struct srv_models *m = srv_models_new("config/models/");
     char err[512];
@@ -389,7 +344,7 @@ static void test_bundled_models(void **state)
 static void test_model_file_rules(void **state)
 {
     char dir[64], err[512];
-    t_tmpdir(dir, sizeof dir);
+    assert_int_equal(t_tmp_copy(dir, sizeof dir, "test-models", NULL), 0);
     static const double w[4] = {1, 2, 3, 4}, b[2] = {0.5, -0.5}, extra[1] = {9};
     const char *names3[3] = {"0.weight", "0.bias", "6.weight"};
     const size_t shapes3[3][2] = {{2, 2}, {2, 0}, {1, 0}};
@@ -412,7 +367,7 @@ static void test_model_file_rules(void **state)
         memcpy(f + 8, hdr, n);
         unsigned short h[6] = {0x3C00, 0x4000, 0x4200, 0x4400, 0x3F00, 0xBF00};
         memcpy(f + 8 + n, h, 12);
-        t_write(dir, "half.safetensors", f, sizeof f);
+        t_write_file(dir, "half.safetensors", f, sizeof f);
     }
     t_write_str(dir, "good.json",
                 "{\"name\": \"good\", \"dtype\": \"float64\", \"weights\": \"st.safetensors\", "
@@ -485,13 +440,13 @@ static void test_model_file_rules(void **state)
     assert_true(y[0] == 4.5 && y[1] == 9.5);
     srv_model_release(h);
     srv_models_free(m);
-    t_rmrf(dir);
+    t_rm_dir(dir);
 }
 
 static void test_put_replace_keeps_old_version(void **state)
 {
     char dir[64], err[512];
-    t_tmpdir(dir, sizeof dir);
+    assert_int_equal(t_tmp_copy(dir, sizeof dir, "test-models", NULL), 0);
     struct srv_models *m = srv_models_new(dir);
     assert_int_equal(srv_models_load_all(m, 0, err, sizeof err), 0);
     assert_int_equal(t_put(m, "m", 2), 201);
@@ -518,13 +473,13 @@ static void test_put_replace_keeps_old_version(void **state)
     srv_model_release(b);
     srv_model_release(NULL);
     srv_models_free(m);
-    t_rmrf(dir);
+    t_rm_dir(dir);
 }
 
 static void test_put_atomic_and_durable(void **state)
 {
     char dir[64], err[512];
-    t_tmpdir(dir, sizeof dir);
+    assert_int_equal(t_tmp_copy(dir, sizeof dir, "test-models", NULL), 0);
     struct srv_models *m = srv_models_new(dir);
     assert_int_equal(srv_models_load_all(m, 0, err, sizeof err), 0);
     char body[512];
@@ -572,7 +527,7 @@ static void test_put_atomic_and_durable(void **state)
                          400);
         ASSERT_HAS(err, "invalid model name");
     }
-    assert_false(t_exists("/tmp", "x.json"));
+    assert_false(t_file_exists("/tmp", "x.json"));
 
     /* a weights reference is fine when the file is already there */
     static const double w[4] = {1, 0, 0, 1};
@@ -599,21 +554,21 @@ static void test_put_atomic_and_durable(void **state)
     assert_true(y[0] == 5 && y[1] == 5);
     srv_model_release(mo);
     srv_models_free(m);
-    t_rmrf(dir);
+    t_rm_dir(dir);
 }
 
 static void test_delete(void **state)
 {
     char dir[64], err[512];
-    t_tmpdir(dir, sizeof dir);
+    assert_int_equal(t_tmp_copy(dir, sizeof dir, "test-models", NULL), 0);
     struct srv_models *m = srv_models_new(dir);
     assert_int_equal(srv_models_load_all(m, 0, err, sizeof err), 0);
     t_put(m, "m", 2);
     t_write_str(dir, "m.safetensors", "not ours to delete");
     struct srv_model *held = t_get(m, "m");
     assert_int_equal(srv_models_delete(m, "m", err, sizeof err), 200);
-    assert_false(t_exists(dir, "m.json"));
-    assert_true(t_exists(dir, "m.safetensors"));
+    assert_false(t_file_exists(dir, "m.json"));
+    assert_true(t_file_exists(dir, "m.safetensors"));
     unsigned status;
     assert_null(srv_models_get(m, "m", &status, err, sizeof err));
     assert_int_equal(status, 404);
@@ -631,18 +586,18 @@ static void test_delete(void **state)
     assert_string_equal(err, "unknown model \"m\"");
     assert_int_equal(srv_models_delete(m, "../m", err, sizeof err), 404);
     assert_int_equal(srv_models_delete(m, "m.safetensors", err, sizeof err), 404);
-    assert_true(t_exists(dir, "m.safetensors"));
+    assert_true(t_file_exists(dir, "m.safetensors"));
     /* PUT again: created, and the name's statistics carry on */
     assert_int_equal(t_put(m, "m", 4), 201);
     t_expect_state(m, "m", "READY", NULL);
     srv_models_free(m);
-    t_rmrf(dir);
+    t_rm_dir(dir);
 }
 
 static void test_load_unload(void **state)
 {
     char dir[64], err[512];
-    t_tmpdir(dir, sizeof dir);
+    assert_int_equal(t_tmp_copy(dir, sizeof dir, "test-models", NULL), 0);
     struct srv_models *m = srv_models_new(dir);
     t_put(m, "m", 2);
     struct srv_model *held = t_get(m, "m");
@@ -698,13 +653,13 @@ static void test_load_unload(void **state)
     assert_int_equal(srv_models_load(m, "late", err, sizeof err), 200);
     t_expect_state(m, "late", "READY", NULL);
     srv_models_free(m);
-    t_rmrf(dir);
+    t_rm_dir(dir);
 }
 
 static void test_metrics(void **state)
 {
     char dir[64], err[512];
-    t_tmpdir(dir, sizeof dir);
+    assert_int_equal(t_tmp_copy(dir, sizeof dir, "test-models", NULL), 0);
     struct srv_models *m = srv_models_new(dir);
     t_put(m, "a", 1);
     t_put(m, "b", 1);
@@ -741,7 +696,7 @@ static void test_metrics(void **state)
     assert_int_equal(helps, 4);
     free(sb.p);
     srv_models_free(m);
-    t_rmrf(dir);
+    t_rm_dir(dir);
 }
 
 /* Lookups and passes on four threads while the main thread replaces the model: every
@@ -776,7 +731,7 @@ static void *t_race_worker(void *arg)
 static void test_concurrent_replace(void **state)
 {
     char dir[64];
-    t_tmpdir(dir, sizeof dir);
+    assert_int_equal(t_tmp_copy(dir, sizeof dir, "test-models", NULL), 0);
     struct t_race r = {.m = srv_models_new(dir)};
     t_put(r.m, "m", 1);
     pthread_t th[4];
@@ -799,7 +754,7 @@ static void test_concurrent_replace(void **state)
                      (unsigned long long)atomic_load(&r.passes));
     assert_int_equal(t_count(dir, ".tmp."), 0);
     srv_models_free(r.m);
-    t_rmrf(dir);
+    t_rm_dir(dir);
 }
 
 int main(void)
