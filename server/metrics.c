@@ -64,6 +64,25 @@ void srv_sb_printf(struct srv_sb *sb, const char *fmt, ...)
     }
 }
 
+void srv_sb_append(struct srv_sb *sb, const void *data, size_t n)
+{
+    if (sb->oom)
+        return;
+    if (sb->cap - sb->len < n + 1) {
+        size_t ncap = (sb->cap ? sb->cap * 2 : 4096) + n + 1;
+        char *np = realloc(sb->p, ncap);
+        if (!np) {
+            sb->oom = 1;
+            return;
+        }
+        sb->p = np;
+        sb->cap = ncap;
+    }
+    memcpy(sb->p + sb->len, data, n);
+    sb->len += n;
+    sb->p[sb->len] = 0;
+}
+
 char *srv_metrics_render(const struct srv *s, size_t *len)
 {
     struct srv_metrics *m = s->metrics;

@@ -167,6 +167,8 @@ struct srv_sb {
     int oom;
 };
 void srv_sb_printf(struct srv_sb *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends n raw bytes (may hold NULs); p stays NUL-terminated after them. */
+void srv_sb_append(struct srv_sb *sb, const void *data, size_t n);
 
 /* ---- logging (log.c) -------------------------------------------------------- */
 void srv_log_init(int level, int format, int access);

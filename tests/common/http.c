@@ -293,3 +293,15 @@ const cJSON *t_item(const cJSON *o, const char *key)
     assert_non_null(v);
     return v;
 }
+
+const cJSON *t_index_entry(const cJSON *idx, const char *name)
+{
+    const cJSON *e;
+    cJSON_ArrayForEach(e, idx)
+    {
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(e, "name");
+        if (cJSON_IsString(n) && !strcmp(n->valuestring, name))
+            return e;
+    }
+    return NULL;
+}

@@ -50,6 +50,9 @@ void t_check_error(const struct t_resp *r, const char *part);
 /* o[key], asserting it is there. */
 const cJSON *t_item(const cJSON *o, const char *key);
 
+/* The entry named name in a repository index array (NULL if absent). */
+const cJSON *t_index_entry(const cJSON *idx, const char *name);
+
 /* Reads a whole file (malloc'd, NUL-terminated) or NULL. */
 char *t_read_file(const char *path, size_t *len);
 /* Repo root (from $RELUD_ROOT or the current directory). */

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 
+#include "server/srv.h"
 #include "tests/common/http.h"
 
 static struct t_daemon d;
@@ -41,48 +42,6 @@ static int teardown(void **state)
 }
 
 /* ---- helpers ------------------------------------------------------------------ */
-
-/* A growing string. */
-struct sb {
-    char *p;
-    size_t n, cap;
-};
-
-static void sb_printf(struct sb *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int need = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    assert_true(need >= 0);
-    if (b->n + (size_t)need + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + (size_t)need + 1)
-            cap *= 2;
-        b->p = realloc(b->p, cap);
-        assert_non_null(b->p);
-        b->cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
-    va_end(ap);
-    b->n += (size_t)need;
-}
-
-static void sb_bytes(struct sb *b, const void *p, size_t n)
-{
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        b->p = realloc(b->p, cap);
-        assert_non_null(b->p);
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, p, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
 
 /* POSTs body (len bytes; strlen when len == 0) to path with extra headers; checks the
  * status (printing both sides on a mismatch) and returns the response. */
@@ -269,21 +228,21 @@ static cJSON *mnist_golden(void)
 }
 
 /* The golden input as a "data" list (row-major) in a request body. */
-static void sb_golden_input(struct sb *b, const cJSON *g)
+static void sb_golden_input(struct srv_sb *b, const cJSON *g)
 {
     const cJSON *in = t_item(g, "input");
     const cJSON *sh = t_item(in, "shape"), *data = t_item(in, "data");
-    sb_printf(b, "{\"name\": \"input\", \"datatype\": \"FP32\", \"shape\": [%d, %d], \"data\": [",
+    srv_sb_printf(b, "{\"name\": \"input\", \"datatype\": \"FP32\", \"shape\": [%d, %d], \"data\": [",
               (int)cJSON_GetArrayItem(sh, 0)->valuedouble,
               (int)cJSON_GetArrayItem(sh, 1)->valuedouble);
     const cJSON *e;
     int first = 1;
     cJSON_ArrayForEach(e, data)
     {
-        sb_printf(b, first ? "%.9g" : ",%.9g", e->valuedouble);
+        srv_sb_printf(b, first ? "%.9g" : ",%.9g", e->valuedouble);
         first = 0;
     }
-    sb_printf(b, "]}");
+    srv_sb_printf(b, "]}");
 }
 
 /* Compares the OIP output `name` with the golden tensor {"shape", "data"}. */
@@ -431,12 +390,12 @@ static void infer_flat_and_nested(void **state)
     const int shape[] = {2, 5};
     size_t n;
     /* flat */
-    struct sb b = {0};
-    sb_printf(&b, "{\"inputs\": [{\"name\": \"input\", \"shape\": [2, 10], \"datatype\": "
+    struct srv_sb b = {0};
+    srv_sb_printf(&b, "{\"inputs\": [{\"name\": \"input\", \"shape\": [2, 10], \"datatype\": "
                   "\"FP32\", \"data\": [");
     for (int i = 0; i < 20; i++)
-        sb_printf(&b, i ? ",%.9g" : "%.9g", X2[i]);
-    sb_printf(&b, "]}]}");
+        srv_sb_printf(&b, i ? ",%.9g" : "%.9g", X2[i]);
+    srv_sb_printf(&b, "]}]}");
     struct t_resp r = infer("simple_nn", b.p, 200);
     assert_string_equal(t_item(r.json, "model_name")->valuestring, "simple_nn");
     assert_int_equal(count_outputs(r.json), 1);
@@ -444,12 +403,12 @@ static void infer_flat_and_nested(void **state)
     check_close("flat", flat, want, n, 1e-5, 1e-5);
     t_resp_free(&r);
     /* nested: same numbers, same reply */
-    b.n = 0;
-    sb_printf(&b, "{\"inputs\": [{\"name\": \"input\", \"shape\": [2, 10], \"datatype\": "
+    b.len = 0;
+    srv_sb_printf(&b, "{\"inputs\": [{\"name\": \"input\", \"shape\": [2, 10], \"datatype\": "
                   "\"FP32\", \"data\": [[");
     for (int i = 0; i < 20; i++)
-        sb_printf(&b, i == 10 ? "],[%.9g" : i ? ",%.9g" : "%.9g", X2[i]);
-    sb_printf(&b, "]]}]}");
+        srv_sb_printf(&b, i == 10 ? "],[%.9g" : i ? ",%.9g" : "%.9g", X2[i]);
+    srv_sb_printf(&b, "]]}]}");
     r = infer("simple_nn", b.p, 200);
     double *nested = output_data(r.json, "output", "FP32", shape, 2, &n);
     for (size_t i = 0; i < n; i++)
@@ -714,10 +673,10 @@ static void infer_mnist_golden(void **state)
     const cJSON *g = mnist_golden();
     const cJSON *tol = t_item(g, "tolerance");
     double atol = t_item(tol, "atol")->valuedouble, rtol = t_item(tol, "rtol")->valuedouble;
-    struct sb b = {0};
-    sb_printf(&b, "{\"id\": \"golden\", \"inputs\": [");
+    struct srv_sb b = {0};
+    srv_sb_printf(&b, "{\"id\": \"golden\", \"inputs\": [");
     sb_golden_input(&b, g);
-    sb_printf(&b, "]}");
+    srv_sb_printf(&b, "]}");
     struct t_resp r = infer("mnist_mlp", b.p, 200);
     assert_string_equal(t_item(r.json, "id")->valuestring, "golden");
     assert_int_equal(count_outputs(r.json), 1);
@@ -732,9 +691,9 @@ static void infer_mnist_golden(void **state)
 static struct t_resp post_binary(const char *model, const char *header, const void *bin,
                                  size_t binlen, const char *hval, long status)
 {
-    struct sb b = {0};
-    sb_bytes(&b, header, strlen(header));
-    sb_bytes(&b, bin, binlen);
+    struct srv_sb b = {0};
+    srv_sb_append(&b, header, strlen(header));
+    srv_sb_append(&b, bin, binlen);
     char hl[96];
     if (hval)
         snprintf(hl, sizeof hl, "Inference-Header-Content-Length: %s", hval);
@@ -743,7 +702,7 @@ static struct t_resp post_binary(const char *model, const char *header, const vo
     const char *hdrs[] = {hl, "Content-Type: application/octet-stream", NULL};
     char path[256];
     snprintf(path, sizeof path, "/v2/models/%s/infer", model);
-    struct t_resp r = post_raw(path, b.p, b.n, hdrs, status);
+    struct t_resp r = post_raw(path, b.p, b.len, hdrs, status);
     free(b.p);
     return r;
 }
@@ -796,12 +755,12 @@ static float from_le_f32(const unsigned char *src)
 /* The JSON-path reply's output data for simple_nn on X2, to compare binary replies with. */
 static double *simple_nn_x2_json(void)
 {
-    struct sb b = {0};
-    sb_printf(&b, "{\"inputs\": [{\"name\": \"input\", \"shape\": [2, 10], \"datatype\": "
+    struct srv_sb b = {0};
+    srv_sb_printf(&b, "{\"inputs\": [{\"name\": \"input\", \"shape\": [2, 10], \"datatype\": "
                   "\"FP32\", \"data\": [");
     for (int i = 0; i < 20; i++)
-        sb_printf(&b, i ? ",%.9g" : "%.9g", X2[i]);
-    sb_printf(&b, "]}]}");
+        srv_sb_printf(&b, i ? ",%.9g" : "%.9g", X2[i]);
+    srv_sb_printf(&b, "]}]}");
     struct t_resp r = infer("simple_nn", b.p, 200);
     const int shape[] = {2, 5};
     size_t n;
@@ -922,12 +881,12 @@ static void binary_outputs(void **state)
 
     /* per-output binary_data on a JSON request: output binary, grad:0.bias JSON,
      * grad:input binary; blobs follow the header in the order of the JSON outputs */
-    struct sb b = {0};
-    sb_printf(&b, "{\"parameters\": {\"gradients\": true}, \"inputs\": [{\"name\": \"input\", "
+    struct srv_sb b = {0};
+    srv_sb_printf(&b, "{\"parameters\": {\"gradients\": true}, \"inputs\": [{\"name\": \"input\", "
                   "\"shape\": [2, 10], \"datatype\": \"FP32\", \"data\": [");
     for (int i = 0; i < 20; i++)
-        sb_printf(&b, i ? ",%.9g" : "%.9g", X2[i]);
-    sb_printf(&b, "]}], \"outputs\": [{\"name\": \"output\", \"parameters\": {\"binary_data\": "
+        srv_sb_printf(&b, i ? ",%.9g" : "%.9g", X2[i]);
+    srv_sb_printf(&b, "]}], \"outputs\": [{\"name\": \"output\", \"parameters\": {\"binary_data\": "
                   "true}}, {\"name\": \"grad:0.bias\"}, {\"name\": \"grad:input\", "
                   "\"parameters\": {\"binary_data\": true}}]}");
     r = infer("simple_nn", b.p, 200);
@@ -1014,10 +973,10 @@ static void binary_malformed(void **state)
     t_check_error(&r, "binary");
     t_resp_free(&r);
     /* binary bytes without the header: the body is not JSON */
-    struct sb b = {0};
-    sb_bytes(&b, h, strlen(h));
-    sb_bytes(&b, raw, 40);
-    r = post_raw("/v2/models/simple_nn/infer", b.p, b.n, NULL, 400);
+    struct srv_sb b = {0};
+    srv_sb_append(&b, h, strlen(h));
+    srv_sb_append(&b, raw, 40);
+    r = post_raw("/v2/models/simple_nn/infer", b.p, b.len, NULL, 400);
     t_check_error(&r, NULL);
     t_resp_free(&r);
     free(b.p);
@@ -1047,12 +1006,12 @@ static void gradients_sum(void **state)
     load_simple_nn();
     double pre[10], out[10];
     simple_nn_ref(X2, 2, pre, out);
-    struct sb b = {0};
-    sb_printf(&b, "{\"parameters\": {\"gradients\": true}, \"inputs\": [{\"name\": \"input\", "
+    struct srv_sb b = {0};
+    srv_sb_printf(&b, "{\"parameters\": {\"gradients\": true}, \"inputs\": [{\"name\": \"input\", "
                   "\"shape\": [2, 10], \"datatype\": \"FP32\", \"data\": [");
     for (int i = 0; i < 20; i++)
-        sb_printf(&b, i ? ",%.9g" : "%.9g", X2[i]);
-    sb_printf(&b, "]}]}");
+        srv_sb_printf(&b, i ? ",%.9g" : "%.9g", X2[i]);
+    srv_sb_printf(&b, "]}]}");
     struct t_resp r = infer("simple_nn", b.p, 200);
     /* exactly: output, grad:input, grad:0.weight, grad:0.bias (relu has no parameters) */
     assert_int_equal(count_outputs(r.json), 4);
@@ -1097,12 +1056,12 @@ static void gradients_grad_output(void **state)
     double pre[10], out[10];
     simple_nn_ref(X2, 2, pre, out);
     const double go[10] = {0.5, -1, 2, 0.25, -3, 1.5, 1, -0.5, 4, -2};
-    struct sb b = {0};
-    sb_printf(&b, "{\"parameters\": {\"gradients\": true}, \"inputs\": [{\"name\": \"input\", "
+    struct srv_sb b = {0};
+    srv_sb_printf(&b, "{\"parameters\": {\"gradients\": true}, \"inputs\": [{\"name\": \"input\", "
                   "\"shape\": [2, 10], \"datatype\": \"FP32\", \"data\": [");
     for (int i = 0; i < 20; i++)
-        sb_printf(&b, i ? ",%.9g" : "%.9g", X2[i]);
-    sb_printf(&b, "]}, {\"name\": \"grad_output\", \"shape\": [2, 5], \"datatype\": \"FP32\", "
+        srv_sb_printf(&b, i ? ",%.9g" : "%.9g", X2[i]);
+    srv_sb_printf(&b, "]}, {\"name\": \"grad_output\", \"shape\": [2, 5], \"datatype\": \"FP32\", "
                   "\"data\": [[0.5, -1, 2, 0.25, -3], [1.5, 1, -0.5, 4, -2]]}]}");
     struct t_resp r = infer("simple_nn", b.p, 200);
     size_t n;
@@ -1171,16 +1130,16 @@ static void gradients_mse_loss(void **state)
     double pre[10], out[10];
     simple_nn_ref(X2, 2, pre, out);
     const double tgt[10] = {0, 1, 0.5, -1, 2, 0.25, 0, 1, 3, -0.5};
-    struct sb b = {0};
-    sb_printf(&b, "{\"parameters\": {\"loss\": \"mse\"}, \"inputs\": [{\"name\": \"input\", "
+    struct srv_sb b = {0};
+    srv_sb_printf(&b, "{\"parameters\": {\"loss\": \"mse\"}, \"inputs\": [{\"name\": \"input\", "
                   "\"shape\": [2, 10], \"datatype\": \"FP32\", \"data\": [");
     for (int i = 0; i < 20; i++)
-        sb_printf(&b, i ? ",%.9g" : "%.9g", X2[i]);
-    sb_printf(&b, "]}, {\"name\": \"target\", \"shape\": [2, 5], \"datatype\": \"FP32\", "
+        srv_sb_printf(&b, i ? ",%.9g" : "%.9g", X2[i]);
+    srv_sb_printf(&b, "]}, {\"name\": \"target\", \"shape\": [2, 5], \"datatype\": \"FP32\", "
                   "\"data\": [");
     for (int i = 0; i < 10; i++)
-        sb_printf(&b, i ? ",%.9g" : "%.9g", tgt[i]);
-    sb_printf(&b, "]}]}");
+        srv_sb_printf(&b, i ? ",%.9g" : "%.9g", tgt[i]);
+    srv_sb_printf(&b, "]}]}");
     struct t_resp r = infer("simple_nn", b.p, 200);
     double want = 0;
     for (int i = 0; i < 10; i++)
@@ -1219,22 +1178,22 @@ static void gradients_mnist_golden(void **state)
     const cJSON *loss = t_item(g, "loss");
     assert_string_equal(t_item(loss, "type")->valuestring, "cross_entropy");
     const cJSON *tgt = t_item(t_item(loss, "target"), "data");
-    struct sb b = {0};
-    sb_printf(&b,
+    struct srv_sb b = {0};
+    srv_sb_printf(&b,
               "{\"parameters\": {\"loss\": \"cross_entropy\", \"reduction\": \"%s\"}, "
               "\"inputs\": [",
               t_item(loss, "reduction")->valuestring);
     sb_golden_input(&b, g);
-    sb_printf(&b, ", {\"name\": \"target\", \"datatype\": \"INT64\", \"shape\": [%d], \"data\": [",
+    srv_sb_printf(&b, ", {\"name\": \"target\", \"datatype\": \"INT64\", \"shape\": [%d], \"data\": [",
               cJSON_GetArraySize(tgt));
     const cJSON *e;
     int first = 1;
     cJSON_ArrayForEach(e, tgt)
     {
-        sb_printf(&b, first ? "%d" : ",%d", (int)e->valuedouble);
+        srv_sb_printf(&b, first ? "%d" : ",%d", (int)e->valuedouble);
         first = 0;
     }
-    sb_printf(&b, "]}]}");
+    srv_sb_printf(&b, "]}]}");
     struct t_resp r = infer("mnist_mlp", b.p, 200);
     check_golden_tensor(r.json, "output", t_item(g, "output"), "FP32", atol, rtol);
     const int sh1[] = {1};
@@ -1266,12 +1225,12 @@ static void stats_parameter(void **state)
     load_simple_nn();
     double pre[10], out[10];
     simple_nn_ref(X2, 2, pre, out);
-    struct sb b = {0};
-    sb_printf(&b, "{\"parameters\": {\"stats\": true}, \"inputs\": [{\"name\": \"input\", "
+    struct srv_sb b = {0};
+    srv_sb_printf(&b, "{\"parameters\": {\"stats\": true}, \"inputs\": [{\"name\": \"input\", "
                   "\"shape\": [2, 10], \"datatype\": \"FP32\", \"data\": [");
     for (int i = 0; i < 20; i++)
-        sb_printf(&b, i ? ",%.9g" : "%.9g", X2[i]);
-    sb_printf(&b, "]}]}");
+        srv_sb_printf(&b, i ? ",%.9g" : "%.9g", X2[i]);
+    srv_sb_printf(&b, "]}]}");
     struct t_resp r = infer("simple_nn", b.p, 200);
     const cJSON *p = t_item(r.json, "parameters");
     const cJSON *st = t_item(p, "stats");
@@ -1293,8 +1252,8 @@ static void stats_parameter(void **state)
     assert_int_equal(count_outputs(r.json), 1);
     t_resp_free(&r);
     /* without stats there is no parameters object */
-    b.n = 0;
-    sb_printf(&b, "{\"inputs\": [{\"name\": \"input\", \"shape\": [1, 10], \"datatype\": "
+    b.len = 0;
+    srv_sb_printf(&b, "{\"inputs\": [{\"name\": \"input\", \"shape\": [1, 10], \"datatype\": "
                   "\"FP32\", \"data\": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}]}");
     r = infer("simple_nn", b.p, 200);
     assert_null(cJSON_GetObjectItemCaseSensitive(r.json, "parameters"));

@@ -24,6 +24,7 @@
 #include <curl/curl.h>
 
 #include "tests/common/fs.h"
+#include "server/srv.h"
 #include "tests/common/http.h"
 
 /* The daemon and temp dirs of the running test: the teardown cleans up after a failure. */
@@ -34,33 +35,6 @@ static char dir[64], tokdir[64];
 #define AUTH "Authorization: Bearer " TOKEN
 
 /* ---- helpers ------------------------------------------------------------------ */
-
-struct sb {
-    char *p;
-    size_t n, cap;
-};
-
-static void sb_printf(struct sb *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int need = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (b->n + (size_t)need + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + (size_t)need + 1)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np)
-            abort();
-        b->p = np;
-        b->cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
-    va_end(ap);
-    b->n += (size_t)need;
-}
 
 static void sleep_ms(int ms)
 {
@@ -119,53 +93,40 @@ static void req_error(const struct t_daemon *dm, const char *method, const char 
     t_resp_free(&r);
 }
 
-/* The index entry for name in an index reply (NULL if absent). */
-static const cJSON *index_entry(const cJSON *idx, const char *name)
-{
-    const cJSON *e;
-    cJSON_ArrayForEach(e, idx)
-    {
-        const cJSON *n = cJSON_GetObjectItemCaseSensitive(e, "name");
-        if (cJSON_IsString(n) && !strcmp(n->valuestring, name))
-            return e;
-    }
-    return NULL;
-}
-
 /* A deterministic model: Linear(in, hid) + ReLU + Linear(hid, out), weights from an LCG
  * seeded with seed, as a PUT body / NAME.json (malloc'd). */
 static char *gen_model(const char *name, int in, int hid, int out, unsigned seed)
 {
-    struct sb b = {0};
+    struct srv_sb b = {0};
     uint64_t s = seed * 2654435761u + 1;
     float scale = 1.0f / sqrtf((float)in);
 #define RND()                                                   \
     ((s = s * 6364136223846793005ull + 1442695040888963407ull), \
      ((double)(s >> 40) / (double)(1ull << 24) * 2 - 1))
-    sb_printf(&b,
+    srv_sb_printf(&b,
               "{\"name\": \"%s\", \"description\": \"generated, seed %u\", \"dtype\": "
               "\"float32\", \"layers\": [{\"type\": \"linear\", \"weight\": [",
               name, seed);
     for (int j = 0; j < hid; j++) {
-        sb_printf(&b, j ? ",[" : "[");
+        srv_sb_printf(&b, j ? ",[" : "[");
         for (int k = 0; k < in; k++)
-            sb_printf(&b, k ? ",%.6g" : "%.6g", RND() * scale);
-        sb_printf(&b, "]");
+            srv_sb_printf(&b, k ? ",%.6g" : "%.6g", RND() * scale);
+        srv_sb_printf(&b, "]");
     }
-    sb_printf(&b, "], \"bias\": [");
+    srv_sb_printf(&b, "], \"bias\": [");
     for (int j = 0; j < hid; j++)
-        sb_printf(&b, j ? ",%.6g" : "%.6g", RND() * 0.1);
-    sb_printf(&b, "]}, {\"type\": \"relu\"}, {\"type\": \"linear\", \"weight\": [");
+        srv_sb_printf(&b, j ? ",%.6g" : "%.6g", RND() * 0.1);
+    srv_sb_printf(&b, "]}, {\"type\": \"relu\"}, {\"type\": \"linear\", \"weight\": [");
     for (int j = 0; j < out; j++) {
-        sb_printf(&b, j ? ",[" : "[");
+        srv_sb_printf(&b, j ? ",[" : "[");
         for (int k = 0; k < hid; k++)
-            sb_printf(&b, k ? ",%.6g" : "%.6g", RND());
-        sb_printf(&b, "]");
+            srv_sb_printf(&b, k ? ",%.6g" : "%.6g", RND());
+        srv_sb_printf(&b, "]");
     }
-    sb_printf(&b, "], \"bias\": [");
+    srv_sb_printf(&b, "], \"bias\": [");
     for (int j = 0; j < out; j++)
-        sb_printf(&b, j ? ",%.6g" : "%.6g", RND());
-    sb_printf(&b, "]}]}\n");
+        srv_sb_printf(&b, j ? ",%.6g" : "%.6g", RND());
+    srv_sb_printf(&b, "]}]}\n");
 #undef RND
     return b.p;
 }
@@ -173,14 +134,14 @@ static char *gen_model(const char *name, int in, int hid, int out, unsigned seed
 /* An infer body: one row of `in` values 0.5, -0.25, 1, ... */
 static char *gen_input(int in)
 {
-    struct sb b = {0};
-    sb_printf(&b,
+    struct srv_sb b = {0};
+    srv_sb_printf(&b,
               "{\"inputs\": [{\"name\": \"input\", \"datatype\": \"FP32\", \"shape\": [1, "
               "%d], \"data\": [",
               in);
     for (int k = 0; k < in; k++)
-        sb_printf(&b, k ? ",%g" : "%g", (k % 7) * 0.25 - 0.5);
-    sb_printf(&b, "]}]}");
+        srv_sb_printf(&b, k ? ",%g" : "%g", (k % 7) * 0.25 - 0.5);
+    srv_sb_printf(&b, "]}]}");
     return b.p;
 }
 
@@ -300,7 +261,7 @@ static void control_wrong_tokens(void **state)
     /* the right token works */
     struct t_resp r = req(&d, "POST", "/v2/repository/index", AUTH, NULL, 0, 200);
     assert_true(cJSON_IsArray(r.json));
-    assert_non_null(index_entry(r.json, "simple_nn"));
+    assert_non_null(t_index_entry(r.json, "simple_nn"));
     t_resp_free(&r);
     r = req(&d, "POST", "/v2/repository/models/simple_nn/load", AUTH, NULL, 0, 200);
     t_resp_free(&r);
@@ -390,8 +351,8 @@ static void check_tiny_golden(const struct t_daemon *dm)
     char *insh = cJSON_PrintUnformatted(t_item(in, "shape"));
     char *td = cJSON_PrintUnformatted(t_item(tgt, "data"));
     char *tsh = cJSON_PrintUnformatted(t_item(tgt, "shape"));
-    struct sb b = {0};
-    sb_printf(&b,
+    struct srv_sb b = {0};
+    srv_sb_printf(&b,
               "{\"parameters\": {\"loss\": \"%s\", \"reduction\": \"%s\"}, \"inputs\": "
               "[{\"name\": \"input\", \"datatype\": \"FP64\", \"shape\": %s, \"data\": %s}, "
               "{\"name\": \"target\", \"datatype\": \"INT64\", \"shape\": %s, \"data\": %s}]}",
@@ -468,14 +429,14 @@ static void index_lists_unavailable(void **state)
     struct t_resp r = req(&d, "POST", "/v2/repository/index", AUTH, NULL, 0, 200);
     assert_true(cJSON_IsArray(r.json));
     assert_int_equal(cJSON_GetArraySize(r.json), 1 + NBROKEN);
-    const cJSON *tiny = index_entry(r.json, "tiny");
+    const cJSON *tiny = t_index_entry(r.json, "tiny");
     assert_non_null(tiny);
     assert_string_equal(t_item(tiny, "state")->valuestring, "READY");
     assert_string_equal(t_item(tiny, "version")->valuestring, "1");
     char *log = t_daemon_log(&d);
     assert_non_null(log);
     for (size_t i = 0; i < NBROKEN; i++) {
-        const cJSON *e = index_entry(r.json, broken[i].name);
+        const cJSON *e = t_index_entry(r.json, broken[i].name);
         if (!e)
             fprintf(stderr, "index lacks %s: %s\n", broken[i].name, r.body);
         assert_non_null(e);
@@ -508,7 +469,7 @@ static void index_lists_unavailable(void **state)
     /* {"ready": true} lists only the ready ones */
     r = req(&d, "POST", "/v2/repository/index", AUTH, "{\"ready\": true}", 0, 200);
     assert_int_equal(cJSON_GetArraySize(r.json), 1);
-    assert_non_null(index_entry(r.json, "tiny"));
+    assert_non_null(t_index_entry(r.json, "tiny"));
     t_resp_free(&r);
     req_error(&d, "POST", "/v2/repository/index", AUTH, "[1, 2", 400, NULL);
     /* /metrics: ready gauge per model */
@@ -537,7 +498,7 @@ static void unload_and_load(void **state)
     req_error(&d, "POST", "/v2/models/tiny/infer", NULL, x, 503, "tiny");
     req_error(&d, "GET", "/v2/models/tiny/ready", NULL, NULL, 503, NULL);
     r = req(&d, "POST", "/v2/repository/index", AUTH, NULL, 0, 200);
-    assert_string_equal(t_item(index_entry(r.json, "tiny"), "state")->valuestring, "UNLOADED");
+    assert_string_equal(t_item(t_index_entry(r.json, "tiny"), "state")->valuestring, "UNLOADED");
     t_resp_free(&r);
     r = req(&d, "POST", "/v2/repository/models/tiny/load", AUTH, NULL, 0, 200);
     assert_string_equal(t_item(r.json, "state")->valuestring, "READY");
@@ -561,7 +522,7 @@ static void unload_and_load(void **state)
                            "\"shape\": [1, 4], \"data\": [1, 2, 3, 4]}]}");
     free(fixed);
     r = req(&d, "POST", "/v2/repository/index", AUTH, NULL, 0, 200);
-    assert_string_equal(t_item(index_entry(r.json, "bad_json"), "state")->valuestring, "READY");
+    assert_string_equal(t_item(t_index_entry(r.json, "bad_json"), "state")->valuestring, "READY");
     t_resp_free(&r);
     free(before);
     free(after);
@@ -636,7 +597,7 @@ static void put_replace_delete(void **state)
     assert_false(t_file_exists(dir, "m1.json"));
     req_error(&d, "DELETE", "/v1/models/m1", AUTH, NULL, 404, "m1");
     r = req(&d, "POST", "/v2/repository/index", AUTH, NULL, 0, 200);
-    assert_null(index_entry(r.json, "m1"));
+    assert_null(t_index_entry(r.json, "m1"));
     t_resp_free(&r);
     /* and a PUT after the delete creates it again */
     r = req(&d, "PUT", "/v1/models/m1", AUTH, a, 0, 201);
@@ -668,7 +629,7 @@ static void restart_finds_put_model(void **state)
     stop(&d);
     start(&d, dir, extra);
     r = req(&d, "POST", "/v2/repository/index", AUTH, NULL, 0, 200);
-    const cJSON *e = index_entry(r.json, "kept");
+    const cJSON *e = t_index_entry(r.json, "kept");
     assert_non_null(e);
     assert_string_equal(t_item(e, "state")->valuestring, "READY");
     t_resp_free(&r);
@@ -839,7 +800,7 @@ static void put_interrupted_by_kill(void **state)
         start(&d, dir, extra);
         r = req(&d, "POST", "/v2/repository/index", AUTH, NULL, 0, 200);
         assert_int_equal(cJSON_GetArraySize(r.json), 1);
-        assert_string_equal(t_item(index_entry(r.json, "big"), "state")->valuestring, "READY");
+        assert_string_equal(t_item(t_index_entry(r.json, "big"), "state")->valuestring, "READY");
         t_resp_free(&r);
         char *out = infer_ok(&d, "big", x);
         assert_string_equal(out, is_a ? out_a : out_b);

@@ -20,6 +20,7 @@
 
 #include "server/models.h"
 #include "tests/common/fs.h"
+#include "tests/common/http.h"
 
 #define FIX "tests/fixtures/models"
 
@@ -125,19 +126,6 @@ static int t_forward(const struct srv_model *mo, const double *x, size_t in, dou
     return rc;
 }
 
-/* The index entry for name, or NULL. */
-static const cJSON *t_index_entry(const cJSON *idx, const char *name)
-{
-    const cJSON *e;
-    cJSON_ArrayForEach(e, idx)
-    {
-        const cJSON *n = cJSON_GetObjectItemCaseSensitive(e, "name");
-        if (cJSON_IsString(n) && !strcmp(n->valuestring, name))
-            return e;
-    }
-    return NULL;
-}
-
 static const char *t_field(const cJSON *e, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(e, key);
@@ -189,7 +177,7 @@ static unsigned t_put(struct srv_models *m, const char *name, double v)
     return st;
 }
 
-static struct srv_model *t_get(struct srv_models *m, const char *name)
+static struct srv_model *model_get(struct srv_models *m, const char *name)
 {
     unsigned status = 0;
     char err[512];
@@ -267,7 +255,7 @@ static void test_fixture_repository(void **state)
     assert_int_equal(status, 404);
 
     /* tiny computes what torch computed (tests/golden/models/tiny_expected.json) */
-    struct srv_model *tiny = t_get(m, "tiny");
+    struct srv_model *tiny = model_get(m, "tiny");
     assert_int_equal(tiny->dtype, NN_F64);
     assert_int_equal(tiny->in_features, 4);
     assert_int_equal(tiny->out_features, 3);
@@ -326,11 +314,11 @@ static void test_bundled_models(void **state)
     struct srv_models *m = srv_models_new("config/models/");
     char err[512];
     assert_int_equal(srv_models_load_all(m, 1, err, sizeof err), 0);
-    struct srv_model *s = t_get(m, "simple_nn");
+    struct srv_model *s = model_get(m, "simple_nn");
     assert_int_equal(s->in_features, 10);
     assert_int_equal(s->out_features, 5);
     assert_int_equal(s->dtype, NN_F32);
-    struct srv_model *mn = t_get(m, "mnist_mlp");
+    struct srv_model *mn = model_get(m, "mnist_mlp");
     assert_int_equal(mn->in_features, 784);
     assert_int_equal(mn->out_features, 10);
     assert_int_equal(mn->net.nlayers, 5);
@@ -425,7 +413,7 @@ static void test_model_file_rules(void **state)
     t_expect_state(m, "both", "UNAVAILABLE", "weights: tensor \"0.weight\" is not used");
 
     double x[2] = {1, -1}, y[2];
-    struct srv_model *g = t_get(m, "good");
+    struct srv_model *g = model_get(m, "good");
     assert_int_equal(t_forward(g, x, 2, y, 2), 2);
     /* [[1,2],[3,4]] . [1,-1] + [0.5,-0.5] = [-0.5, -1.5], relu -> 0, 0 */
     assert_true(y[0] == 0 && y[1] == 0);
@@ -434,7 +422,7 @@ static void test_model_file_rules(void **state)
     assert_int_equal(t_forward(g, x, 2, y, 2), 2);
     assert_true(y[0] == 4.5 && y[1] == 9.5);
     srv_model_release(g);
-    struct srv_model *h = t_get(m, "half");
+    struct srv_model *h = model_get(m, "half");
     assert_int_equal(h->dtype, NN_F32);
     assert_int_equal(t_forward(h, x, 2, y, 2), 2);
     assert_true(y[0] == 4.5 && y[1] == 9.5);
@@ -450,14 +438,14 @@ static void test_put_replace_keeps_old_version(void **state)
     struct srv_models *m = srv_models_new(dir);
     assert_int_equal(srv_models_load_all(m, 0, err, sizeof err), 0);
     assert_int_equal(t_put(m, "m", 2), 201);
-    struct srv_model *a = t_get(m, "m");
+    struct srv_model *a = model_get(m, "m");
     assert_int_equal(atomic_load(&a->refs), 2); /* the repository's + ours */
     srv_model_stats_observe(a->stats, 1, (const uint64_t[4]){0, 0, 0, 1000000}, 4);
     assert_ptr_equal(a->stats, srv_models_stats(m, "m"));
 
     assert_int_equal(t_put(m, "m", 3), 200); /* replaced while a request holds v1 */
     assert_int_equal(atomic_load(&a->refs), 1); /* only ours now */
-    struct srv_model *b = t_get(m, "m");
+    struct srv_model *b = model_get(m, "m");
     assert_ptr_not_equal(a, b);
     double x[2] = {1, -2}, y[2];
     assert_int_equal(t_forward(a, x, 2, y, 2), 2); /* the old version still runs */
@@ -548,7 +536,7 @@ static void test_put_atomic_and_durable(void **state)
     cJSON *idx = srv_models_index(m, 0);
     assert_int_equal(cJSON_GetArraySize(idx), 2);
     cJSON_Delete(idx);
-    struct srv_model *mo = t_get(m, "m");
+    struct srv_model *mo = model_get(m, "m");
     double x[2] = {1, 1}, y[2];
     assert_int_equal(t_forward(mo, x, 2, y, 2), 2);
     assert_true(y[0] == 5 && y[1] == 5);
@@ -565,7 +553,7 @@ static void test_delete(void **state)
     assert_int_equal(srv_models_load_all(m, 0, err, sizeof err), 0);
     t_put(m, "m", 2);
     t_write_str(dir, "m.safetensors", "not ours to delete");
-    struct srv_model *held = t_get(m, "m");
+    struct srv_model *held = model_get(m, "m");
     assert_int_equal(srv_models_delete(m, "m", err, sizeof err), 200);
     assert_false(t_file_exists(dir, "m.json"));
     assert_true(t_file_exists(dir, "m.safetensors"));
@@ -600,7 +588,7 @@ static void test_load_unload(void **state)
     assert_int_equal(t_tmp_copy(dir, sizeof dir, "test-models", NULL), 0);
     struct srv_models *m = srv_models_new(dir);
     t_put(m, "m", 2);
-    struct srv_model *held = t_get(m, "m");
+    struct srv_model *held = model_get(m, "m");
     assert_int_equal(srv_models_unload(m, "m", err, sizeof err), 200);
     t_expect_state(m, "m", "UNLOADED", "unloaded");
     unsigned status;
@@ -616,14 +604,14 @@ static void test_load_unload(void **state)
 
     assert_int_equal(srv_models_load(m, "m", err, sizeof err), 200);
     t_expect_state(m, "m", "READY", NULL);
-    held = t_get(m, "m");
+    held = model_get(m, "m");
 
     /* the file changed on disk: load picks it up */
     char body[512];
     t_model_json(body, sizeof body, "m", 7);
     t_write_str(dir, "m.json", body);
     assert_int_equal(srv_models_load(m, "m", err, sizeof err), 200);
-    struct srv_model *now = t_get(m, "m");
+    struct srv_model *now = model_get(m, "m");
     assert_ptr_not_equal(held, now);
     assert_int_equal(t_forward(now, x, 2, y, 2), 2);
     assert_true(y[0] == 7);
@@ -635,7 +623,7 @@ static void test_load_unload(void **state)
     assert_int_equal(srv_models_load(m, "m", err, sizeof err), 400);
     ASSERT_HAS(err, "layers[0]: unknown field \"x\" for relu");
     t_expect_state(m, "m", "READY", NULL);
-    now = t_get(m, "m");
+    now = model_get(m, "m");
     srv_model_release(now);
     /* ...but a model that was not serving becomes UNAVAILABLE with the reason */
     assert_int_equal(srv_models_unload(m, "m", err, sizeof err), 200);
