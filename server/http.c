@@ -417,6 +417,18 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     srv_log(CFG_LOG_DEBUG, "libmicrohttpd: %s", msg);
 }
 
+/* Draining takes no new connections: each is closed as soon as it is accepted, so a
+ * balancer moves on to the next replica at once. (MHD_quiesce_daemon would close the
+ * listening socket instead, but with epoll and a thread pool libmicrohttpd 0.9.75 can
+ * race its workers and abort: "Failed to remove listen FD from epoll set", seen here
+ * about once in ten stops.) */
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+    const struct srv *s = cls;
+    (void)addr, (void)len;
+    return atomic_load(&s->ready) == 2 ? MHD_NO : MHD_YES;
+}
+
 int srv_start(struct srv *s, char *err, size_t errlen)
 {
     struct addrinfo hints = {0}, *ai = NULL;
@@ -430,8 +442,8 @@ int srv_start(struct srv *s, char *err, size_t errlen)
         snprintf(err, errlen, "host: cannot resolve \"%s\": %s", s->cfg.host, gai_strerror(gai));
         return -1;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     unsigned threads = s->cfg.threads > 0 ? (unsigned)s->cfg.threads : 1;
@@ -446,7 +458,7 @@ int srv_start(struct srv *s, char *err, size_t errlen)
         {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
         {MHD_OPTION_END, 0, NULL},
     };
-    s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, opts,
+    s->daemon = MHD_start_daemon(flags, 0, accept_policy, s, on_request, s, MHD_OPTION_ARRAY, opts,
                                  MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!s->daemon) {
@@ -461,10 +473,7 @@ int srv_start(struct srv *s, char *err, size_t errlen)
 
 void srv_drain_and_stop(struct srv *s)
 {
-    atomic_store(&s->ready, 2);
-    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
+    atomic_store(&s->ready, 2); /* accept_policy now closes every new connection */
     long left = atomic_load(&s->inflight);
     srv_log(CFG_LOG_INFO,
             "draining: no new connections, %ld request(s) in flight, waiting up to %d s", left,

@@ -35,49 +35,44 @@ void srv_metrics_observe(struct srv_metrics *m, enum srv_route route, unsigned s
     atomic_fetch_add(&m->bytes_out[route], bytes_out);
 }
 
-void srv_sb_printf(struct srv_sb *sb, const char *fmt, ...)
+/* Room for n more bytes and a NUL; 0 (and sb->oom) when it cannot be had. */
+static int sb_reserve(struct srv_sb *sb, size_t n)
 {
     if (sb->oom)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        size_t room = sb->cap - sb->len;
-        int n = vsnprintf(sb->p ? sb->p + sb->len : NULL, room, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            sb->oom = 1;
-            return;
-        }
-        if ((size_t)n < room) {
-            sb->len += (size_t)n;
-            return;
-        }
-        size_t ncap = (sb->cap ? sb->cap * 2 : 4096) + (size_t)n;
-        char *np = realloc(sb->p, ncap);
-        if (!np) {
-            sb->oom = 1;
-            return;
-        }
-        sb->p = np;
-        sb->cap = ncap;
+        return 0;
+    if (sb->cap - sb->len > n)
+        return 1;
+    size_t ncap = (sb->cap ? sb->cap * 2 : 4096) + n + 1;
+    char *np = realloc(sb->p, ncap);
+    if (!np) {
+        sb->oom = 1;
+        return 0;
     }
+    sb->p = np;
+    sb->cap = ncap;
+    return 1;
+}
+
+void srv_sb_printf(struct srv_sb *sb, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        sb->oom = 1;
+    if (n < 0 || !sb_reserve(sb, (size_t)n))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(sb->p + sb->len, sb->cap - sb->len, fmt, ap);
+    va_end(ap);
+    sb->len += (size_t)n;
 }
 
 void srv_sb_append(struct srv_sb *sb, const void *data, size_t n)
 {
-    if (sb->oom)
+    if (!sb_reserve(sb, n))
         return;
-    if (sb->cap - sb->len < n + 1) {
-        size_t ncap = (sb->cap ? sb->cap * 2 : 4096) + n + 1;
-        char *np = realloc(sb->p, ncap);
-        if (!np) {
-            sb->oom = 1;
-            return;
-        }
-        sb->p = np;
-        sb->cap = ncap;
-    }
     memcpy(sb->p + sb->len, data, n);
     sb->len += n;
     sb->p[sb->len] = 0;
