@@ -16,6 +16,9 @@
 #include <unistd.h>
 
 #include "core/nn.h"
+#include "server/blas.h"
+
+static char kernel[SRV_BLAS_NAME]; /* the OpenBLAS kernel every figure below ran on */
 
 #define RUNS 61
 
@@ -127,8 +130,8 @@ static void bench_large(size_t n)
               cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, in, in, in, 1.0f, x, in, w, in,
                           0.0f, y, in));
     printf("linear fwd M=N=K=%-4zu  sgemm %8.1f us | speed vs sgemm: kernel %.3fx (%.1f us), "
-           "net pass %.3fx (%.1f us), in-place input %.3fx (%.1f us)  (goal >= 0.95)\n",
-           n, tg * 1e6, rk, tl * 1e6, rn, tn * 1e6, rp, tp * 1e6);
+           "net pass %.3fx (%.1f us), in-place input %.3fx (%.1f us)  (goal >= 0.95) [%s]\n",
+           n, tg * 1e6, rk, tl * 1e6, rn, tn * 1e6, rp, tp * 1e6, kernel);
     (void)tg2, (void)tg3;
     nn_ws_free(&ws);
     nn_plan_free(&plan);
@@ -164,8 +167,8 @@ static void bench_batch1(void)
               },
               cblas_sgemv(CblasRowMajor, CblasNoTrans, in, in, 1.0f, w, in, x, 1, 0.0f, y, 1));
     printf("batch-1 linear 1024->1024  kernel %6.1f us  request %6.1f us  sgemv %6.1f us  "
-           "time vs sgemv: kernel %.3fx, request %.3fx  (goal <= 1.3)\n",
-           tl * 1e6, tr * 1e6, tv * 1e6, 1.0 / rk, 1.0 / rr);
+           "time vs sgemv: kernel %.3fx, request %.3fx  (goal <= 1.3) [%s]\n",
+           tl * 1e6, tr * 1e6, tv * 1e6, 1.0 / rk, 1.0 / rr, kernel);
     (void)tv2;
     nn_net_free(&net);
     free(x), free(w), free(b), free(y);
@@ -197,8 +200,8 @@ static void bench_simple_nn(void)
               },
               nn_net_forward(&net, &ws1, x, &err));
     printf("SimpleNN Linear(10,5)+ReLU batch 1  %.3f us/call with check + workspace, "
-           "%.3f us/call forward alone  (PyTorch ~9 us, numpy ~3 us per the issue)\n",
-           treq * 1e6, tfwd * 1e6);
+           "%.3f us/call forward alone  (PyTorch ~9 us, numpy ~3 us per the issue) [%s]\n",
+           treq * 1e6, tfwd * 1e6, kernel);
     (void)rs;
     nn_ws_free(&ws1);
     nn_plan_free(&plan1);
@@ -320,8 +323,8 @@ static void bench_mlp(const char *dir, int threads)
             r0[r] = t0[r] / ours;
         }
     }
-    printf("MLP 1024-4096-1024 ReLU batch 256 fwd+bwd (grad_input included)  relud %.2f ms\n",
-           median(v, MLP_RUNS) * 1e3);
+    printf("MLP 1024-4096-1024 ReLU batch 256 fwd+bwd (grad_input included)  relud %.2f ms [%s]\n",
+           median(v, MLP_RUNS) * 1e3, kernel);
     if (have_torch) {
         printf("  PyTorch (%s), run by run alternating with relud:\n", banner);
         printf("    with grad_input (same work)  %8.2f ms  -> relud speed vs torch %.3fx  "
@@ -341,12 +344,47 @@ static void bench_mlp(const char *dir, int threads)
     free(w1), free(b1), free(w2), free(b2), free(x), free(g);
 }
 
+/* `bench_core kernel`: the large-shape Linear throughput (256 x 1024 -> 1024, the issue's
+ * shape) on whatever kernel relud's check leaves this process on; bench/kernel.sh runs it with
+ * the check off (OPENBLAS_CORETYPE=Prescott, kept) and on (the same, marked as OpenBLAS's own
+ * fall-back), alternating, and prints the ratio. */
+static void bench_kernel_gflops(void)
+{
+    size_t B = 256, n = 1024;
+    float *x = randf(B * n), *w = randf(n * n), *b = randf(n), *y = randf(B * n);
+    double t[RUNS];
+    nn_linear_fwd(NN_F32, y, x, w, b, B, n, n);
+    for (int r = 0; r < RUNS; r++) {
+        double t0 = now();
+        nn_linear_fwd(NN_F32, y, x, w, b, B, n, n);
+        t[r] = now() - t0;
+    }
+    printf("%s %.2f\n", kernel, 2.0 * (double)(B * n * n) / median(t, RUNS) / 1e9);
+    free(x), free(w), free(b), free(y);
+}
+
 int main(int argc, char **argv)
 {
+    /* relud's own kernel check (server/blas.c): the figures and their ceilings run on the
+     * kernel relud would serve on (it may re-execute this process). */
+    struct srv_blas bl;
+    char err[512];
+    if (srv_blas_early(), srv_blas_select("auto", argv, &bl, err, sizeof err)) {
+        fprintf(stderr, "bench: %s\n", err);
+        return 1;
+    }
+    snprintf(kernel, sizeof kernel, "%s", bl.core);
+    if (argc > 1 && !strcmp(argv[1], "kernel")) {
+        openblas_set_num_threads(1);
+        bench_kernel_gflops();
+        return 0;
+    }
     const char *dir = argc > 1 ? argv[1] : "bench";
     int threads = openblas_get_num_threads();
-    printf("relud core bench: OpenBLAS %s, %d threads; medians of %d runs, same-run ratios\n",
-           openblas_get_config(), threads, RUNS);
+    printf("relud core bench: %s, %d threads; medians of %d runs, same-run ratios\n"
+           "  kernel %s (%s: %s) on %s\n",
+           bl.version, threads, RUNS, bl.core, bl.source, bl.note,
+           bl.cpu.brand[0] ? bl.cpu.brand : "an unknown CPU");
     bench_large(256);
     bench_large(512);
     bench_large(1024);

@@ -54,6 +54,14 @@ _Static_assert(sizeof cfg_type_names / sizeof cfg_type_names[0] == CFG_TYPE_COUN
       "overriding OPENBLAS_NUM_THREADS). 1 keeps each request on its own worker thread, "      \
       "best when many requests run at once; raise it, with fewer threads, for large "          \
       "batches. threads * blas_threads should not exceed the cores.")                          \
+    X(blas_core, STRING, "auto", 0, 0, NULL, CFG_F_NONEMPTY,                                   \
+      "The OpenBLAS kernel (its instruction set). auto: when OpenBLAS fell back to a generic " \
+      "kernel on a CPU newer than the library (e.g. Prescott on Sapphire Rapids, about 5x "    \
+      "slower), relud re-executes itself once on the best kernel the CPU can run, after that " \
+      "kernel passes a self-check; it keeps OPENBLAS_CORETYPE when the environment sets it. "  \
+      "keep: whatever OpenBLAS chose. Or a kernel name (SkylakeX, Haswell, Zen, Sandybridge, " \
+      "Nehalem, Core2, Prescott), refused when the CPU cannot run it. The kernel in use is "   \
+      "logged, shown by --version and exported as relud_build_info in /metrics.")              \
     X(model_dir, PATH, "config/models", 0, 0, NULL, CFG_F_NONEMPTY,                            \
       "Directory of models loaded at start, one NAME.json per model (its weights inline or "   \
       "in a .safetensors file beside it). A relative path is relative to the working "         \
@@ -874,11 +882,13 @@ enum cfg_result cfg_load(struct cfg *c, int argc, char **argv, char **envp, char
         }
         items[nitems++] = (struct flag_item){o, value, negated};
     }
-    enum cfg_result res = help      ? CFG_EXIT_HELP
-                          : version ? CFG_EXIT_VERSION
-                          : docs    ? CFG_EXIT_DOCS
-                          : bad     ? CFG_ERROR
-                                    : CFG_OK;
+    /* --version reads the sources too (blas_core decides the kernel it reports), but a
+     * bad flag or source never stops it. */
+    enum cfg_result res = help             ? CFG_EXIT_HELP
+                          : version && bad ? CFG_EXIT_VERSION
+                          : docs           ? CFG_EXIT_DOCS
+                          : bad            ? CFG_ERROR
+                                           : CFG_OK;
     if (res == CFG_EXIT_HELP || res == CFG_EXIT_VERSION || res == CFG_EXIT_DOCS) {
         if (err && errlen > 0)
             err[0] = '\0';
@@ -926,6 +936,11 @@ enum cfg_result cfg_load(struct cfg *c, int argc, char **argv, char **envp, char
                    a, b);
     }
     resolve_threads(c);
+    if (version && (res == CFG_OK || res == CFG_ERROR)) {
+        if (err && errlen > 0)
+            err[0] = '\0';
+        res = CFG_EXIT_VERSION;
+    }
     if (res == CFG_OK && print)
         res = CFG_EXIT_PRINT;
     return res;
@@ -1042,7 +1057,8 @@ void cfg_print_version(FILE *f) { fprintf(f, "relud %s\n", RELUD_VERSION); }
 static const char *metavar(const struct cfg_option *o)
 {
     switch (o->type) {
-    case CFG_T_STRING: return o->flags & CFG_F_SECRET ? "TOKEN" : "ADDR";
+    case CFG_T_STRING:
+        return o->flags & CFG_F_SECRET ? "TOKEN" : strcmp(o->name, "host") ? "NAME" : "ADDR";
     case CFG_T_PATH: return "PATH";
     case CFG_T_INT:
     case CFG_T_UINT: return "N";

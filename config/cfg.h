@@ -69,6 +69,7 @@ struct cfg {
     /* CPU */
     int threads;      /* >= 1 after load: 0 in a source is resolved to `cores` */
     int blas_threads; /* >= 1 */
+    char *blas_core;  /* "auto", "keep" or an OpenBLAS kernel name (server/blas.h) */
     /* models */
     char *model_dir; /* never NULL, never empty */
     int strict_models;

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "server/blas.h"
 #include "server/models.h"
 #include "server/srv.h"
 
@@ -43,15 +44,32 @@ static void log_cfg_warnings(const struct cfg *c)
     free(buf);
 }
 
+/* "OpenBLAS 0.3.21, kernel SkylakeX (relud: ...)" */
+static void blas_line(char *buf, size_t len, const struct srv_blas *b)
+{
+    snprintf(buf, len, "%s, kernel %s (%s: %s)", b->version, b->core, b->source, b->note);
+}
+
+static void print_version(const struct srv_blas *b)
+{
+    char line[512], feats[128];
+    blas_line(line, sizeof line, b);
+    printf("relud %s\nblas: %s\ncpu: %s (family %d, model %d): %s\n", RELUD_VERSION, line,
+           b->cpu.brand[0] ? b->cpu.brand : "unknown", b->cpu.family, b->cpu.model,
+           srv_cpu_feat_str(b->cpu.feat, feats, sizeof feats));
+}
+
 int main(int argc, char **argv)
 {
     static struct srv s;
     char err[1024];
+    srv_blas_early();
     cfg_defaults(&s.cfg);
-    switch (cfg_load(&s.cfg, argc, argv, environ, err, sizeof err)) {
-    case CFG_OK: break;
+    enum cfg_result r = cfg_load(&s.cfg, argc, argv, environ, err, sizeof err);
+    switch (r) {
+    case CFG_OK:
+    case CFG_EXIT_VERSION: break;
     case CFG_EXIT_HELP: cfg_print_help(stdout, argv[0]); return 0;
-    case CFG_EXIT_VERSION: printf("relud %s\n", RELUD_VERSION); return 0;
     case CFG_EXIT_PRINT: cfg_print_conf(stdout, &s.cfg); return 0;
     case CFG_EXIT_DOCS: cfg_print_markdown(stdout); return 0;
     case CFG_ERROR:
@@ -61,7 +79,23 @@ int main(int argc, char **argv)
         return 2;
     }
     srv_log_init(s.cfg.log_level, s.cfg.log_format, s.cfg.access_log);
+    /* May re-execute the process on a better kernel: before anything else starts. */
+    if (srv_blas_select(s.cfg.blas_core, argv, &s.blas, err, sizeof err)) {
+        fprintf(stderr, "relud: %s\n", err);
+        cfg_free(&s.cfg);
+        return 2;
+    }
+    if (r == CFG_EXIT_VERSION) {
+        print_version(&s.blas);
+        cfg_free(&s.cfg);
+        return 0;
+    }
     log_cfg_warnings(&s.cfg);
+    char bl[512];
+    blas_line(bl, sizeof bl, &s.blas);
+    srv_log(CFG_LOG_INFO, "blas: %s; cpu: %s, family %d model %d", bl,
+            s.blas.cpu.brand[0] ? s.blas.cpu.brand : "unknown", s.blas.cpu.family,
+            s.blas.cpu.model);
     openblas_set_num_threads(s.cfg.blas_threads > 0 ? s.cfg.blas_threads : 1);
 
     sem_init(&stop_sem, 0, 0);

@@ -147,6 +147,13 @@ char *srv_metrics_render(const struct srv *s, size_t *len)
                   "relud_ready %d\n",
                   atomic_load(&s->inflight), atomic_load(&s->buffered),
                   atomic_load(&s->ready) == 1);
+    srv_sb_printf(
+        &sb,
+        "# HELP relud_build_info relud's version and the BLAS library and kernel in use.\n"
+        "# TYPE relud_build_info gauge\n"
+        "relud_build_info{version=\"%s\",blas=\"%s\",blas_core=\"%s\","
+        "blas_core_source=\"%s\"} 1\n",
+        RELUD_VERSION, s->blas.version, s->blas.core, s->blas.source ? s->blas.source : "");
     srv_models_render_metrics(s->models, &sb);
     if (sb.oom) {
         free(sb.p);

@@ -11,6 +11,7 @@
 
 #include "config/cfg.h"
 #include "core/nn.h"
+#include "server/blas.h"
 
 struct MHD_Connection;
 struct MHD_Daemon;
@@ -91,6 +92,7 @@ struct srv {
     atomic_size_t buffered; /* request body bytes held across connections */
     struct srv_metrics *metrics;
     struct srv_models *models;
+    struct srv_blas blas;     /* the BLAS kernel in use and why (relud_build_info) */
     uint64_t nonce;           /* request-id generator state */
     atomic_int *stop_signals; /* SIGTERM/SIGINT count: a second one ends the drain */
 };
