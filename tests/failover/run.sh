@@ -59,13 +59,15 @@ gcc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -o "$W/loadgen" tests/f
 
 # ---- three replicas on free loopback ports -----------------------------------------------
 for i in 1 2 3; do
+  : >"$W/relud$i.log"   # exists before the port is looked for in it (the reader must not race the shell)
   "$RELUD" --host 127.0.0.1 --port 0 --model-dir config/models --drain-timeout "$DRAIN" \
     --threads 2 --log-format text 2>"$W/relud$i.log" &
   RPIDS+=($!)
 done
 for i in 0 1 2; do
   port=
-  for _ in $(seq 100); do
+  # until the replica logs its port, or exits (a bound of 60 s only against a hang)
+  for _ in $(seq 600); do
     port=$(sed -n 's|.*listening on http://[^ ]*:\([0-9][0-9]*\).*|\1|p' "$W/relud$((i + 1)).log" | head -1)
     [ -n "$port" ] && break
     running "${RPIDS[$i]}" || break

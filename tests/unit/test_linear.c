@@ -334,10 +334,78 @@ static void test_nonfinite_every_position(void **state)
     }
 }
 
+/* One row of a model gives the same numbers at every batch size: batch 1 runs on gemv,
+ * larger batches on gemm, which sum in another order. The row's output and its input
+ * gradient at batch B (the row in the middle, random rows around it) must be allclose to
+ * batch 1 with the golden tolerances: float32 rtol 1e-4, atol 1e-5 * max(1, sqrt(K) / 4). */
+static void test_row_every_batch(void **state)
+{
+    (void)state;
+    enum { IN = 784, H = 128, OUT = 10, MAXB = 300 };
+    for (int dti = 0; dti < NN_DTYPE_COUNT; dti++) {
+        enum nn_dtype dt = (enum nn_dtype)dti;
+        size_t es = nn_dtype_size(dt);
+        struct nn_net net;
+        assert_int_equal(nn_net_init(&net, dt, 3, NULL), NN_OK);
+        size_t ws[] = {H, IN}, bs[] = {H}, ws2[] = {OUT, H}, bs2[] = {OUT};
+        nn_layer_init(&net.layers[0], NN_LINEAR);
+        nn_layer_init(&net.layers[1], NN_RELU);
+        nn_layer_init(&net.layers[2], NN_LINEAR);
+        struct nn_tensor *t[] = {&net.layers[0].weight, &net.layers[0].bias,
+                                 &net.layers[2].weight, &net.layers[2].bias};
+        const size_t *sh[] = {ws, bs, ws2, bs2};
+        const int nd[] = {2, 1, 2, 1};
+        for (int k = 0; k < 4; k++) {
+            tensor(t[k], nd[k], sh[k]);
+            t[k]->dtype = dt;
+            t[k]->data = rand_buf(dt, t[k]->numel);
+        }
+        void *row = rand_buf(dt, IN), *drow = rand_buf(dt, OUT);
+        void *y1 = malloc(OUT * es), *g1 = malloc(IN * es);
+        assert_non_null(y1);
+        assert_non_null(g1);
+        double rtol = dt == NN_F32 ? 1e-4 : 1e-10;
+        double atol = (dt == NN_F32 ? 1e-5 : 1e-12) * sqrt((double)IN) / 4;
+        for (size_t B = 1; B <= MAXB; B = B < 64 ? B + 1 : B * 2) {
+            size_t in_shape[] = {B, IN}, at = B / 2;
+            struct nn_plan plan;
+            struct nn_ws w;
+            assert_int_equal(nn_net_check(&net, in_shape, 2, 1, 0, &plan, NULL), NN_OK);
+            assert_int_equal(nn_ws_init(&w, &plan, NULL), NN_OK);
+            void *x = rand_buf(dt, B * IN), *dout = rand_buf(dt, B * OUT);
+            memcpy((char *)x + at * IN * es, row, IN * es);
+            memcpy((char *)dout + at * OUT * es, drow, OUT * es);
+            assert_int_equal(nn_net_forward(&net, &w, x, NULL), NN_OK);
+            assert_int_equal(nn_net_backward(&net, &w, dout, NULL), NN_OK);
+            const char *y = (const char *)w.act[3].data + at * OUT * es;
+            const char *g = (const char *)w.dinput.data + at * IN * es;
+            if (B == 1) {
+                memcpy(y1, y, OUT * es);
+                memcpy(g1, g, IN * es);
+            }
+            for (size_t i = 0; i < OUT + IN; i++) {
+                double a = i < OUT ? get(dt, y, i) : get(dt, g, i - OUT);
+                double e = i < OUT ? get(dt, y1, i) : get(dt, g1, i - OUT);
+                if (!(fabs(a - e) <= atol + rtol * fabs(e)))
+                    fail_msg("%s batch %zu: %s[%zu] is %.9g, at batch 1 %.9g", nn_dtype_names[dt],
+                             B, i < OUT ? "output" : "grad_input", i < OUT ? i : i - OUT, a, e);
+            }
+            free(x);
+            free(dout);
+            nn_ws_free(&w);
+            nn_plan_free(&plan);
+        }
+        for (int k = 0; k < 4; k++)
+            free(t[k]->data);
+        free(row), free(drow), free(y1), free(g1);
+        nn_net_free(&net);
+    }
+}
+
 int main(void)
 {
     enum { NB = sizeof batches / sizeof batches[0] };
-    struct CMUnitTest tests[NB + 8];
+    struct CMUnitTest tests[NB + 9];
     static char names[NB][48];
     for (int i = 0; i < NB; i++) {
         snprintf(names[i], sizeof names[i], "blas_vs_ref_B%zu", batches[i]);
@@ -351,5 +419,6 @@ int main(void)
     tests[NB + 5] = (struct CMUnitTest)cmocka_unit_test(test_msg_kind_lookup);
     tests[NB + 6] = (struct CMUnitTest)cmocka_unit_test(test_nonfinite_names_layer);
     tests[NB + 7] = (struct CMUnitTest)cmocka_unit_test(test_nonfinite_every_position);
-    return _cmocka_run_group_tests("linear + checks", tests, NB + 8, NULL, NULL);
+    tests[NB + 8] = (struct CMUnitTest)cmocka_unit_test(test_row_every_batch);
+    return _cmocka_run_group_tests("linear + checks", tests, NB + 9, NULL, NULL);
 }
