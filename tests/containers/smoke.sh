@@ -3,17 +3,24 @@
 # debian:bookworm-slim base image is debootstrapped from the apt mirror), runs the image and
 # checks it (health, /v1/forward, OIP infer, metrics, non-root, SIGTERM drain), then brings
 # docker-compose.yml up (2 replicas behind nginx, compose v2 through podman's Docker-API
-# socket), checks that requests reach more than one replica, stops one replica under load and
-# requires zero failed requests. Ends with "N passed, N failed"; non-zero exit on any failure.
+# socket), checks that requests reach more than one replica and that the balancer's
+# healthcheck fails when it reaches no replica, stops one replica under load and requires
+# zero failed requests. Ends with "N passed, N failed"; non-zero exit on any failure.
 #
 # Needs root and the Debian mirror (apt); installs podman buildah runc debootstrap itself.
 # All podman state lives in a mktemp scratch folder, removed at exit (KEEP_SCRATCH=1 keeps it).
-# Recipes and pitfalls: ../shared/notes/containers.md (runc instead of crun, pinned ulimits,
-# docker image format for HEALTHCHECK, a loop driving healthchecks since there is no systemd).
+# Podman setup and the base image: tests/containers/lib.sh (shared with fresh.sh). Recipes and
+# pitfalls: ../shared/notes/containers.md (runc instead of crun, pinned ulimits, docker image
+# format for HEALTHCHECK, a loop driving healthchecks since there is no systemd).
+# Holds on a host where podman's default subnet 10.88.0.0/16 is already routed: the build
+# uses the host's network, and everything run or published uses networks this script (or
+# compose) creates, or none.
 #
 # Env: SMOKE_SCRATCH=DIR reuse a scratch folder (the base image is then built only once);
 #      SMOKE_COMPOSE=v2|v1 (default v2, falls back to v1 if the trixie package is unreachable);
-#      SMOKE_LOAD_REQUESTS (default 1500) requests of the stop-under-load check.
+#      SMOKE_LOAD_REQUESTS (default 10000) requests of the stop-under-load check;
+#      CT_STALE_BRIDGE=1 runs on a host with a stale CNI bridge owning 10.88.0.1/16
+#      (created before, removed after; see lib.sh).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
@@ -22,7 +29,9 @@ PASS=0 FAIL=0
 P=reludsmoke$$                  # unique names per run: image, container, compose project
 IMG=localhost/$P:latest
 SCRATCH=${SMOKE_SCRATCH:-$(mktemp -d /tmp/relud-smoke.XXXXXX)}
-mkdir -p "$SCRATCH"
+CT_SCRATCH=$SCRATCH
+# shellcheck source=tests/containers/lib.sh
+. "$ROOT/tests/containers/lib.sh"
 PIDS=()
 COMPOSE=()
 COMPOSE_UP=0
@@ -43,17 +52,9 @@ cleanup() {
     "${COMPOSE[@]}" -p "$P" logs --no-color >"$SCRATCH/compose.log" 2>&1
     "${COMPOSE[@]}" -p "$P" down -v -t 5 >/dev/null 2>&1
   fi
+  podman rm -f -t 0 "$P-lb-nowhere" >/dev/null 2>&1
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-  for n in $(podman network ls -q 2>/dev/null); do
-    [ "$n" = podman ] || podman network rm -f "$n" >/dev/null 2>&1
-  done
-  if [ -z "${KEEP_SCRATCH:-}" ] && [ -z "${SMOKE_SCRATCH:-}" ]; then
-    podman rmi -af >/dev/null 2>&1
-    umount "$SCRATCH/storage/overlay" 2>/dev/null   # containers/storage self-bind mount
-    rm -rf "$SCRATCH"
-  else
-    echo "scratch kept: $SCRATCH"
-  fi
+  if [ -z "${KEEP_SCRATCH:-}" ] && [ -z "${SMOKE_SCRATCH:-}" ]; then ct_teardown 0; else ct_teardown 1; fi
   if [ "$rc" -ne 0 ] && [ "$FAIL" -eq 0 ]; then bad "smoke script stopped early (exit $rc)"; fi
   echo "smoke: $((SECONDS - T0)) s"
   echo "$PASS passed, $FAIL failed"
@@ -62,92 +63,23 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-df_mb() { df -Pm "$1" | awk 'NR==2 {print $4}'; }
 
 # ---------------------------------------------------------------------------------------------
 step "preflight"
-[ "$(id -u)" = 0 ] || { echo "smoke.sh needs root (podman with runc, debootstrap)"; exit 2; }
+ct_preflight 3000
 [ -x build/relud ] || [ -f server/main.c ] || { echo "no daemon sources (server/main.c)"; exit 2; }
 [ -f config/models/simple_nn.json ] || { echo "config/models/simple_nn.json missing"; exit 2; }
-free=$(df_mb "$SCRATCH")
-[ "$free" -ge 3000 ] || { echo "only ${free} MB free in $SCRATCH (need ~3 GB)"; exit 2; }
+
+ct_stale_bridge_up
 
 step "install tools (Debian packages)"
 export DEBIAN_FRONTEND=noninteractive
-need=()
-# netavark + aardvark-dns: compose service names must resolve (podman falls back to CNI
-# without DNS when they are missing, e.g. after --no-install-recommends).
-for p in podman buildah runc netavark aardvark-dns debootstrap curl python3-yaml \
-         libcurl4-openssl-dev libcjson-dev gcc pkg-config; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
-MIRROR=$(apt-cache policy | awk '$3=="bookworm/main" && $4=="amd64" {print $2; exit}')
-[ -n "$MIRROR" ] || MIRROR=http://deb.debian.org/debian
+ct_install python3-yaml libcurl4-openssl-dev libcjson-dev gcc pkg-config
 
 step "podman config: runc, pinned ulimits, all state in $SCRATCH"
-mkdir -p "$SCRATCH/networks"
-cat >"$SCRATCH/containers.conf" <<EOF
-[containers]
-default_ulimits = ["nofile=16384:16384", "nproc=16384:16384"]
-[engine]
-runtime = "runc"
-[network]
-network_backend = "netavark"
-network_config_dir = "$SCRATCH/networks"
-EOF
-cat >"$SCRATCH/storage.conf" <<EOF
-[storage]
-driver = "overlay"
-graphroot = "$SCRATCH/storage"
-runroot = "$SCRATCH/run"
-EOF
-export CONTAINERS_CONF="$SCRATCH/containers.conf" CONTAINERS_STORAGE_CONF="$SCRATCH/storage.conf"
-export BUILDAH_FORMAT=docker    # the OCI format would drop HEALTHCHECK
-
-FQ=$(sed -n 's/^ *"debian" *= *"\(.*\)"/\1/p' /etc/containers/registries.conf.d/shortnames.conf 2>/dev/null || true)
-FQ=${FQ:-docker.io/library/debian}
-if podman image exists localhost/debian:bookworm-slim; then
-  step "base image: already in $SCRATCH"
-else
-  step "base image: debootstrap bookworm minbase from $MIRROR"
-  R="$SCRATCH/rootfs"
-  debootstrap --variant=minbase bookworm "$R" "$MIRROR" >"$SCRATCH/debootstrap.log" 2>&1 \
-    || { tail -20 "$SCRATCH/debootstrap.log"; exit 1; }
-  rm -f "$R/etc/apt/sources.list"
-  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
-    cp /etc/apt/sources.list.d/debian.sources "$R/etc/apt/sources.list.d/"
-  else
-    cp /etc/apt/sources.list "$R/etc/apt/sources.list"
-  fi
-  printf 'Acquire::Check-Valid-Until "false";\nAcquire::Languages "none";\n' >"$R/etc/apt/apt.conf.d/99ci"
-  # Slim it like the official image (debuerreotype --slimify, docker-clean): no docs, man
-  # pages or locales, no apt caches, so the image size measured here is close to a real build.
-  printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*/copyright' \
-    'path-exclude /usr/share/man/*' 'path-exclude /usr/share/groff/*' 'path-exclude /usr/share/info/*' \
-    'path-exclude /usr/share/lintian/*' 'path-exclude /usr/share/linda/*' \
-    'path-exclude /usr/share/locale/*' 'path-include /usr/share/locale/locale.alias' \
-    >"$R/etc/dpkg/dpkg.cfg.d/docker"
-  clean='rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true'
-  printf '%s\n' "DPkg::Post-Invoke { \"$clean\"; };" "APT::Update::Post-Invoke { \"$clean\"; };" \
-    'Dir::Cache::pkgcache "";' 'Dir::Cache::srcpkgcache "";' >"$R/etc/apt/apt.conf.d/docker-clean"
-  chroot "$R" apt-get clean
-  # ${R:?}: never let an empty variable turn these into deletions on the host.
-  find "${R:?}/usr/share/doc" -mindepth 1 ! -type d ! -name copyright -delete
-  find "${R:?}/usr/share/doc" -mindepth 1 -type d -empty -delete
-  rm -rf "${R:?}"/usr/share/man/* "${R:?}"/usr/share/groff/* "${R:?}"/usr/share/info/* "${R:?}"/usr/share/lintian/*
-  find "${R:?}/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} +
-  rm -rf "${R:?}"/var/lib/apt/lists/* "${R:?}"/var/log/apt/* "${R:?}"/var/cache/apt/*.bin "${R:?}"/tmp/*
-  tar --numeric-owner -C "$R" -c . | podman import -q \
-    --change 'CMD ["bash"]' \
-    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    - localhost/debian:bookworm-slim >/dev/null
-  rm -rf "$R"
-fi
-for t in bookworm-slim bookworm 12-slim 12; do podman tag localhost/debian:bookworm-slim "$FQ:$t"; done
+ct_podman_config
+ct_base_image
+ct_stale_bridge_probe
 
 step "load generator (tests/failover/loadgen.c)"
 LOADGEN="$SCRATCH/loadgen"
@@ -226,9 +158,12 @@ export -f expect_close expect_close_cmd
 export PY
 
 # ---------------------------------------------------------------------------------------------
-step "podman build (Dockerfile, cold unless SMOKE_SCRATCH is reused)"
+step "podman build (Dockerfile, cold unless SMOKE_SCRATCH is reused), on the host's network"
 tb=$SECONDS
-if podman build --pull=never --format docker -t "$IMG" . >"$SCRATCH/build.log" 2>&1; then
+# --network=host: the RUN steps' apt-get must reach the mirror on any host (podman's default
+# network 10.88.0.0/16 may be routed elsewhere there; compose builds through the API socket
+# use the host's network already).
+if podman build --network=host --pull=never --format docker -t "$IMG" . >"$SCRATCH/build.log" 2>&1; then
   ok "podman build of Dockerfile ($((SECONDS - tb)) s)"
 else
   tail -40 "$SCRATCH/build.log"; bad "podman build of Dockerfile"; exit 1
@@ -236,9 +171,10 @@ fi
 size=$(podman image inspect "$IMG" --format '{{.Size}}')
 echo "runtime image: $IMG, $((size / 1000000)) MB ($size bytes), build $((SECONDS - tb)) s"
 check "runtime image has no compiler (multi-stage)" \
-  bash -c '! podman run --rm --pull=never --entrypoint /bin/sh "$1" -c "command -v gcc || command -v cc || test -e /usr/include/cjson"' _ "$IMG"
+  bash -c '[ "$(podman run --rm --pull=never --network=none --entrypoint /bin/sh "$1" -c \
+    "if command -v gcc || command -v cc || test -e /usr/include/cjson; then echo has-compiler; else echo none; fi")" = none ]' _ "$IMG"
 check "image runs as non-root uid 10001" \
-  bash -c '[ "$(podman run --rm --pull=never --entrypoint /usr/bin/id "$1" -u)" = 10001 ]' _ "$IMG"
+  bash -c '[ "$(podman run --rm --pull=never --network=none --entrypoint /usr/bin/id "$1" -u)" = 10001 ]' _ "$IMG"
 check "image declares EXPOSE 8080, STOPSIGNAL SIGTERM and a HEALTHCHECK on /v2/health/ready" \
   bash -c 'j=$(podman image inspect "$1" --format "{{json .Config.ExposedPorts}} {{.Config.StopSignal}} {{json .Config.Healthcheck}}"); echo "    $j"; case $j in *8080/tcp*SIGTERM*/v2/health/ready*) ;; *) exit 1;; esac' _ "$IMG"
 
@@ -335,6 +271,28 @@ echo "$inst" | sed 's/^/    /'
 check "requests through nginx reach more than one replica (X-Relud-Instance)" \
   test "$(echo "$inst" | grep -c .)" -ge 2
 
+step "balancer healthcheck: healthy only while it reaches a relud replica"
+LB=$(podman ps --filter "label=com.docker.compose.project=$P" --filter "label=com.docker.compose.service=lb" -q | head -1)
+LB_IMG=$(podman inspect "$LB" --format '{{.Image}}')
+# lb_health CONTAINER -> the HTTP status of /lb-health asked inside it (000: nginx not up yet)
+lb_health() { podman exec "$1" curl -s -o /dev/null -m 5 -w '%{http_code}' http://127.0.0.1:8080/lb-health || true; }
+code=$(lb_health "$LB")
+check "lb: /lb-health through the replicas -> $code, healthcheck passes" \
+  bash -c '[ "$1" = 200 ] && podman healthcheck run "$2" >/dev/null 2>&1' _ "$code" "$LB"
+# The same balancer image where the relud service name resolves to nothing: before, nginx
+# answered its healthcheck itself and `compose up --wait` passed with every request a 502.
+podman run -d --name "$P-lb-nowhere" --pull=never --network "$P-net" \
+  -e RELUD_UPSTREAM=relud-nowhere:8080 "$LB_IMG" >/dev/null
+code=000
+for _ in $(seq 100); do   # until nginx answers at all (any status), at most ~20 s
+  code=$(lb_health "$P-lb-nowhere"); [ "$code" != 000 ] && break
+  podman container exists "$P-lb-nowhere" || break
+  sleep 0.2
+done
+check "lb whose upstream does not resolve: /lb-health -> $code (5xx), image HEALTHCHECK fails" \
+  bash -c 'case $1 in 5??) ;; *) exit 1 ;; esac; ! podman healthcheck run "$2" >/dev/null 2>&1' _ "$code" "$P-lb-nowhere"
+podman rm -f -t 0 "$P-lb-nowhere" >/dev/null 2>&1
+
 step "stop one replica under load (podman stop = SIGTERM, drain)"
 victim=$(podman ps --filter "label=com.docker.compose.project=$P" --filter "label=com.docker.compose.service=relud" -q 2>/dev/null | head -1 || true)
 echo "victim: $victim"
@@ -352,6 +310,15 @@ code=$(podman inspect "$victim" --format '{{.State.ExitCode}}' 2>/dev/null || ec
 check "the stopped replica drained and exited 0 (exit $code)" test "$code" = 0
 check "requests still answered by the remaining replica" \
   curl -fsS -o /dev/null -m 5 "http://127.0.0.1:$LB_PORT/v2/health/ready"
+
+step "stop every replica: the balancer must turn unhealthy"
+for id in $(podman ps --filter "label=com.docker.compose.project=$P" --filter "label=com.docker.compose.service=relud" -q); do
+  podman stop -t 30 "$id" >/dev/null 2>&1
+done
+n=$(podman ps --filter "label=com.docker.compose.project=$P" --filter "label=com.docker.compose.service=relud" -q | wc -l)
+code=$(lb_health "$LB")
+check "no replica running ($n): lb /lb-health -> $code (5xx), its healthcheck fails" \
+  bash -c '[ "$1" = 0 ] && case $2 in 5??) ;; *) exit 1 ;; esac && ! podman healthcheck run "$3" >/dev/null 2>&1' _ "$n" "$code" "$LB"
 
 step "compose down"
 "${COMPOSE[@]}" -p "$P" logs --no-color >"$SCRATCH/compose.log" 2>&1 || true
