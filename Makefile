@@ -17,9 +17,10 @@ endif
 CC  ?= cc
 CXX ?= g++
 PKGS := libmicrohttpd libcjson openblas
-# Debian packages: build, tests (cmocka, libcurl, nginx for the failover test), bench (wrk).
+# Debian packages: build, tests (cmocka, libcurl, nginx for the failover test; Python requests
+# and wget as third-party clients), bench (wrk).
 DEB_BUILD := gcc g++ make pkg-config libmicrohttpd-dev libcjson-dev libopenblas-dev libfast-float-dev
-DEB_TEST  := libcmocka-dev libcurl4-openssl-dev curl nginx-light python3
+DEB_TEST  := libcmocka-dev libcurl4-openssl-dev curl nginx-light python3 python3-requests wget
 DEB_BENCH := wrk
 
 # -O3 and -fno-trapping-math let GCC vectorize the elementwise loops (relu and its
@@ -87,7 +88,8 @@ tests-build: $(RELUD) $(UNIT_TESTS) $(HTTP_TESTS)
 # The README's test command: builds and runs every suite, ends with "N passed, N failed".
 test: deps
 	@$(MAKE) --no-print-directory tests-build
-	@RELUD=$(abspath $(RELUD)) tools/run-tests.sh $(UNIT_TESTS) $(HTTP_TESTS) tests/failover/run.sh
+	@RELUD=$(abspath $(RELUD)) tools/run-tests.sh $(UNIT_TESTS) $(HTTP_TESTS) tests/clients/run.sh \
+	  tests/failover/run.sh
 
 # The golden, docs and HTTP suites once more under each OpenBLAS kernel below that the CPU
 # can run: results may differ in float32's last digits between kernels, and a test that
@@ -104,9 +106,9 @@ asan: deps
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  RELUD=build/asan/relud tools/run-tests.sh $(patsubst build/%,build/asan/%,$(UNIT_TESTS) $(HTTP_TESTS))
 
-# Starts relud on the bundled example models in config/models and prints its URL.
+# Starts relud on the bundled example models in config/models; its "ready" line gives the
+# address it really bound (RELUD_PORT=0 picks a free port).
 run: deps $(RELUD)
-	@echo "relud: serving config/models on http://127.0.0.1:$${RELUD_PORT:-8080}  (Ctrl-C stops)"
 	@exec $(RELUD) --config config/relud.conf
 
 # libFuzzer over request parsing + validation (clang). FUZZ_SECONDS bounds the run.

@@ -36,81 +36,107 @@ _Static_assert(sizeof cfg_type_names / sizeof cfg_type_names[0] == CFG_TYPE_COUN
 /* ---- The option table: the one list. ----
  * X(field, TYPE, default, min, max, enum values, flags, help)
  * field is both the struct cfg member and the option's name. */
-#define CFG_OPTIONS(X)                                                                         \
-    X(host, STRING, "127.0.0.1", 0, 0, NULL, CFG_F_NONEMPTY,                                   \
-      "Address to listen on: an IPv4 or IPv6 address or a host name. 127.0.0.1 accepts "       \
-      "local clients only; 0.0.0.0 (or ::) accepts clients from any network. relud speaks "    \
-      "plain HTTP: put a TLS-terminating proxy in front of it on an open network.")            \
-    X(port, INT, "8080", 0, 65535, NULL, 0,                                                    \
-      "TCP port to listen on. 0 picks a free port, which relud logs at start.")                \
-    X(threads, INT, "0", 0, 1024, NULL, 0,                                                     \
-      "Worker threads serving requests; each request runs its whole pass on one of them. "     \
-      "0 = one per CPU core, detected at start. Keep threads * blas_threads at or below the "  \
-      "cores: for many small requests threads = cores and blas_threads = 1 (the defaults); "   \
-      "for a few large batches fewer threads and more BLAS threads (8 cores: threads = 2, "    \
-      "blas_threads = 4). See \"Threads and cores\" in docs/configuration.md.")                \
-    X(blas_threads, INT, "1", 1, 1024, NULL, 0,                                                \
-      "Threads OpenBLAS may use inside one matrix multiply (relud sets it at start, "          \
-      "overriding OPENBLAS_NUM_THREADS). 1 keeps each request on its own worker thread, "      \
-      "best when many requests run at once; raise it, with fewer threads, for large "          \
-      "batches. threads * blas_threads should not exceed the cores.")                          \
-    X(blas_core, STRING, "auto", 0, 0, NULL, CFG_F_NONEMPTY,                                   \
-      "The OpenBLAS kernel (its instruction set). auto: when OpenBLAS fell back to a generic " \
-      "kernel on a CPU newer than the library (e.g. Prescott on Sapphire Rapids, about 5x "    \
-      "slower), relud re-executes itself once on the best kernel the CPU can run, after that " \
-      "kernel passes a self-check; it keeps OPENBLAS_CORETYPE when the environment sets it. "  \
-      "keep: whatever OpenBLAS chose. Or a kernel name (SkylakeX, Haswell, Zen, Sandybridge, " \
-      "Nehalem, Core2, Prescott), refused when the CPU cannot run it. The kernel in use is "   \
-      "logged, shown by --version and exported as relud_build_info in /metrics.")              \
-    X(model_dir, PATH, "config/models", 0, 0, NULL, CFG_F_NONEMPTY,                            \
-      "Directory of models loaded at start, one NAME.json per model (its weights inline or "   \
-      "in a .safetensors file beside it). A relative path is relative to the working "         \
-      "directory, not to this file.")                                                          \
-    X(strict_models, BOOL, "false", 0, 1, NULL, 0,                                             \
-      "true: a model file that fails to load stops the start. false: the model is listed as "  \
-      "unavailable, with the reason, and the others are served.")                              \
-    X(max_body_bytes, SIZE, "64MiB", 1 * KiB, 64 * GiB, NULL, 0,                               \
-      "Largest request body accepted; a larger one is refused with 413 before it is read.")    \
-    X(max_buffered_bytes, SIZE, "1GiB", 0, 1 * TiB, NULL, 0,                                   \
-      "Most memory all request bodies being received may take together; a request that "       \
-      "would go over it is refused with 503 and Retry-After (the client retries), so a burst " \
-      "of large uploads cannot exhaust memory. 0 = no limit.")                                 \
-    X(max_tensor_elements, UINT, "16777216", 1, 1LL << 36, NULL, 0,                            \
-      "Most elements in any one tensor of a request (input, target, grad_output, weights); "   \
-      "more is refused with 413.")                                                             \
-    X(max_layers, INT, "256", 1, 65536, NULL, 0,                                               \
-      "Most layers in a request's network; more is refused with 413.")                         \
-    X(max_workspace_bytes, SIZE, "1GiB", 1 * KiB, 1 * TiB, NULL, 0,                            \
-      "Most memory one request may use for activations (and gradients when asked), computed "  \
-      "before the pass; a request needing more is refused with 413. Worst-case memory is "     \
-      "about threads * max_workspace_bytes + max_buffered_bytes, plus the models.")            \
-    X(connection_limit, INT, "1024", 1, 1000000, NULL, 0,                                      \
-      "Most simultaneous client connections; connections beyond it are closed at accept. "     \
-      "Each needs a file descriptor: keep it below the open-files limit (ulimit -n).")         \
-    X(per_ip_connection_limit, INT, "0", 0, 1000000, NULL, 0,                                  \
-      "Most simultaneous connections from one IP address; 0 = no limit. Useful when clients "  \
-      "connect directly; behind a proxy every client has the proxy's address.")                \
-    X(connection_timeout, SECONDS, "30", 1, 86400, NULL, 0,                                    \
-      "Seconds a connection may stay idle (nothing received or sent) before relud closes "     \
-      "it. Connections are event-driven, so a slow client never holds a worker thread; this "  \
-      "frees its connection slot.")                                                            \
-    X(drain_timeout, SECONDS, "30", 0, 86400, NULL, 0,                                         \
-      "On SIGTERM or SIGINT, readiness turns 503 and new connections stop; requests under "    \
-      "way get this many seconds to finish, then relud exits. 0 = exit at once.")              \
-    X(log_level, ENUM, "info", 0, 0, cfg_log_level_names, 0,                                   \
-      "Least severe message written to stderr.")                                               \
-    X(log_format, ENUM, "text", 0, 0, cfg_log_format_names, 0,                                 \
-      "Log line format: text (for people) or json (one object per line, for collectors).")     \
-    X(access_log, BOOL, "true", 0, 1, NULL, 0,                                                 \
-      "One log line per request: method, route, status, bytes in and out, microseconds, "      \
-      "request id.")                                                                           \
-    X(admin_token, STRING, "", 0, 0, NULL, CFG_F_SECRET,                                       \
-      "Bearer token the model-control endpoints (PUT and DELETE /v1/models/NAME, "             \
-      "/v2/repository/...) require. Empty = they answer 403. Never printed. Prefer "           \
-      "admin_token_file: flags show in ps, the environment in /proc.")                         \
-    X(admin_token_file, PATH, "", 0, 0, NULL, 0,                                               \
-      "File holding the admin token (trailing newline and spaces removed), e.g. a "            \
-      "Kubernetes or Docker secret; overrides admin_token. An unreadable or empty file "       \
+#define CFG_OPTIONS(X)                                                                          \
+    X(host, STRING, "127.0.0.1", 0, 0, NULL, CFG_F_NONEMPTY,                                    \
+      "Address to listen on: an IPv4 or IPv6 address or a host name. 127.0.0.1 accepts "        \
+      "local clients only; 0.0.0.0 (or ::) accepts clients from any network. relud speaks "     \
+      "plain HTTP: put a TLS-terminating proxy in front of it on an open network.")             \
+    X(port, INT, "8080", 0, 65535, NULL, 0,                                                     \
+      "TCP port to listen on. 0 picks a free port, which relud logs at start.")                 \
+    X(threads, INT, "0", 0, 1024, NULL, 0,                                                      \
+      "Worker threads serving requests; each request runs its whole pass on one of them. "      \
+      "0 = one per CPU core, detected at start. Keep threads * blas_threads at or below the "   \
+      "cores: for many small requests threads = cores and blas_threads = 1 (the defaults); "    \
+      "for a few large batches fewer threads and more BLAS threads (8 cores: threads = 2, "     \
+      "blas_threads = 4). See \"Threads and cores\" in docs/configuration.md.")                 \
+    X(blas_threads, INT, "1", 1, 1024, NULL, 0,                                                 \
+      "Threads OpenBLAS may use inside one matrix multiply (relud sets it at start, "           \
+      "overriding OPENBLAS_NUM_THREADS). 1 keeps each request on its own worker thread, "       \
+      "best when many requests run at once; raise it, with fewer threads, for large "           \
+      "batches. threads * blas_threads should not exceed the cores.")                           \
+    X(blas_core, STRING, "auto", 0, 0, NULL, CFG_F_NONEMPTY,                                    \
+      "The OpenBLAS kernel (its instruction set). auto: when OpenBLAS fell back to a generic "  \
+      "kernel on a CPU newer than the library (e.g. Prescott on Sapphire Rapids, about 5x "     \
+      "slower), relud re-executes itself once on the best kernel the CPU can run, after that "  \
+      "kernel passes a self-check; it keeps OPENBLAS_CORETYPE when the environment sets it. "   \
+      "keep: whatever OpenBLAS chose. Or a kernel name (SkylakeX, Haswell, Zen, Sandybridge, "  \
+      "Nehalem, Core2, Prescott), refused when the CPU cannot run it. The kernel in use is "    \
+      "logged, shown by --version and exported as relud_build_info in /metrics.")               \
+    X(model_dir, PATH, "config/models", 0, 0, NULL, CFG_F_NONEMPTY,                             \
+      "Directory of models loaded at start, one NAME.json per model (its weights inline or "    \
+      "in a .safetensors file beside it). A relative path is relative to the working "          \
+      "directory, not to this file.")                                                           \
+    X(strict_models, BOOL, "false", 0, 1, NULL, 0,                                              \
+      "true: a model file that fails to load stops the start. false: the model is listed as "   \
+      "unavailable, with the reason, and the others are served.")                               \
+    X(max_body_bytes, SIZE, "64MiB", 1 * KiB, 64 * GiB, NULL, 0,                                \
+      "Largest request body accepted; a larger one is refused with 413 before it is read.")     \
+    X(max_buffered_bytes, SIZE, "1GiB", 0, 1 * TiB, NULL, 0,                                    \
+      "Most memory all request bodies being received may take together; a request that "        \
+      "would go over it is refused with 503 and Retry-After (the client retries), so a burst "  \
+      "of large uploads cannot exhaust memory. 0 = no limit.")                                  \
+    X(max_json_values, UINT, "100000", 16, 1LL << 32, NULL, 0,                                  \
+      "Most JSON values (objects, arrays, strings, numbers, true/false/null) in one request "   \
+      "body outside its numeric arrays, which are tensors and cost no parse memory beyond "     \
+      "their own bytes; more is refused with 413 before the body is parsed. It bounds the "     \
+      "parse memory of a body full of tiny values, e.g. [\"\",\"\",...].")                      \
+    X(max_tensor_elements, UINT, "16777216", 1, 1LL << 36, NULL, 0,                             \
+      "Most elements in any one tensor of a request (input, target, grad_output, weights); "    \
+      "more is refused with 413.")                                                              \
+    X(max_layers, INT, "256", 1, 65536, NULL, 0,                                                \
+      "Most layers in a request's network; more is refused with 413.")                          \
+    X(max_workspace_bytes, SIZE, "1GiB", 1 * KiB, 1 * TiB, NULL, 0,                             \
+      "Most memory one request may use for activations (and gradients when asked), computed "   \
+      "before the pass; a request needing more is refused with 413. Worst-case memory is "      \
+      "about max_buffered_bytes + threads * (6 * max_body_bytes + max_json_values * 256 B + "   \
+      "5 * max_workspace_bytes), plus the models (see Memory in docs/configuration.md).")       \
+    X(linger_timeout, SECONDS, "5", 0, 3600, NULL, 0,                                           \
+      "A request refused before its body is read (413 over max_body_bytes, 503 overloaded "     \
+      "or draining, 404/405/415) still has its body read and dropped, for up to this long "     \
+      "and linger_bytes, so that a client that sends its whole body before reading the "        \
+      "reply sees the error instead of a reset connection (nginx's lingering close). A client " \
+      "that sent Expect: 100-continue gets the error at once, without sending the body.")       \
+    X(linger_bytes, SIZE, "64MiB", 0, 64 * GiB, NULL, 0,                                        \
+      "Most body bytes read and dropped after an early refusal (see linger_timeout); past it "  \
+      "the reply is sent and the connection closed.")                                           \
+    X(max_header_bytes, SIZE, "32KiB", 4 * KiB, 1 * MiB, NULL, 0,                               \
+      "Memory per connection for the request line, the headers and I/O buffers "                \
+      "(libmicrohttpd's connection memory limit). A header block that does not fit gets "       \
+      "libmicrohttpd's own 431 reply (see Errors libmicrohttpd answers in docs/api.md).")       \
+    X(connection_limit, INT, "1024", 1, 1000000, NULL, 0,                                       \
+      "Most simultaneous client connections served. A connection over it gets one 503 JSON "    \
+      "reply (Retry-After, Connection: close) to its first request (health probes and "         \
+      "/metrics are answered all the same); past connection_limit + "                           \
+      "max(16, connection_limit / 4) connections are closed at accept. Each needs a file "      \
+      "descriptor: keep it below the open-files limit (ulimit -n).")                            \
+    X(per_ip_connection_limit, INT, "0", 0, 1000000, NULL, 0,                                   \
+      "Most simultaneous connections from one IP address; 0 = no limit. Connections over it "   \
+      "are closed at accept. Useful when clients connect directly; behind a proxy every "       \
+      "client has the proxy's address.")                                                        \
+    X(connection_timeout, SECONDS, "30", 1, 86400, NULL, 0,                                     \
+      "Seconds a connection may stay idle (nothing received or sent) before relud closes "      \
+      "it. Connections are event-driven, so a slow client never holds a worker thread; this "   \
+      "frees its connection slot.")                                                             \
+    X(drain_timeout, SECONDS, "30", 0, 86400, NULL, 0,                                          \
+      "On SIGTERM or SIGINT, readiness turns 503 and new connections stop; requests under "     \
+      "way get this many seconds to finish. A pass still running half a second before the "     \
+      "end (a quarter of drain_timeout when shorter) is cut between two layers and answered "   \
+      "503 with Connection: close, and relud exits at drain_timeout (later only by the one "    \
+      "layer a cut pass was in). 0 = exit at once.")                                            \
+    X(log_level, ENUM, "info", 0, 0, cfg_log_level_names, 0,                                    \
+      "Least severe message written to stderr.")                                                \
+    X(log_format, ENUM, "text", 0, 0, cfg_log_format_names, 0,                                  \
+      "Log line format: text (for people) or json (one object per line, for collectors).")      \
+    X(access_log, BOOL, "true", 0, 1, NULL, 0,                                                  \
+      "One log line per request: method, route, status, bytes in and out, microseconds, "       \
+      "request id.")                                                                            \
+    X(admin_token, STRING, "", 0, 0, NULL, CFG_F_SECRET,                                        \
+      "Bearer token the model-control endpoints (PUT and DELETE /v1/models/NAME, "              \
+      "/v2/repository/...) require. Empty = they answer 403. Never printed. Prefer "            \
+      "admin_token_file: flags show in ps, the environment in /proc.")                          \
+    X(admin_token_file, PATH, "", 0, 0, NULL, 0,                                                \
+      "File holding the admin token (trailing newline and spaces removed), e.g. a "             \
+      "Kubernetes or Docker secret; overrides admin_token. An unreadable or empty file "        \
       "stops the start.")
 
 #define CFG_CTYPE_STRING char *
@@ -783,6 +809,16 @@ static enum cfg_result load_token_file(struct cfg *c, char *err, size_t errlen)
     return res;
 }
 
+/* A word a boolean option takes (see parse_value). */
+static int is_bool_word(const char *s)
+{
+    static const char *const words[] = {"true", "false", "yes", "no", "on", "off", "1", "0"};
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (strieq(s, words[i]))
+            return 1;
+    return 0;
+}
+
 enum cfg_result cfg_load(struct cfg *c, int argc, char **argv, char **envp, char *err,
                          size_t errlen)
 {
@@ -869,7 +905,12 @@ enum cfg_result cfg_load(struct cfg *c, int argc, char **argv, char **envp, char
             continue;
         }
         if (!value && o->type == CFG_T_BOOL) {
-            value = negated ? "false" : "true";
+            /* "--access-log false" as "--access-log=false"; a bare flag means true */
+            const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+            if (next && !negated && is_bool_word(next))
+                value = argv[++i];
+            else
+                value = negated ? "false" : "true";
         } else if (!value) {
             if (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0) {
                 cfg_option_flag(o, fb, sizeof fb);
@@ -1314,7 +1355,32 @@ static const char md_threads[] =
     "`threads = 0` means one worker per online CPU, as `sysconf(_SC_NPROCESSORS_ONLN)` reports\n"
     "at start. In a container limited by a CPU quota (`docker --cpus`, Kubernetes CPU limits)\n"
     "that count is the host's, not the quota: set `threads` to the quota explicitly.\n"
-    "Measure with `make bench` before and after a change.\n";
+    "Measure with `make bench` before and after a change.\n"
+    "\n"
+    "## Memory\n"
+    "\n"
+    "Every request's memory is bounded before it is allocated, and each bound is an option:\n"
+    "\n"
+    "- the body: at most `max_body_bytes`; all bodies being received together at most\n"
+    "  `max_buffered_bytes` (a request over it gets 503 and `Retry-After`);\n"
+    "- parsing it: at most 2 × the body + `max_json_values` × 256 bytes (numeric arrays are\n"
+    "  read in place; every other JSON value is counted and capped before it is allocated);\n"
+    "- its tensors: the decoded input, targets and inline weights, at most 4 × the body\n"
+    "  (a float64 value written `1,` takes 2 bytes of text and 8 of memory; float32 half);\n"
+    "- the pass: at most `max_workspace_bytes` (activations, and gradients when asked),\n"
+    "  computed before the pass;\n"
+    "- the reply: at most 4 × the bytes of the tensors it returns (a float32 printed\n"
+    "  shortest takes at most 16 characters).\n"
+    "\n"
+    "So the worst case, with every worker busy on the largest allowed request, is about\n"
+    "\n"
+    "    max_buffered_bytes + threads × (6 × max_body_bytes + max_json_values × 256 B\n"
+    "                                    + 5 × max_workspace_bytes) + the models\n"
+    "\n"
+    "With the defaults (threads = cores) that is far above what real requests use: lower\n"
+    "`max_body_bytes` and `max_workspace_bytes` to what your models need, and set the\n"
+    "container's memory limit from the formula. `tests/clients/memory.py` measures the\n"
+    "daemon's peak RSS for adversarial bodies at the body cap against the parse bound.\n";
 
 void cfg_print_markdown(FILE *f)
 {

@@ -76,10 +76,14 @@ struct cfg {
     /* request limits */
     size_t max_body_bytes;
     size_t max_buffered_bytes; /* all bodies being received, together; 0 = no limit */
+    size_t max_json_values;
     size_t max_tensor_elements;
     int max_layers;
     size_t max_workspace_bytes;
     /* connections */
+    int linger_timeout;      /* seconds an early-refused body is read and dropped */
+    size_t linger_bytes;     /* and at most this many bytes */
+    size_t max_header_bytes; /* libmicrohttpd's per-connection memory */
     int connection_limit;
     int per_ip_connection_limit; /* 0 = no limit */
     int connection_timeout;      /* seconds of inactivity, >= 1 */

@@ -143,6 +143,9 @@ static int ws_size(const struct nn_plan *plan, size_t *bytes)
     *bytes = 0;
     if (ws_add(bytes, 3 * n + 1, sizeof(struct nn_tensor)))
         return 1;
+    if (!plan->keep) /* the input, then two buffers the activations alternate between */
+        return ws_add(bytes, plan->shapes[0].numel, es) ||
+               (n && (ws_add(bytes, max_act(plan), es) || ws_add(bytes, max_act(plan), es)));
     for (size_t i = 0; i <= n; i++)
         if (ws_add(bytes, plan->shapes[i].numel, es))
             return 1;
@@ -158,7 +161,7 @@ static int ws_size(const struct nn_plan *plan, size_t *bytes)
 }
 
 enum nn_status nn_net_check(const struct nn_net *net, const size_t *in_shape, int in_ndim,
-                            int want_backward, size_t max_elems, struct nn_plan *plan,
+                            unsigned flags, size_t max_elems, struct nn_plan *plan,
                             struct nn_err *err)
 {
     char buf[160];
@@ -176,7 +179,8 @@ enum nn_status nn_net_check(const struct nn_net *net, const size_t *in_shape, in
         return nn_err_set(err, NN_ENOMEM, "plan: out of memory for %d layers", n);
     plan->nlayers = n;
     plan->dtype = net->dtype;
-    plan->backward = want_backward != 0;
+    plan->backward = (flags & NN_PLAN_BACKWARD) != 0;
+    plan->keep = (flags & (NN_PLAN_BACKWARD | NN_PLAN_KEEP)) != 0;
     plan->shapes = t;
     plan->wshapes = t + n + 1;
     plan->bshapes = t + 2 * n + 1;
@@ -240,10 +244,23 @@ enum nn_status nn_ws_init(struct nn_ws *ws, const struct nn_plan *plan, struct n
     ws->dbias = ws->dweight + n;
     memset(ws->act, 0, (3 * n + 1) * sizeof(struct nn_tensor));
     p += align_up((3 * n + 1) * sizeof(struct nn_tensor));
-    for (size_t i = 0; i <= n; i++) {
-        ws->act[i] = plan->shapes[i];
-        ws->act[i].data = p;
-        p += align_up(plan->shapes[i].numel * es);
+    if (plan->keep) {
+        for (size_t i = 0; i <= n; i++) {
+            ws->act[i] = plan->shapes[i];
+            ws->act[i].data = p;
+            p += align_up(plan->shapes[i].numel * es);
+        }
+    } else {
+        ws->act[0] = plan->shapes[0];
+        ws->act[0].data = p;
+        p += align_up(plan->shapes[0].numel * es);
+        char *buf[2] = {p, p + align_up(max_act(plan) * es)};
+        for (size_t i = 1; i <= n; i++) {
+            ws->act[i] = plan->shapes[i];
+            ws->act[i].data = buf[(i - 1) & 1];
+        }
+        if (n)
+            p += 2 * align_up(max_act(plan) * es);
     }
     if (plan->backward) {
         ws->dinput = plan->shapes[0];
@@ -275,6 +292,11 @@ void nn_ws_free(struct nn_ws *ws)
     memset(ws, 0, sizeof *ws);
 }
 
+static int cancelled(const struct nn_ws *ws)
+{
+    return ws->cancel && atomic_load_explicit(ws->cancel, memory_order_relaxed);
+}
+
 /* Runs every layer. Only the output is scanned for inf/nan (a pass over each hidden
  * activation costs as much as the elementwise layers themselves); when it has one, the
  * layers are searched for the first output that has one, to name it. A hidden inf that
@@ -284,13 +306,26 @@ static enum nn_status run_layers(const struct nn_net *net, struct nn_ws *ws, str
     int n = net->nlayers;
     for (int i = 0; i < n; i++) {
         const struct nn_layer *l = &net->layers[i];
+        if (cancelled(ws))
+            return nn_err_set(err, NN_ECANCELED, "layers[%d] (%s): the pass was cancelled", i,
+                              nn_kinds[l->kind].name);
         nn_kind_ops[l->kind].fwd(l, &ws->act[i + 1], &ws->act[i]);
     }
     if (n == 0 || !nn_has_nonfinite(net->dtype, ws->act[n].data, ws->act[n].numel))
         return NN_OK;
     int i = 0;
-    while (i < n - 1 && !nn_has_nonfinite(net->dtype, ws->act[i + 1].data, ws->act[i + 1].numel))
-        i++;
+    if (ws->plan->keep) {
+        while (i < n - 1 &&
+               !nn_has_nonfinite(net->dtype, ws->act[i + 1].data, ws->act[i + 1].numel))
+            i++;
+    } else { /* the hidden outputs were overwritten: run again, checking each (error path) */
+        for (; i < n - 1; i++) {
+            const struct nn_layer *l = &net->layers[i];
+            nn_kind_ops[l->kind].fwd(l, &ws->act[i + 1], &ws->act[i]);
+            if (nn_has_nonfinite(net->dtype, ws->act[i + 1].data, ws->act[i + 1].numel))
+                break;
+        }
+    }
     return nn_err_set(err, NN_ENONFINITE,
                       "layers[%d] (%s): output has a non-finite value (inf or nan)", i,
                       nn_kinds[net->layers[i].kind].name);
@@ -334,6 +369,9 @@ enum nn_status nn_net_backward(const struct nn_net *net, struct nn_ws *ws, const
     int k = 0;
     for (int i = n - 1; i >= 0; i--) {
         const struct nn_layer *l = &net->layers[i];
+        if (cancelled(ws))
+            return nn_err_set(err, NN_ECANCELED, "layers[%d] (%s): the backward pass was cancelled",
+                              i, nn_kinds[l->kind].name);
         void *dst = i == 0 ? ws->dinput.data : ws->scratch[k];
         /* every kernel writes (not adds to) dst and its parameter gradients */
         nn_kind_ops[l->kind].bwd(l, dst, ws->dweight[i].data, ws->dbias[i].data, g, &ws->act[i],

@@ -8,7 +8,7 @@
  *   struct nn_net net;  nn_net_init(&net, NN_F32, nlayers, err);
  *   fill net.layers[i] (kind, scalar params, weight/bias tensors pointing at
  *     caller-owned memory that outlives the net);
- *   nn_net_check(&net, in_shape, in_ndim, want_backward, max_elems, &plan, err);
+ *   nn_net_check(&net, in_shape, in_ndim, flags, max_elems, &plan, err);  (NN_PLAN_*)
  *     -> shapes + workspace size
  *   refuse if plan.ws_bytes > cap;
  *   nn_ws_init(&ws, &plan, err); nn_net_forward(&net, &ws, input_data, err);
@@ -21,6 +21,9 @@
 #ifndef RELUD_NN_H
 #define RELUD_NN_H
 
+#ifndef __cplusplus
+#include <stdatomic.h>
+#endif
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +36,7 @@ enum nn_status {
     NN_ETOOBIG,    /* over a size cap (workspace, elements): 413 */
     NN_ENONFINITE, /* a non-finite value appeared in the pass: 422 */
     NN_ENOMEM,     /* allocation failed: 503 */
+    NN_ECANCELED,  /* the caller's cancel flag was set (between layers): 503 */
     NN_STATUS_COUNT
 };
 
@@ -181,10 +185,16 @@ enum nn_status nn_net_init(struct nn_net *net, enum nn_dtype dtype, int nlayers,
 void nn_net_free(struct nn_net *net); /* frees layers, not tensor data */
 
 /* ---- plan + workspace ---------------------------------------------------- */
+/* What a plan keeps: NN_PLAN_BACKWARD gradients (and every activation, which backward
+ * reads); NN_PLAN_KEEP every activation (per-layer stats). Without either, the hidden
+ * activations share two buffers (a forward pass of any depth needs 2 of them). */
+enum nn_plan_flags { NN_PLAN_BACKWARD = 1, NN_PLAN_KEEP = 2 };
+
 struct nn_plan {
     int nlayers;
     enum nn_dtype dtype;
     int backward;
+    int keep; /* every activation has its own buffer (backward or NN_PLAN_KEEP) */
     /* shapes[i] is the input of layer i; shapes[nlayers] the output */
     struct nn_tensor *shapes;  /* nlayers+1 entries, data NULL; owned (nn_plan_free) */
     struct nn_tensor *wshapes; /* per layer: weight shape (ndim 0 = none); same allocation */
@@ -196,20 +206,29 @@ struct nn_plan {
 /* Validates every layer against the input shape and computes all shapes and the
  * workspace size. Messages: "layers[2] (linear): weight is [5, 8] but the input has 10 features". */
 enum nn_status nn_net_check(const struct nn_net *net, const size_t *in_shape, int in_ndim,
-                            int want_backward, size_t max_elems, struct nn_plan *plan,
+                            unsigned flags, size_t max_elems, struct nn_plan *plan,
                             struct nn_err *err);
 void nn_plan_free(struct nn_plan *plan);
 
 struct nn_ws {
     const struct nn_plan *plan;
     void *block; /* one allocation */
-    /* act[i] = input of layer i (act[0] is a copy of the input), act[nlayers] = output */
+    /* act[i] = input of layer i (act[0] is a copy of the input), act[nlayers] = output;
+     * without plan->keep, act[1..nlayers] alternate between two buffers: only act[0] and
+     * the output are valid after a pass */
     struct nn_tensor *act; /* nlayers+1 */
     /* with backward: */
     struct nn_tensor dinput;   /* gradient w.r.t. the input */
     struct nn_tensor *dweight; /* per layer, ndim 0 when none */
     struct nn_tensor *dbias;   /* per layer, ndim 0 when none */
     void *scratch[2];          /* ping-pong dout buffers of the largest activation */
+    /* Set by the caller after nn_ws_init, or NULL: when it reads non-zero the passes stop
+     * between two layers with NN_ECANCELED (a server cutting passes at shutdown). */
+#ifndef __cplusplus
+    const atomic_int *cancel;
+#else
+    const void *cancel; /* C++ includes this header only for its types (server/numconv.cc) */
+#endif
 };
 
 enum nn_status nn_ws_init(struct nn_ws *ws, const struct nn_plan *plan, struct nn_err *err);
@@ -292,7 +311,8 @@ struct nn_layer_stats {
     double weight_grad_norm; /* -1 when no gradient */
     double bias_grad_norm;   /* -1 when none */
 };
-/* stats has net->nlayers entries; grad norms only when ws has gradients. */
+/* stats has net->nlayers entries; grad norms only when ws has gradients. The plan must
+ * keep every activation (NN_PLAN_KEEP or NN_PLAN_BACKWARD). */
 enum nn_status nn_stats_compute(const struct nn_net *net, const struct nn_ws *ws,
                                 struct nn_layer_stats *stats, struct nn_err *err);
 void nn_stats_free(struct nn_layer_stats *stats, int n);

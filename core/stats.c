@@ -80,6 +80,7 @@ enum nn_status nn_stats_compute(const struct nn_net *net, const struct nn_ws *ws
 {
     const struct nn_plan *plan = ws->plan;
     enum nn_dtype dt = net->dtype;
+    NN_ASSERT(plan && plan->keep);
     memset(stats, 0, (size_t)net->nlayers * sizeof *stats);
     for (int l = 0; l < net->nlayers; l++) {
         const struct nn_tensor *y = &ws->act[l + 1];

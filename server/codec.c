@@ -22,6 +22,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -181,6 +182,7 @@ struct scan {
     const uc *b, *e;
     struct glevel *st; /* max_depth levels */
     int depth, max_depth;
+    size_t nvalues, max_values; /* values outside numeric arrays (a numeric array is one) */
     struct span *sp;
     size_t nsp, capsp;
     enum nn_status st_code;
@@ -292,6 +294,16 @@ static inline __attribute__((always_inline)) const uc *num_end(const uc *p, cons
 fail:
     *bad = p;
     return NULL;
+}
+
+/* What to say where a value was expected: NaN and Infinity get a hint. */
+static const char *not_a_value(const uc *p, const uc *e)
+{
+    p += p < e && (*p == '-' || *p == '+');
+    if ((e - p >= 3 && !memcmp(p, "NaN", 3)) || (e - p >= 8 && !memcmp(p, "Infinity", 8)))
+        return "expected a value (NaN and Infinity are not JSON numbers, and relud takes finite "
+               "values only)";
+    return "expected a value";
 }
 
 static int bad_number(struct scan *s, const uc *at)
@@ -599,7 +611,7 @@ static int scan_numeric(struct scan *s, size_t start, size_t *end)
         }
         if (c == '"' || c == '{' || c == 't' || c == 'f' || c == 'n')
             return 0;
-        return syn(s, p, "expected a value");
+        return syn(s, p, not_a_value(p, e));
 
     close:
         p++; /* past ']' */
@@ -657,6 +669,13 @@ value:
     p = skip_ws(p, e);
     if (p >= e)
         return syn(s, p, "");
+    if (++s->nvalues > s->max_values) {
+        cerr(s->err, NN_ETOOBIG,
+             "body: more than max_json_values (%zu) JSON values (numeric arrays count as one)",
+             s->max_values);
+        s->st_code = NN_ETOOBIG;
+        return -1;
+    }
     switch (*p) {
     case '{':
     case '[':
@@ -732,7 +751,7 @@ value:
             p = q;
             goto after;
         }
-        return syn(s, p, "expected a value");
+        return syn(s, p, not_a_value(p, e));
     }
 
 key:
@@ -759,7 +778,9 @@ after:
     if (s->depth == 0) {
         p = skip_ws(p, e);
         if (p < e)
-            return syn(s, p, "unexpected data after the JSON value");
+            return syn(s, p,
+                       "unexpected data after the JSON value (binary tensor data? send the "
+                       "JSON part's length in Inference-Header-Content-Length)");
         return 0;
     }
     p = skip_ws(p, e);
@@ -892,6 +913,9 @@ static int claim_walk(struct claim *c, cJSON *node, int depth)
 }
 
 /* ---- parse ------------------------------------------------------------------- */
+static atomic_size_t g_max_values = 100000;
+void srv_doc_set_max_values(size_t n) { atomic_store(&g_max_values, n ? n : SIZE_MAX); }
+
 enum nn_status srv_doc_parse_ex(const char *body, size_t len, int max_depth, struct srv_doc **out,
                                 struct nn_err *err)
 {
@@ -907,6 +931,7 @@ enum nn_status srv_doc_parse_ex(const char *body, size_t len, int max_depth, str
     s.b = (const uc *)body;
     s.e = s.b + (body ? len : 0);
     s.max_depth = max_depth;
+    s.max_values = atomic_load(&g_max_values);
     s.err = err;
     s.st = malloc((size_t)max_depth * sizeof *s.st);
     if (!s.st)
@@ -1439,8 +1464,10 @@ static cJSON *out_add(struct srv_out *o, const struct out_ent *en)
     if (o->n == o->cap) {
         size_t cap = o->cap ? o->cap * 2 : 8;
         struct out_ent *n = realloc(o->e, cap * sizeof *n);
-        if (!n)
+        if (!n) {
+            o->st = NN_ENOMEM;
             return NULL;
+        }
         o->e = n;
         o->cap = cap;
     }
@@ -1448,8 +1475,10 @@ static cJSON *out_add(struct srv_out *o, const struct out_ent *en)
     size_t len = ph_text(ph, o->n);
     ph[len] = '\0';
     cJSON *node = cJSON_CreateRaw(ph);
-    if (!node)
+    if (!node) {
+        o->st = NN_ENOMEM; /* srv_out_print refuses: never a reply with a value missing */
         return NULL;
+    }
     o->e[o->n] = *en;
     o->e[o->n].node = node;
     o->n++;
@@ -1637,6 +1666,8 @@ char *srv_out_print(struct srv_out *o, const cJSON *root, size_t *len, struct nn
         cerr(err, NN_EINVAL, "nothing to print");
         return NULL;
     }
+    if (o->st == NN_ENOMEM) /* a placeholder could not be made: a value would be missing */
+        goto nomem;
     txt = cJSON_PrintUnformatted(root);
     if (!txt)
         goto nomem;
@@ -1662,6 +1693,10 @@ char *srv_out_print(struct srv_out *o, const cJSON *root, size_t *len, struct nn
         bound = sat_add(bound, ent_bound(&o->e[idx]));
         p += plen;
     }
+    /* every placeholder made must be in the tree: one that is not was dropped by a
+       cJSON_Add... that could not allocate */
+    if (nh != o->n)
+        goto nomem;
     if (bound == SIZE_MAX || !(out = malloc(bound)))
         goto nomem;
     {

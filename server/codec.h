@@ -62,6 +62,10 @@ struct srv_doc *srv_doc_parse(const char *body, size_t len, struct nn_err *err);
  * (1..SRV_DOC_MAX_DEPTH; out of range means SRV_DOC_MAX_DEPTH). */
 enum nn_status srv_doc_parse_ex(const char *body, size_t len, int max_depth, struct srv_doc **doc,
                                 struct nn_err *err);
+/* The most JSON values a document may hold outside its numeric arrays (a numeric array counts
+ * as one): more is NN_ETOOBIG before anything is allocated for them. Set once at start from
+ * max_json_values (default 100000); 0 = no cap. */
+void srv_doc_set_max_values(size_t n);
 const cJSON *srv_doc_root(const struct srv_doc *doc);
 void srv_doc_free(struct srv_doc *doc);
 /* Number of numeric arrays recorded (for tests and bench). */

@@ -83,8 +83,10 @@ void srv_log_access(const struct srv_req *req, double us)
         cJSON_AddStringToObject(o, "path", req->path);
         cJSON_AddStringToObject(o, "route", route);
         cJSON_AddNumberToObject(o, "status", req->status);
-        cJSON_AddNumberToObject(o, "bytes_in", (double)req->len);
-        cJSON_AddNumberToObject(o, "bytes_out", (double)req->bytes_out);
+        if (req->undelivered)
+            cJSON_AddStringToObject(o, "undelivered", req->undelivered);
+        cJSON_AddNumberToObject(o, "bytes_in", (double)(req->len + req->dropped));
+        cJSON_AddNumberToObject(o, "bytes_out", req->undelivered ? 0 : (double)req->bytes_out);
         cJSON_AddNumberToObject(o, "us", (double)(long long)us);
         cJSON_AddStringToObject(o, "request_id", req->id);
         if (req->model[0])
@@ -106,9 +108,12 @@ void srv_log_access(const struct srv_req *req, double us)
     for (; req->path[i] && i < 200; i++)
         path[i] = (req->path[i] < 0x20 || req->path[i] == 0x7f) ? '?' : req->path[i];
     path[i] = 0;
-    int n = snprintf(line, sizeof line,
-                     "%s access %s %s route=%s status=%u in=%zu out=%zu us=%lld id=%s%s%s\n", ts,
-                     req->method, path, route, req->status, req->len, req->bytes_out, (long long)us,
-                     req->id, req->model[0] ? " model=" : "", req->model);
+    int n =
+        snprintf(line, sizeof line,
+                 "%s access %s %s route=%s status=%u%s%s in=%zu out=%zu us=%lld id=%s%s%s\n", ts,
+                 req->method, path, route, req->status, req->undelivered ? " undelivered=" : "",
+                 req->undelivered ? req->undelivered : "", req->len + req->dropped,
+                 req->undelivered ? 0 : req->bytes_out, (long long)us, req->id,
+                 req->model[0] ? " model=" : "", req->model);
     emit(line, n < (int)sizeof line ? (size_t)n : sizeof line - 1);
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "server/blas.h"
+#include "server/codec.h"
 #include "server/models.h"
 #include "server/srv.h"
 
@@ -112,6 +113,8 @@ int main(int argc, char **argv)
     snprintf(s.instance, sizeof s.instance, "%s:%d", host, (int)getpid());
     if (getrandom(&s.nonce, sizeof s.nonce, 0) != (ssize_t)sizeof s.nonce)
         s.nonce = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    srv_alloc_hooks_init();
+    srv_doc_set_max_values(s.cfg.max_json_values);
     s.metrics = srv_metrics_new();
     s.models = srv_models_new(s.cfg.model_dir);
     if (!s.metrics || !s.models) {
@@ -128,12 +131,15 @@ int main(int argc, char **argv)
         cfg_print_effective(stderr, &s.cfg);
 
     if (srv_models_load_all(s.models, s.cfg.strict_models, err, sizeof err)) {
-        srv_log(CFG_LOG_ERROR, "strict_models: %s", err);
+        srv_log(CFG_LOG_ERROR, "%s", err);
         srv_drain_and_stop(&s);
         return 1;
     }
     atomic_store(&s.ready, 1);
-    srv_log(CFG_LOG_INFO, "ready");
+    int v6 = strchr(s.cfg.host, ':') != NULL;
+    srv_log(CFG_LOG_INFO,
+            "ready: serving on http://%s%s%s:%d/ (SIGTERM or Ctrl-C drains and stops)",
+            v6 ? "[" : "", s.cfg.host, v6 ? "]" : "", s.port);
 
     while (sem_wait(&stop_sem) != 0)
         ; /* EINTR */

@@ -17,6 +17,7 @@ struct srv_metrics {
     atomic_ullong sum_us[SRV_R_COUNT];
     atomic_ullong bytes_in[SRV_R_COUNT];
     atomic_ullong bytes_out[SRV_R_COUNT];
+    atomic_ullong protocol_errors[200]; /* answered by libmicrohttpd itself, by status - 400 */
 };
 
 struct srv_metrics *srv_metrics_new(void) { return calloc(1, sizeof(struct srv_metrics)); }
@@ -33,6 +34,12 @@ void srv_metrics_observe(struct srv_metrics *m, enum srv_route route, unsigned s
     atomic_fetch_add(&m->sum_us[route], (unsigned long long)(seconds * 1e6));
     atomic_fetch_add(&m->bytes_in[route], bytes_in);
     atomic_fetch_add(&m->bytes_out[route], bytes_out);
+}
+
+void srv_metrics_protocol_error(struct srv_metrics *m, unsigned status)
+{
+    if (status >= 400 && status < 600)
+        atomic_fetch_add(&m->protocol_errors[status - 400], 1);
 }
 
 /* Room for n more bytes and a NUL; 0 (and sb->oom) when it cannot be had. */
@@ -78,6 +85,20 @@ void srv_sb_append(struct srv_sb *sb, const void *data, size_t n)
     sb->p[sb->len] = 0;
 }
 
+/* "200", or "other" for a code outside the status list */
+static const char *code_label(int slot)
+{
+    static char codes[SRV_S_COUNT][8];
+    static atomic_int done;
+    if (!atomic_load(&done)) {
+        for (int c = 0; c < SRV_S_OTHER; c++)
+            snprintf(codes[c], sizeof codes[c], "%u", srv_status_code(c));
+        snprintf(codes[SRV_S_OTHER], sizeof codes[0], "other");
+        atomic_store(&done, 1);
+    }
+    return codes[slot];
+}
+
 char *srv_metrics_render(const struct srv *s, size_t *len)
 {
     struct srv_metrics *m = s->metrics;
@@ -88,13 +109,13 @@ char *srv_metrics_render(const struct srv *s, size_t *len)
         for (int c = 0; c < SRV_S_COUNT; c++) {
             unsigned long long v = atomic_load(&m->requests[r][c]);
             if (v)
-                srv_sb_printf(&sb, "relud_requests_total{route=\"%s\",code=\"%u\"} %llu\n",
-                              srv_route_patterns[r], srv_status_code(c), v);
+                srv_sb_printf(&sb, "relud_requests_total{route=\"%s\",code=\"%s\"} %llu\n",
+                              srv_route_patterns[r], code_label(c), v);
         }
     srv_sb_printf(&sb, "# HELP relud_errors_total Error replies by class.\n"
                        "# TYPE relud_errors_total counter\n");
     for (int c = 0; c < SRV_S_COUNT; c++) {
-        if (srv_status_code(c) < 400)
+        if (c == SRV_S_OTHER || srv_status_code(c) < 400)
             continue;
         unsigned long long v = 0;
         for (int r = 0; r < SRV_R_COUNT; r++)
@@ -135,17 +156,27 @@ char *srv_metrics_render(const struct srv *s, size_t *len)
         if (atomic_load(&m->bytes_out[r]))
             srv_sb_printf(&sb, "relud_response_bytes_total{route=\"%s\"} %llu\n",
                           srv_route_patterns[r], atomic_load(&m->bytes_out[r]));
+    srv_sb_printf(&sb, "# HELP relud_http_protocol_errors_total Malformed requests libmicrohttpd "
+                       "answered itself, before relud saw them, by status.\n"
+                       "# TYPE relud_http_protocol_errors_total counter\n");
+    for (int c = 0; c < 200; c++)
+        if (atomic_load(&m->protocol_errors[c]))
+            srv_sb_printf(&sb, "relud_http_protocol_errors_total{code=\"%d\"} %llu\n", c + 400,
+                          atomic_load(&m->protocol_errors[c]));
     srv_sb_printf(&sb,
                   "# HELP relud_inflight_requests Requests received and not yet completed.\n"
                   "# TYPE relud_inflight_requests gauge\n"
                   "relud_inflight_requests %ld\n"
+                  "# HELP relud_open_connections Client connections open.\n"
+                  "# TYPE relud_open_connections gauge\n"
+                  "relud_open_connections %ld\n"
                   "# HELP relud_buffered_body_bytes Request body bytes held in memory.\n"
                   "# TYPE relud_buffered_body_bytes gauge\n"
                   "relud_buffered_body_bytes %zu\n"
                   "# HELP relud_ready 1 when ready, 0 while starting or draining.\n"
                   "# TYPE relud_ready gauge\n"
                   "relud_ready %d\n",
-                  atomic_load(&s->inflight), atomic_load(&s->buffered),
+                  atomic_load(&s->inflight), atomic_load(&s->conns), atomic_load(&s->buffered),
                   atomic_load(&s->ready) == 1);
     srv_sb_printf(
         &sb,

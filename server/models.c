@@ -144,9 +144,9 @@ static enum nn_status model_build(const struct srv_models *m, const char *name, 
     int have_st = 0;
     struct srv_model *model = NULL;
     enum nn_status st = NN_OK;
-    struct srv_doc *doc = srv_doc_parse(text, len, err);
-    if (!doc)
-        return NN_EINVAL;
+    struct srv_doc *doc = NULL;
+    if ((st = srv_doc_parse_ex(text, len, 0, &doc, err)))
+        return st;
     const cJSON *root = srv_doc_root(doc);
     if (!cJSON_IsObject(root)) {
         st = nn_err_set(err, NN_EINVAL,
@@ -479,14 +479,15 @@ int srv_models_load_all(struct srv_models *m, int strict, char *err, size_t errl
     pthread_mutex_lock(&m->ctl);
     DIR *d = opendir(m->dir);
     if (!d) {
+        /* Ready must mean "serving what it was configured to serve": a mistyped mount or
+         * path stops the start, so it cannot pass a readiness probe with no models. */
         int e = errno;
         pthread_mutex_unlock(&m->ctl);
-        if (strict) {
-            snprintf(err, errlen, "model_dir %s: %s", m->dir, strerror(e));
-            return -1;
-        }
-        srv_log(CFG_LOG_WARN, "model_dir %s: %s; no models loaded", m->dir, strerror(e));
-        return 0;
+        snprintf(err, errlen,
+                 "model_dir %s: %s (point model_dir at the folder of models; an empty folder "
+                 "serves none)",
+                 m->dir, strerror(e));
+        return -1;
     }
     char **names = NULL;
     size_t n = 0, cap = 0;
@@ -526,8 +527,8 @@ int srv_models_load_all(struct srv_models *m, int strict, char *err, size_t errl
         if (!srv_model_name_ok(name)) {
             if (strict) {
                 snprintf(err, errlen,
-                         "%s/%s.json: \"%s\" is not a valid model name ([A-Za-z0-9_.-], 1 to "
-                         "127 characters)",
+                         "strict_models: %s/%s.json: \"%s\" is not a valid model name "
+                         "([A-Za-z0-9_.-], 1 to 127 characters)",
                          m->dir, name, name);
                 rc = -1;
             } else {
@@ -548,7 +549,7 @@ int srv_models_load_all(struct srv_models *m, int strict, char *err, size_t errl
             continue; /* deleted between readdir and open */
         broken++;
         if (strict) {
-            snprintf(err, errlen, "%s/%s.json: %s", m->dir, name, e.msg);
+            snprintf(err, errlen, "strict_models: %s/%s.json: %s", m->dir, name, e.msg);
             rc = -1;
         } else {
             srv_log(CFG_LOG_WARN, "model %s: unavailable: %s", name, e.msg);

@@ -45,10 +45,10 @@ struct srv_models;
 struct srv_models *srv_models_new(const char *model_dir);
 void srv_models_free(struct srv_models *m);
 
-/* Loads every NAME.json in model_dir. A broken file is logged and listed as unavailable
- * with its reason; with strict != 0 the first broken file fails the call (err says which
- * and why). Returns 0 on success. Also used by POST /v2/repository/index? (no: index only
- * lists). Reloading = POST .../load. */
+/* Loads every NAME.json in model_dir at start. A broken file is logged and listed as
+ * unavailable with its reason; with strict != 0 the first broken file fails the call (err
+ * says which and why). A model_dir that cannot be read fails it always. Returns 0 on
+ * success. (One model is reloaded by srv_models_load, Triton's load.) */
 int srv_models_load_all(struct srv_models *m, int strict, char *err, size_t errlen);
 
 /* Looks up a ready model and takes a reference. On failure returns NULL, *status = 404

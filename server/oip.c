@@ -368,6 +368,64 @@ static int param_bool(const cJSON *params, const char *key)
     return cJSON_IsTrue(v);
 }
 
+/* Request parameters relud reads, and Triton's reserved ones (accepted, and ignored unless
+ * a note says otherwise in docs/api.md); any other name is refused, as /v1 refuses unknown
+ * fields, so that a typo ("lossx") is not silently a request without a loss. */
+static const char *const relud_params[] = {
+    "gradients",      "loss",  "reduction",          "beta", "delta",
+    "clip_grad_norm", "stats", "binary_data_output", NULL};
+static const char *const triton_params[] = {
+    "sequence_id", "sequence_start", "sequence_end", "priority", "timeout", "headers", NULL};
+
+/* Edit distance of two short names, capped at 9. */
+static int edits(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 40 || lb > 40)
+        return 9;
+    int d[41][41];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = (int)j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            int c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            int x = d[i - 1][j] + 1, y = d[i][j - 1] + 1;
+            d[i][j] = c < x ? (c < y ? c : y) : (x < y ? x : y);
+        }
+    return d[la][lb] > 9 ? 9 : d[la][lb];
+}
+
+static enum nn_status unknown_param(const char *name, struct nn_err *err)
+{
+    const char *best = NULL;
+    int bd = 3; /* a near miss: at most 2 edits */
+    for (int l = 0; l < 2; l++)
+        for (const char *const *k = l ? triton_params : relud_params; *k; k++) {
+            int e = edits(name, *k);
+            if (e < bd)
+                bd = e, best = *k;
+        }
+    char list[200];
+    size_t n = 0;
+    for (const char *const *k = relud_params; *k && n < sizeof list; k++)
+        n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", n ? ", " : "", *k);
+    return nn_err_set(err, NN_EINVAL,
+                      "parameters: unknown parameter \"%.40s\"%s%s%s (relud's: %s; Triton's "
+                      "sequence_*, priority, timeout, headers and triton_* are accepted)",
+                      name, best ? "; did you mean \"" : "", best ? best : "", best ? "\"?" : "",
+                      list);
+}
+
+static int listed(const char *name, const char *const *list)
+{
+    for (; *list; list++)
+        if (!strcmp(name, *list))
+            return 1;
+    return 0;
+}
+
 /* relud's extension parameters (see the file comment). Flags that are not booleans are
  * errors, not false. Sets the loss, clipping and stats of p; *has_loss, *want_grads. */
 static enum nn_status parse_params(struct srv_pass *p, const cJSON *params, int *has_loss,
@@ -378,6 +436,10 @@ static enum nn_status parse_params(struct srv_pass *p, const cJSON *params, int 
         return NN_OK;
     if (!cJSON_IsObject(params))
         return nn_err_set(err, NN_EINVAL, "parameters: expected an object");
+    for (const cJSON *k = params->child; k; k = k->next)
+        if (!listed(k->string, relud_params) && !listed(k->string, triton_params) &&
+            strncmp(k->string, "triton_", 7))
+            return unknown_param(k->string, err);
     static const char *const flags[] = {"gradients", "stats", "binary_data_output"};
     for (size_t f = 0; f < sizeof flags / sizeof *flags; f++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(params, flags[f]);
@@ -509,11 +571,15 @@ static int offered_outputs(const struct srv_pass *p, const struct nn_tensor *los
 /* The request's "outputs" (all when absent) into order[] (reply order, each once), with
  * each one's binary flag: a per-output "binary_data" overrides binary_data_output, as in
  * Triton. Returns how many, or -1 with err. */
-static int select_outputs(const cJSON *routs, int all_binary, struct oip_out *outs, int nout,
-                          int *order, int gradients, struct nn_err *err)
+static int select_outputs(const struct srv_doc *doc, const cJSON *routs, int all_binary,
+                          struct oip_out *outs, int nout, int *order, int gradients,
+                          struct nn_err *err)
 {
     int nsel = 0, k = 0;
-    if (!routs || (cJSON_IsArray(routs) && !routs->child)) {
+    size_t empty = 1; /* "outputs": [] is every output, as in Triton (the codec reads [] as a
+                         numeric array of no elements) */
+    if (!routs || (cJSON_IsArray(routs) && !routs->child) ||
+        (srv_doc_numarray(doc, routs, NULL, NULL, &empty) && empty == 0)) {
         for (int j = 0; j < nout; j++)
             outs[j].binary = all_binary, order[nsel++] = j;
         return nsel;
@@ -632,6 +698,7 @@ void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
     enum nn_status st = NN_OK;
     struct srv_pass p;
     srv_pass_init(&p);
+    p.cancel = &s->cancel;
     p.net = &m->net;
     struct srv_doc *doc = NULL;
     struct oip_out *outs = NULL;
@@ -653,10 +720,8 @@ void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
         bi.hlen = (size_t)n;
     }
     bi.bin_off = bi.hlen;
-    if (!(doc = srv_doc_parse(bi.body, bi.hlen, &err))) {
-        st = NN_EINVAL;
+    if ((st = srv_doc_parse_ex(bi.body, bi.hlen, 0, &doc, &err)))
         goto done;
-    }
     /* unknown request keys are ignored: clients send extra ones */
     const cJSON *root = srv_doc_root(doc);
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
@@ -688,7 +753,7 @@ void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
         goto done;
     }
     int nout = offered_outputs(&p, &loss, outs);
-    int nsel = select_outputs(cJSON_GetObjectItemCaseSensitive(root, "outputs"),
+    int nsel = select_outputs(doc, cJSON_GetObjectItemCaseSensitive(root, "outputs"),
                               param_bool(params, "binary_data_output"), outs, nout, order,
                               p.backward != SRV_BWD_NONE, &err);
     if (nsel < 0)
@@ -697,7 +762,7 @@ void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
         st = build_reply(rep, m, id, &p, outs, order, nsel, &err);
 done:
     if (st)
-        srv_reply_error(rep, srv_status_from_nn(st), "%s", err.msg);
+        srv_reply_nn_error(rep, st, &err);
     tm[3] = srv_now_ns();
     srv_model_stats_observe(m->stats, !st, tm, st ? 0 : srv_pass_samples(&p));
     free(outs);

@@ -79,8 +79,10 @@ enum nn_status srv_pass_run(struct srv_pass *p, size_t max_elems, size_t max_ws_
                             struct nn_err *err)
 {
     const struct nn_net *net = p->net;
-    enum nn_status st = nn_net_check(net, p->input.shape, p->input.ndim,
-                                     p->backward != SRV_BWD_NONE, max_elems, &p->plan, err);
+    unsigned flags =
+        (p->backward != SRV_BWD_NONE ? NN_PLAN_BACKWARD : 0) | (p->want_stats ? NN_PLAN_KEEP : 0);
+    enum nn_status st =
+        nn_net_check(net, p->input.shape, p->input.ndim, flags, max_elems, &p->plan, err);
     if (st)
         return st;
     if (max_ws_bytes && p->plan.ws_bytes > max_ws_bytes)
@@ -90,6 +92,7 @@ enum nn_status srv_pass_run(struct srv_pass *p, size_t max_elems, size_t max_ws_
     if ((st = nn_ws_init(&p->ws, &p->plan, err)))
         return st;
     p->have_ws = 1;
+    p->ws.cancel = p->cancel;
     if ((st = nn_net_forward(net, &p->ws, p->input.data, err)))
         return st;
     const struct nn_tensor *out = srv_pass_output(p);

@@ -27,6 +27,7 @@ struct srv_pass {
     int64_t *classes;
     double clip; /* > 0: clip_grad_norm max_norm */
     int want_stats;
+    const atomic_int *cancel; /* the server's drain cut (struct srv.cancel), or NULL */
     /* results */
     struct nn_plan plan;
     struct nn_ws ws;

@@ -87,16 +87,15 @@ void srv_h_forward(struct srv_req *req, struct srv_reply *rep)
     struct nn_err err = {{0}};
     struct srv_pass p;
     srv_pass_init(&p);
+    p.cancel = &s->cancel;
     struct nn_net inline_net = {0};
     struct srv_model *model = NULL;
     uint64_t tm[4] = {srv_now_ns(), 0, 0, 0}; /* model statistics: as the OIP's infer */
-    struct srv_doc *doc = srv_doc_parse(req->body ? req->body : "", req->len, &err);
-    enum nn_status st = NN_OK;
+    struct srv_doc *doc = NULL;
+    enum nn_status st = srv_doc_parse_ex(req->body ? req->body : "", req->len, 0, &doc, &err);
     unsigned status = 0; /* set by a model lookup that fails */
-    if (!doc) {
-        st = NN_EINVAL;
+    if (st)
         goto fail;
-    }
     const cJSON *root = srv_doc_root(doc);
     if (!cJSON_IsObject(root)) {
         st = nn_err_set(&err, NN_EINVAL, "body: expected a JSON object");
@@ -228,7 +227,10 @@ fail:
         tm[3] = srv_now_ns();
         srv_model_stats_observe(model->stats, 0, tm, 0);
     }
-    srv_reply_error(rep, status ? status : srv_status_from_nn(st), "%s", err.msg);
+    if (status)
+        srv_reply_error(rep, status, "%s", err.msg);
+    else
+        srv_reply_nn_error(rep, st, &err);
     srv_pass_free(&p);
     srv_net_free(&inline_net);
     srv_model_release(model);

@@ -24,6 +24,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     srv.cfg.max_workspace_bytes = 4 << 20;
     srv.cfg.max_layers = 32;
     srv_log_init(CFG_LOG_ERROR, CFG_LOG_TEXT, 0);
+    srv_alloc_hooks_init();
     const char *dir = getenv("RELUD_FUZZ_MODELS");
     srv.models = srv_models_new(dir ? dir : "config/models");
     char err[256];
@@ -47,11 +48,10 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     if (data[0] & 1) {
         req.route = SRV_R_INFER;
         snprintf(req.name, sizeof req.name, "simple_nn");
-        srv_h_infer(&req, &rep);
     } else {
         req.route = SRV_R_FORWARD;
-        srv_h_forward(&req, &rep);
     }
+    srv_run_handler(&req, &rep);
     if (!rep.body || rep.status < 200 || rep.status == 500 || rep.status >= 600)
         abort();
     if (rep.status != 200 && strncmp(rep.body, "{\"error\":", 9) != 0)

@@ -620,6 +620,31 @@ static void infer_extra_keys_ignored(void **state)
     t_resp_free(&r);
 }
 
+/* Request parameters that are neither relud's nor Triton's are refused, with a did-you-mean,
+ * as /v1 refuses unknown fields: a typo must not silently drop the loss. */
+static void infer_unknown_parameters(void **state)
+{
+    (void)state;
+    const char *in = "\"inputs\": [{\"name\": \"input\", \"shape\": [1, 10], \"datatype\": "
+                     "\"FP32\", \"data\": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}]";
+    char body[512];
+    snprintf(body, sizeof body, "{\"parameters\": {\"lossx\": \"mse\"}, %s}", in);
+    infer_error("simple_nn", body, 400,
+                "parameters: unknown parameter \"lossx\"; did you mean \"loss\"?");
+    snprintf(body, sizeof body, "{\"parameters\": {\"triton_enable_empty_final_response\": true, "
+             "\"priority\": 1}, %s}", in);
+    struct t_resp r = infer("simple_nn", body, 200);
+    t_resp_free(&r);
+    /* "outputs": [] is every output, as in Triton */
+    snprintf(body, sizeof body, "{\"outputs\": [], %s}", in);
+    r = infer("simple_nn", body, 200);
+    assert_int_equal(cJSON_GetArraySize(t_item(r.json, "outputs")), 1);
+    t_resp_free(&r);
+    /* binary data without Inference-Header-Content-Length: the message says what to send */
+    snprintf(body, sizeof body, "{%s}\x01\x02", in);
+    infer_error("simple_nn", body, 400, "send the JSON part's length in Inference-Header-Content-Length");
+}
+
 static void infer_id_and_outputs(void **state)
 {
     (void)state;
@@ -1369,6 +1394,7 @@ int main(void)
         cmocka_unit_test(infer_refused_datatypes),
         cmocka_unit_test(infer_shape_errors),
         cmocka_unit_test(infer_extra_keys_ignored),
+        cmocka_unit_test(infer_unknown_parameters),
         cmocka_unit_test(infer_id_and_outputs),
         cmocka_unit_test(infer_mnist_golden),
         cmocka_unit_test(binary_request),

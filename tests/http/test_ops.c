@@ -334,6 +334,22 @@ static void startup_errors(void **state)
     /* an address that is not ours */
     assert_int_equal(run_relud("--host 192.0.2.1 --port 0", out, sizeof out), 1);
     assert_non_null(strstr(out, "cannot listen"));
+    /* a mistyped model_dir stops the start: ready must mean serving what was configured */
+    assert_int_equal(run_relud("--port 0 --model-dir /nonexistent/models", out, sizeof out), 1);
+    assert_non_null(strstr(out, "model_dir /nonexistent/models: No such file or directory"));
+}
+
+/* The ready line gives the address really bound (port 0 picks one). */
+static void ready_line_names_bound_port(void **state)
+{
+    (void)state;
+    struct t_daemon d;
+    assert_int_equal(t_daemon_start(&d, NULL, NULL), 0);
+    char *log = t_daemon_log(&d), want[96];
+    snprintf(want, sizeof want, "ready: serving on http://127.0.0.1:%d/", d.port);
+    assert_non_null(strstr(log, want));
+    free(log);
+    assert_int_equal(t_daemon_stop(&d, SIGTERM, 30), 0);
 }
 
 int main(void)
@@ -348,6 +364,7 @@ int main(void)
         cmocka_unit_test(overloaded_503),
         cmocka_unit_test(sigterm_during_upload_gets_200),
         cmocka_unit_test(startup_errors),
+        cmocka_unit_test(ready_line_names_bound_port),
     };
     return cmocka_run_group_tests_name("http_ops", tests, NULL, NULL);
 }

@@ -236,6 +236,32 @@ static void errors_400(void **state)
                  "dtype");
     expect_error("{\"input\": [1], \"layers\": [{\"type\": \"relu\"}], \"clip_grad_norm\": 1}", 400,
                  "clip_grad_norm: needs gradients");
+    expect_error("{\"input\": [1, NaN], \"layers\": [{\"type\": \"relu\"}]}", 400,
+                 "NaN and Infinity are not JSON numbers");
+}
+
+/* Every reply is valid UTF-8, even when a message cuts a user's string in the middle of a
+ * character ("a" + 30 x "é" cut at 40 bytes ends on half an "é"). */
+static void error_bodies_are_utf8(void **state)
+{
+    (void)state;
+    char body[256] = "{\"input\": [1], \"layers\": [{\"type\": \"a";
+    for (int i = 0; i < 30; i++)
+        strcat(body, "\xc3\xa9");
+    strcat(body, "\"}]}");
+    struct t_resp r;
+    assert_int_equal(t_post(&d, "/v1/forward", body, &r), 0);
+    assert_int_equal(r.status, 400);
+    const unsigned char *p = (const unsigned char *)r.body;
+    for (size_t i = 0; i < r.len;) { /* every sequence complete */
+        size_t k = p[i] < 0x80 ? 1 : p[i] >= 0xf0 ? 4 : p[i] >= 0xe0 ? 3 : p[i] >= 0xc2 ? 2 : 0;
+        assert_true(k > 0 && i + k <= r.len);
+        for (size_t j = 1; j < k; j++)
+            assert_true((p[i + j] & 0xc0) == 0x80);
+        i += k;
+    }
+    assert_non_null(r.json); /* and parses */
+    t_resp_free(&r);
 }
 
 static void errors_422_413(void **state)
@@ -244,10 +270,11 @@ static void errors_422_413(void **state)
     /* overflow inside the pass: 1e30 * 1e30 is inf in float32 */
     expect_error("{\"input\": [1e30], \"layers\": [{\"type\": \"linear\", \"weight\": [[1e30]]}]}",
                  422, "layers[0] (linear)");
-    /* the workspace cap (64 MiB here): 100000 float64 values through 200 layers */
+    /* the workspace cap (64 MiB here): 100000 float64 values through 200 layers, backward
+       (a forward pass alone keeps two hidden activations whatever the depth) */
     size_t n = 100000, cap = n * 2 + 200 * 20 + 200;
     char *body = malloc(cap), *p = body;
-    p += sprintf(p, "{\"dtype\": \"float64\", \"input\": [");
+    p += sprintf(p, "{\"dtype\": \"float64\", \"gradients\": true, \"input\": [");
     for (size_t i = 0; i < n; i++)
         p += sprintf(p, i ? ",1" : "1");
     p += sprintf(p, "], \"layers\": [");
@@ -329,6 +356,7 @@ int main(void)
         cmocka_unit_test(stats_dead_units),
         cmocka_unit_test(model_by_name),
         cmocka_unit_test(errors_400),
+        cmocka_unit_test(error_bodies_are_utf8),
         cmocka_unit_test(errors_422_413),
         cmocka_unit_test(body_too_large),
         cmocka_unit_test(not_found_and_method),

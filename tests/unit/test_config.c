@@ -268,12 +268,20 @@ static void test_flag_forms(void **state)
     assert_int_equal(c.access_log, 0);
     assert_int_equal(c.max_workspace_bytes, (size_t)2 << 30);
     cfg_free(&c);
-    /* a boolean flag takes a value only after '=': the next argument stays an argument */
+    /* a bare boolean flag is true; the next argument, not a boolean word, stays an option */
     const char *a2[] = {"--strict-models=false", "--access-log", "--port", "82", NULL};
     assert_int_equal(t_load(&c, a2, NULL, err), CFG_OK);
     assert_int_equal(c.strict_models, 0);
     assert_int_equal(c.access_log, 1);
     assert_int_equal(c.port, 82);
+    cfg_free(&c);
+    /* "--access-log false" works as "--access-log=false" does (a boolean word after a
+       boolean flag is its value) */
+    const char *a4[] = {"--access-log", "false", "--strict-models", "yes", "--port", "83", NULL};
+    assert_int_equal(t_load(&c, a4, NULL, err), CFG_OK);
+    assert_int_equal(c.access_log, 0);
+    assert_int_equal(c.strict_models, 1);
+    assert_int_equal(c.port, 83);
     cfg_free(&c);
     /* last flag wins; a value may start with "--" after '=' */
     const char *a3[] = {"--port", "1", "--port", "2", "--admin-token=--x", NULL};

@@ -279,28 +279,41 @@ static void test_msg_kind_lookup(void **state)
     assert_true(nn_kinds[NN_SOFTPLUS].params[1].def == 20);
 }
 
+/* The first layer whose output is non-finite is named, whether the plan kept every
+ * activation (it searches them) or let them share two buffers (it runs the pass again). */
 static void test_nonfinite_names_layer(void **state)
 {
-    struct nn_net net;
-    struct nn_err err;
-    net_with_last(&net, 2, NN_LINEAR);
-    size_t ws[2] = {2, 2}, in[2] = {1, 2};
-    float w[4] = {3e38f, 3e38f, 0, 0};
-    tensor(&net.layers[1].weight, 2, ws);
-    net.layers[1].weight.data = w;
-    struct nn_plan plan;
-    struct nn_ws wsp;
-    assert_int_equal(nn_net_check(&net, in, 2, 0, 0, &plan, &err), NN_OK);
-    assert_int_equal(nn_ws_init(&wsp, &plan, &err), NN_OK);
-    float x[2] = {1, 1};
-    assert_int_equal(nn_net_forward(&net, &wsp, x, &err), NN_ENONFINITE);
-    assert_string_equal(err.msg, "layers[1] (linear): output has a non-finite value (inf or nan)");
-    x[0] = NAN;
-    assert_int_equal(nn_net_forward(&net, &wsp, x, &err), NN_ENONFINITE);
-    assert_string_equal(err.msg, "input: has a non-finite value (inf or nan)");
-    nn_ws_free(&wsp);
-    nn_plan_free(&plan);
-    nn_net_free(&net);
+    (void)state;
+    for (unsigned flags = 0; flags <= NN_PLAN_KEEP; flags += NN_PLAN_KEEP) {
+        struct nn_net net;
+        struct nn_err err;
+        net_with_last(&net, 2, NN_LINEAR);
+        size_t ws[2] = {2, 2}, in[2] = {1, 2};
+        float w[4] = {3e38f, 3e38f, 0, 0};
+        tensor(&net.layers[1].weight, 2, ws);
+        net.layers[1].weight.data = w;
+        /* two relus after it carry the inf to the output */
+        struct nn_layer *l = realloc(net.layers, 4 * sizeof *l);
+        assert_non_null(l);
+        net.layers = l;
+        nn_layer_init(&net.layers[2], NN_RELU);
+        nn_layer_init(&net.layers[3], NN_RELU);
+        net.nlayers = 4;
+        struct nn_plan plan;
+        struct nn_ws wsp;
+        assert_int_equal(nn_net_check(&net, in, 2, flags, 0, &plan, &err), NN_OK);
+        assert_int_equal(nn_ws_init(&wsp, &plan, &err), NN_OK);
+        float x[2] = {1, 1};
+        assert_int_equal(nn_net_forward(&net, &wsp, x, &err), NN_ENONFINITE);
+        assert_string_equal(err.msg,
+                            "layers[1] (linear): output has a non-finite value (inf or nan)");
+        x[0] = NAN;
+        assert_int_equal(nn_net_forward(&net, &wsp, x, &err), NN_ENONFINITE);
+        assert_string_equal(err.msg, "input: has a non-finite value (inf or nan)");
+        nn_ws_free(&wsp);
+        nn_plan_free(&plan);
+        nn_net_free(&net);
+    }
 }
 
 /* the vectorized scan: every position (vector body and tail), inf, -inf and nan */

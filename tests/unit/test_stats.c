@@ -92,7 +92,7 @@ static void test_dead_1d(void **state)
     size_t shape[1] = {4};
     struct nn_plan plan;
     struct nn_ws ws;
-    assert_int_equal(nn_net_check(&net, shape, 1, 0, 0, &plan, &err), NN_OK);
+    assert_int_equal(nn_net_check(&net, shape, 1, NN_PLAN_KEEP, 0, &plan, &err), NN_OK);
     assert_int_equal(nn_ws_init(&ws, &plan, &err), NN_OK);
     assert_int_equal(nn_net_forward(&net, &ws, x, &err), NN_OK);
     struct nn_layer_stats st[1];
