@@ -11,7 +11,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       gcc g++ libc6-dev make pkg-config binutils \
-      libmicrohttpd-dev libcjson-dev libopenblas-dev libfast-float-dev \
+      libmicrohttpd-dev libopenblas-dev libfast-float-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what the daemon is built from (see .dockerignore): edits to tests/docs keep this cache.
@@ -30,7 +30,7 @@ RUN printf 'path-exclude /usr/share/doc/*\npath-include /usr/share/doc/*/copyrig
       >/etc/dpkg/dpkg.cfg.d/90-relud-slim \
  && apt-get update \
  && apt-get install -y --no-install-recommends \
-      libmicrohttpd12 libcjson1 libopenblas0-pthread libstdc++6 curl \
+      libmicrohttpd12 libopenblas0-pthread libstdc++6 curl \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /var/cache/debconf/*-old /var/log/apt /var/log/dpkg.log \
  && groupadd --system --gid 10001 relud \

@@ -16,11 +16,12 @@ endif
 
 CC  ?= cc
 CXX ?= g++
-PKGS := libmicrohttpd libcjson openblas
+PKGS := libmicrohttpd openblas
 # Debian packages: build, tests (cmocka, libcurl, nginx for the failover test; Python requests
 # and wget as third-party clients), bench (wrk).
-DEB_BUILD := gcc g++ make pkg-config libmicrohttpd-dev libcjson-dev libopenblas-dev libfast-float-dev
-DEB_TEST  := libcmocka-dev libcurl4-openssl-dev curl nginx-light python3 python3-requests wget
+DEB_BUILD := gcc g++ make pkg-config libmicrohttpd-dev libopenblas-dev libfast-float-dev
+DEB_TEST  := libcmocka-dev libcurl4-openssl-dev libcjson-dev curl nginx-light python3 python3-requests \
+             wget
 DEB_BENCH := wrk
 
 # -O3 and -fno-trapping-math let GCC vectorize the elementwise loops (relu and its
@@ -33,7 +34,7 @@ CFLAGS_ALL   := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(OPT) $(NU
 CXXFLAGS_ALL := -std=c++17 $(OPT) -Wall -Wextra -Werror -fno-exceptions -fno-rtti -I. $(CXXFLAGS)
 LDLIBS_ALL   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lstdc++ -lm -pthread $(LDLIBS)
 LDFLAGS_ALL  := $(OPT) $(LDFLAGS)
-TEST_LIBS    := -lcmocka $(shell pkg-config --libs libcurl 2>/dev/null)
+TEST_LIBS    := -lcmocka $(shell pkg-config --libs libcurl libcjson 2>/dev/null)
 
 CORE_SRC   := $(wildcard core/*.c)
 CONFIG_SRC := $(wildcard config/*.c)
@@ -89,7 +90,7 @@ tests-build: $(RELUD) $(UNIT_TESTS) $(HTTP_TESTS)
 test: deps
 	@$(MAKE) --no-print-directory tests-build
 	@RELUD=$(abspath $(RELUD)) tools/run-tests.sh $(UNIT_TESTS) $(HTTP_TESTS) tests/clients/run.sh \
-	  tests/failover/run.sh
+	  tests/layering/run.sh tests/failover/run.sh
 
 # The golden, docs and HTTP suites once more under each OpenBLAS kernel below that the CPU
 # can run: results may differ in float32's last digits between kernels, and a test that

@@ -9,11 +9,13 @@ CORE_BENCH_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O3 -g
 CORE_BENCH_LIBS   := build/libsrv.a build/libnncore.a $(shell pkg-config --libs openblas) -lm -pthread
 .PHONY: bench-core bench-kernel
 all: bench-kernel bench-core
-build/bench/bench_core: bench/bench_core.c build/libnncore.a build/libsrv.a core/nn.h server/blas.h
+build/bench/bench_core: bench/bench_core.c bench/stats.h build/libnncore.a build/libsrv.a core/nn.h server/blas.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CORE_BENCH_CFLAGS) -o $@ $< $(CORE_BENCH_LIBS)
 build/libnncore.a: $(wildcard core/*.c core/*.h)
 	$(MAKE) --no-print-directory build/libnncore.a
+build/libsrv.a: $(wildcard server/*.c server/*.cc server/*.h)
+	$(MAKE) --no-print-directory build/libsrv.a
 bench-core: build/bench/bench_core
 	build/bench/bench_core bench
 
@@ -31,16 +33,30 @@ build/bench/minimal_server: bench/minimal_server.c
 bench-http: build/bench/minimal_server build/relud
 	bench/http.sh
 
-# ---- codec: JSON decode/encode of float32 tensors vs cJSON, converter ceilings -------
-CODEC_BENCH_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O3 -g -Wall -Wextra \
-                      -Werror -I. $(shell pkg-config --cflags libcjson)
-CODEC_BENCH_LIBS   := build/libsrv.a $(shell pkg-config --libs libcjson) -lstdc++ -lm -pthread
-.PHONY: bench-codec
-all: bench-codec
-build/bench/bench_codec: bench/bench_codec.c build/libsrv.a server/codec.h core/nn.h
+# ---- request path: the daemon end to end vs its parts; binary OIP vs nn_net_run -------
+REQ_BENCH_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O3 -g -Wall -Wextra \
+                    -Werror -I. $(shell pkg-config --cflags openblas libcurl)
+REQ_BENCH_LIBS   := build/libsrv.a build/libcfg.a build/libnncore.a \
+                    $(shell pkg-config --libs openblas libcurl) -lstdc++ -lm -pthread
+.PHONY: bench-request
+all: bench-request
+build/bench/bench_request: bench/bench_request.c bench/stats.h build/libsrv.a build/libnncore.a build/relud
 	@mkdir -p $(dir $@)
-	$(CC) $(CODEC_BENCH_CFLAGS) -o $@ $< $(CODEC_BENCH_LIBS)
-build/libsrv.a: $(wildcard server/*.c server/*.cc server/*.h)
-	$(MAKE) --no-print-directory build/libsrv.a
-bench-codec: build/bench/bench_codec
-	build/bench/bench_codec
+	$(CC) $(REQ_BENCH_CFLAGS) -o $@ $< $(REQ_BENCH_LIBS)
+build/relud: $(wildcard server/*.c server/*.cc server/*.h core/*.c core/*.h config/*.c config/*.h)
+	$(MAKE) --no-print-directory build/relud
+bench-request: build/bench/bench_request
+	build/bench/bench_request
+
+# ---- JSON: the reader and writer on float32 tensors vs cJSON, converter ceilings ------
+JSON_BENCH_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O3 -g -Wall -Wextra \
+                     -Werror -I. $(shell pkg-config --cflags libcjson)
+JSON_BENCH_LIBS   := build/libsrv.a build/libnncore.a $(shell pkg-config --libs libcjson) \
+                     -lstdc++ -lm -pthread
+.PHONY: bench-json
+all: bench-json
+build/bench/bench_json: bench/bench_json.c build/libsrv.a build/libnncore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(JSON_BENCH_CFLAGS) -o $@ $< $(JSON_BENCH_LIBS)
+bench-json: build/bench/bench_json
+	build/bench/bench_json

@@ -15,31 +15,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/stats.h"
 #include "core/nn.h"
 #include "server/blas.h"
 
 static char kernel[SRV_BLAS_NAME]; /* the OpenBLAS kernel every figure below ran on */
 
 #define RUNS 61
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmpd(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmpd);
-    return v[n / 2];
-}
 
 static float *randf(size_t n)
 {

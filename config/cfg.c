@@ -819,6 +819,155 @@ static int is_bool_word(const char *s)
     return 0;
 }
 
+/* argv taken apart: the meta flags, --config, and the option flags in order. */
+struct argv_parse {
+    int help, version, print, docs, bad;
+    const char *config, *config_how;
+    struct flag_item *items;
+    size_t nitems;
+};
+
+/* One "--name[=value]" at argv[*i] (the value may be the next argument) into ap; an error
+ * sets ap->bad and err. */
+static void parse_flag(struct argv_parse *ap, int argc, char **argv, int *i, char *err,
+                       size_t errlen)
+{
+    char sb[80], fb[80];
+    const char *a = argv[*i];
+    if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+        ap->bad = 1;
+        fail(err, errlen, "unexpected argument %s: options are --name value (see --help)",
+             show(sb, sizeof sb, NULL, a));
+        return;
+    }
+    const char *name = a + 2, *eq = strchr(name, '=');
+    size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    const char *value = eq ? eq + 1 : NULL;
+    int negated = 0;
+    if (len == 6 && strncmp(name, "config", 6) == 0) {
+        if (!value) {
+            if (*i + 1 >= argc || strncmp(argv[*i + 1], "--", 2) == 0) {
+                ap->bad = 1;
+                fail(err, errlen, "--config needs a file name");
+                return;
+            }
+            value = argv[++*i];
+        }
+        ap->config = value;
+        ap->config_how = "--config";
+        return;
+    }
+    const struct cfg_option *o = flag_option(name, len);
+    if (!o && len > 3 && strncmp(name, "no-", 3) == 0 && !value) {
+        o = flag_option(name + 3, len - 3);
+        if (o && o->type != CFG_T_BOOL) {
+            ap->bad = 1;
+            fail(err, errlen, "\"--%.*s\": --no- is only for true/false options, not %s",
+                 (int)(len < 64 ? len : 64), name, o->name);
+            return;
+        }
+        negated = o != NULL;
+    }
+    if (!o) {
+        char nb[80];
+        snprintf(nb, sizeof nb, "%.*s", (int)(len < 64 ? len : 64), name);
+        const struct cfg_option *sg = suggest(nb);
+        if (sg)
+            cfg_option_flag(sg, fb, sizeof fb);
+        ap->bad = 1;
+        fail(err, errlen, "unknown option \"--%s\"%s%s%s", nb, sg ? "; did you mean " : "",
+             sg ? fb : "", sg ? "?" : "");
+        return;
+    }
+    if (!value && o->type == CFG_T_BOOL) {
+        /* "--access-log false" as "--access-log=false"; a bare flag means true */
+        const char *next = *i + 1 < argc ? argv[*i + 1] : NULL;
+        if (next && !negated && is_bool_word(next))
+            value = argv[++*i];
+        else
+            value = negated ? "false" : "true";
+    } else if (!value) {
+        if (*i + 1 >= argc || strncmp(argv[*i + 1], "--", 2) == 0) {
+            cfg_option_flag(o, fb, sizeof fb);
+            ap->bad = 1;
+            fail(err, errlen, "%s needs a value (%s=VALUE for a value starting with --)", fb, fb);
+            return;
+        }
+        value = argv[++*i];
+    }
+    ap->items[ap->nitems++] = (struct flag_item){o, value, negated};
+}
+
+/* Pass 1: take argv apart. Meta flags win over errors, so "relud --bad --help" helps. */
+static void parse_argv(struct argv_parse *ap, int argc, char **argv, char *err, size_t errlen)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
+            ap->help = 1;
+        else if (strcmp(a, "--version") == 0)
+            ap->version = 1;
+        else if (strcmp(a, "--print-config") == 0)
+            ap->print = 1;
+        else if (strcmp(a, "--print-docs") == 0)
+            ap->docs = 1;
+        else if (!ap->bad)
+            parse_flag(ap, argc, argv, &i, err, errlen);
+    }
+}
+
+/* Pass 2: the file, then the environment, then the flags, each overriding the one before;
+ * then the token file. */
+static enum cfg_result apply_sources(struct cfg *c, struct argv_parse *ap, char **envp, char *err,
+                                     size_t errlen)
+{
+    enum cfg_result res = CFG_OK;
+    if (!ap->config) {
+        for (char **e = envp; e && *e; e++)
+            if (strncmp(*e, "RELUD_CONFIG=", 13) == 0 && (*e)[13] != '\0') {
+                ap->config = *e + 13;
+                ap->config_how = "env RELUD_CONFIG";
+            }
+    }
+    if (ap->config) {
+        free(c->config_path);
+        c->config_path = strdup(ap->config);
+        if (!c->config_path)
+            return fail(err, errlen, "out of memory");
+        res = load_file(c, ap->config, ap->config_how, err, errlen);
+    }
+    if (res == CFG_OK)
+        res = load_env(c, envp, err, errlen);
+    for (size_t i = 0; i < ap->nitems && res == CFG_OK; i++) {
+        char fb[80];
+        snprintf(fb, sizeof fb, "--%s%s", ap->items[i].negated ? "no-" : "",
+                 ap->items[i].opt->name);
+        for (char *p = fb; *p; p++)
+            if (*p == '_')
+                *p = '-';
+        res = set_value(c, ap->items[i].opt, ap->items[i].value, fb,
+                        (struct cfg_origin){CFG_SRC_FLAG, 0}, err, errlen);
+    }
+    if (res == CFG_OK && c->admin_token_file[0])
+        res = load_token_file(c, err, errlen);
+    return res;
+}
+
+/* Settings that are each legal but cannot work together. */
+static enum cfg_result cross_checks(const struct cfg *c, char *err, size_t errlen)
+{
+    if (c->max_buffered_bytes && c->max_buffered_bytes < c->max_body_bytes) {
+        char a[32], b[32];
+        fmt_size(a, sizeof a, c->max_buffered_bytes);
+        fmt_size(b, sizeof b, c->max_body_bytes);
+        return fail(err, errlen,
+                    "max_buffered_bytes: %s is below max_body_bytes (%s), so the largest bodies "
+                    "could never be accepted; raise it or set it to 0 (no limit)",
+                    a, b);
+    }
+    return CFG_OK;
+}
+
 enum cfg_result cfg_load(struct cfg *c, int argc, char **argv, char **envp, char *err,
                          size_t errlen)
 {
@@ -828,162 +977,30 @@ enum cfg_result cfg_load(struct cfg *c, int argc, char **argv, char **envp, char
         c->threads = 0; /* resolved again after every source */
     free(c->ignored_env);
     c->ignored_env = NULL;
-
-    struct flag_item *items = calloc(argc > 0 ? (size_t)argc : 1, sizeof *items);
-    if (!items)
+    struct argv_parse ap = {0};
+    if (!(ap.items = calloc(argc > 0 ? (size_t)argc : 1, sizeof *ap.items)))
         return fail(err, errlen, "out of memory");
-    size_t nitems = 0;
-    int help = 0, version = 0, print = 0, docs = 0, bad = 0;
-    const char *config = NULL, *config_how = NULL;
-    char sb[80], fb[80];
-
-    /* Pass 1: take argv apart. Meta flags win over errors, so "relud --bad --help" helps. */
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            help = 1;
-            continue;
-        }
-        if (strcmp(a, "--version") == 0) {
-            version = 1;
-            continue;
-        }
-        if (strcmp(a, "--print-config") == 0) {
-            print = 1;
-            continue;
-        }
-        if (strcmp(a, "--print-docs") == 0) {
-            docs = 1;
-            continue;
-        }
-        if (bad)
-            continue;
-        if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
-            bad = 1;
-            fail(err, errlen, "unexpected argument %s: options are --name value (see --help)",
-                 show(sb, sizeof sb, NULL, a));
-            continue;
-        }
-        const char *name = a + 2, *eq = strchr(name, '=');
-        size_t len = eq ? (size_t)(eq - name) : strlen(name);
-        const char *value = eq ? eq + 1 : NULL;
-        int negated = 0;
-        const struct cfg_option *o = NULL;
-        if (len == 6 && strncmp(name, "config", 6) == 0) {
-            if (!value) {
-                if (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0) {
-                    bad = 1;
-                    fail(err, errlen, "--config needs a file name");
-                    continue;
-                }
-                value = argv[++i];
-            }
-            config = value;
-            config_how = "--config";
-            continue;
-        }
-        o = flag_option(name, len);
-        if (!o && len > 3 && strncmp(name, "no-", 3) == 0 && !value) {
-            o = flag_option(name + 3, len - 3);
-            if (o && o->type != CFG_T_BOOL) {
-                bad = 1;
-                fail(err, errlen, "\"--%.*s\": --no- is only for true/false options, not %s",
-                     (int)(len < 64 ? len : 64), name, o->name);
-                continue;
-            }
-            negated = o != NULL;
-        }
-        if (!o) {
-            char nb[80];
-            snprintf(nb, sizeof nb, "%.*s", (int)(len < 64 ? len : 64), name);
-            const struct cfg_option *s = suggest(nb);
-            if (s)
-                cfg_option_flag(s, fb, sizeof fb);
-            bad = 1;
-            fail(err, errlen, "unknown option \"--%s\"%s%s%s", nb, s ? "; did you mean " : "",
-                 s ? fb : "", s ? "?" : "");
-            continue;
-        }
-        if (!value && o->type == CFG_T_BOOL) {
-            /* "--access-log false" as "--access-log=false"; a bare flag means true */
-            const char *next = i + 1 < argc ? argv[i + 1] : NULL;
-            if (next && !negated && is_bool_word(next))
-                value = argv[++i];
-            else
-                value = negated ? "false" : "true";
-        } else if (!value) {
-            if (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0) {
-                cfg_option_flag(o, fb, sizeof fb);
-                bad = 1;
-                fail(err, errlen, "%s needs a value (%s=VALUE for a value starting with --)", fb,
-                     fb);
-                continue;
-            }
-            value = argv[++i];
-        }
-        items[nitems++] = (struct flag_item){o, value, negated};
-    }
+    parse_argv(&ap, argc, argv, err, errlen);
     /* --version reads the sources too (blas_core decides the kernel it reports), but a
      * bad flag or source never stops it. */
-    enum cfg_result res = help             ? CFG_EXIT_HELP
-                          : version && bad ? CFG_EXIT_VERSION
-                          : docs           ? CFG_EXIT_DOCS
-                          : bad            ? CFG_ERROR
-                                           : CFG_OK;
-    if (res == CFG_EXIT_HELP || res == CFG_EXIT_VERSION || res == CFG_EXIT_DOCS) {
-        if (err && errlen > 0)
-            err[0] = '\0';
-    }
-
-    /* The file, then the environment, then the flags: each overrides the one before. */
-    if (res == CFG_OK && !config) {
-        for (char **e = envp; e && *e; e++)
-            if (strncmp(*e, "RELUD_CONFIG=", 13) == 0 && (*e)[13] != '\0') {
-                config = *e + 13;
-                config_how = "env RELUD_CONFIG";
-            }
-    }
-    if (res == CFG_OK && config) {
-        free(c->config_path);
-        c->config_path = strdup(config);
-        if (!c->config_path)
-            res = fail(err, errlen, "out of memory");
-        else
-            res = load_file(c, config, config_how, err, errlen);
-    }
+    enum cfg_result res = ap.help                ? CFG_EXIT_HELP
+                          : ap.version && ap.bad ? CFG_EXIT_VERSION
+                          : ap.docs              ? CFG_EXIT_DOCS
+                          : ap.bad               ? CFG_ERROR
+                                                 : CFG_OK;
     if (res == CFG_OK)
-        res = load_env(c, envp, err, errlen);
-    for (size_t i = 0; i < nitems && res == CFG_OK; i++) {
-        if (items[i].negated)
-            snprintf(fb, sizeof fb, "--no-%s", items[i].opt->name);
-        else
-            snprintf(fb, sizeof fb, "--%s", items[i].opt->name);
-        for (char *p = fb; *p; p++)
-            if (*p == '_')
-                *p = '-';
-        res = set_value(c, items[i].opt, items[i].value, fb, (struct cfg_origin){CFG_SRC_FLAG, 0},
-                        err, errlen);
-    }
-    free(items);
-    if (res == CFG_OK && c->admin_token_file[0])
-        res = load_token_file(c, err, errlen);
-    if (res == CFG_OK && c->max_buffered_bytes && c->max_buffered_bytes < c->max_body_bytes) {
-        char a[32], b[32];
-        fmt_size(a, sizeof a, c->max_buffered_bytes);
-        fmt_size(b, sizeof b, c->max_body_bytes);
-        res = fail(err, errlen,
-                   "max_buffered_bytes: %s is below max_body_bytes (%s), so the largest bodies "
-                   "could never be accepted; raise it or set it to 0 (no limit)",
-                   a, b);
-    }
+        res = apply_sources(c, &ap, envp, err, errlen);
+    if (res == CFG_OK)
+        res = cross_checks(c, err, errlen);
+    free(ap.items);
     resolve_threads(c);
-    if (version && (res == CFG_OK || res == CFG_ERROR)) {
+    if (ap.version && (res == CFG_OK || res == CFG_ERROR))
+        res = CFG_EXIT_VERSION;
+    if (res == CFG_OK && ap.print)
+        res = CFG_EXIT_PRINT;
+    if (res == CFG_EXIT_HELP || res == CFG_EXIT_VERSION || res == CFG_EXIT_DOCS)
         if (err && errlen > 0)
             err[0] = '\0';
-        res = CFG_EXIT_VERSION;
-    }
-    if (res == CFG_OK && print)
-        res = CFG_EXIT_PRINT;
     return res;
 }
 
@@ -1363,18 +1380,19 @@ static const char md_threads[] =
     "\n"
     "- the body: at most `max_body_bytes`; all bodies being received together at most\n"
     "  `max_buffered_bytes` (a request over it gets 503 and `Retry-After`);\n"
-    "- parsing it: at most 2 × the body + `max_json_values` × 256 bytes (numeric arrays are\n"
-    "  read in place; every other JSON value is counted and capped before it is allocated);\n"
-    "- its tensors: the decoded input, targets and inline weights, at most 4 × the body\n"
-    "  (a float64 value written `1,` takes 2 bytes of text and 8 of memory; float32 half);\n"
+    "- parsing it: at most `max_json_values` × 128 bytes (the reader keeps one small node a\n"
+    "  value and copies nothing out of the body; a numeric array, a tensor, is one node);\n"
+    "- its tensors: the input is decoded straight into the workspace; targets and inline\n"
+    "  weights into their own buffers, at most 4 × the body (a float64 value written `1,`\n"
+    "  takes 2 bytes of text and 8 of memory; float32 half);\n"
     "- the pass: at most `max_workspace_bytes` (activations, and gradients when asked),\n"
     "  computed before the pass;\n"
     "- the reply: at most 4 × the bytes of the tensors it returns (a float32 printed\n"
-    "  shortest takes at most 16 characters).\n"
+    "  shortest takes at most 16 characters), and those live in the workspace.\n"
     "\n"
     "So the worst case, with every worker busy on the largest allowed request, is about\n"
     "\n"
-    "    max_buffered_bytes + threads × (6 × max_body_bytes + max_json_values × 256 B\n"
+    "    max_buffered_bytes + threads × (4 × max_body_bytes + max_json_values × 128 B\n"
     "                                    + 5 × max_workspace_bytes) + the models\n"
     "\n"
     "With the defaults (threads = cores) that is far above what real requests use: lower\n"

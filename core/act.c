@@ -4,7 +4,7 @@
  *
  * static nn_<name>_fwd(x, l) = y;  nn_<name>_bwd(x, y, l) = dy/dx at x (y = fwd(x), rounded to
  * the tensor's dtype). Branches follow torch 1.13 exactly at the kinks (see
- * shared/golden/README.md): relu'(0) = 0, leaky'(0) = slope, elu'(0) = alpha, celu'(0) = 1,
+ * tests/golden/README.md): relu'(0) = 0, leaky'(0) = slope, elu'(0) = alpha, celu'(0) = 1,
  * hardtanh/relu6' = 0 on both bounds, softplus linear only for beta*x > threshold. */
 #include <math.h>
 #include <stdio.h>

@@ -337,7 +337,7 @@ enum nn_status nn_net_forward(const struct nn_net *net, struct nn_ws *ws, const 
     const struct nn_plan *plan = ws->plan;
     NN_ASSERT(plan && plan->nlayers == net->nlayers && plan->dtype == net->dtype);
     if (nn_copy_has_nonfinite(net->dtype, ws->act[0].data, input, ws->act[0].numel))
-        return nn_err_set(err, NN_ENONFINITE, "input: has a non-finite value (inf or nan)");
+        return nn_err_set(err, NN_EINVAL, "input: has a non-finite value (inf or nan)");
     return run_layers(net, ws, err);
 }
 
@@ -346,7 +346,7 @@ enum nn_status nn_net_run(const struct nn_net *net, struct nn_ws *ws, struct nn_
     const struct nn_plan *plan = ws->plan;
     NN_ASSERT(plan && plan->nlayers == net->nlayers && plan->dtype == net->dtype);
     if (nn_has_nonfinite(net->dtype, ws->act[0].data, ws->act[0].numel))
-        return nn_err_set(err, NN_ENONFINITE, "input: has a non-finite value (inf or nan)");
+        return nn_err_set(err, NN_EINVAL, "input: has a non-finite value (inf or nan)");
     return run_layers(net, ws, err);
 }
 

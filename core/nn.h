@@ -37,6 +37,10 @@ enum nn_status {
     NN_ENONFINITE, /* a non-finite value appeared in the pass: 422 */
     NN_ENOMEM,     /* allocation failed: 503 */
     NN_ECANCELED,  /* the caller's cancel flag was set (between layers): 503 */
+    /* Beyond the engine, for the server's own objects (it never returns these): */
+    NN_ENOTFOUND,    /* no such model or file: 404 */
+    NN_EUNAVAILABLE, /* there, but not serving (unloaded, failed to load): 503 */
+    NN_EIO,          /* the file system refused (write, fsync, rename): 500 */
     NN_STATUS_COUNT
 };
 
@@ -234,9 +238,9 @@ struct nn_ws {
 enum nn_status nn_ws_init(struct nn_ws *ws, const struct nn_plan *plan, struct nn_err *err);
 void nn_ws_free(struct nn_ws *ws);
 
-/* Copies input (plan->shapes[0], net dtype) into act[0] and runs every layer.
- * NN_ENONFINITE when the output holds inf/nan, naming the first layer whose output does
- * (only the output is scanned unless it has one). */
+/* Copies input (plan->shapes[0], net dtype) into act[0] and runs every layer. NN_EINVAL
+ * when the input holds inf/nan (bad input); NN_ENONFINITE when the output does, naming the
+ * first layer whose output does (only the output is scanned unless it has one). */
 enum nn_status nn_net_forward(const struct nn_net *net, struct nn_ws *ws, const void *input,
                               struct nn_err *err);
 

@@ -12,8 +12,9 @@ _Noreturn void nn_assert_fail(const char *expr, const char *file, int line);
 /* Shapes are validated by the kind's check before any kernel runs. */
 /* out = layer(in); out->shape was set by check. Never fails, never allocates. */
 typedef void nn_fwd_fn(const struct nn_layer *l, struct nn_tensor *out, const struct nn_tensor *in);
-/* dinp (in's shape) += d out / d in . dout; dweight/dbias (param shapes) +=; out is the
- * forward output. dweight/dbias are NULL for kinds without parameters. */
+/* Writes (does not add to) dinp (in's shape) = d out / d in . dout and dweight/dbias (param
+ * shapes): in a Sequential each gradient has one writer. out is the forward output.
+ * dweight/dbias are NULL for kinds without parameters. */
 typedef void nn_bwd_fn(const struct nn_layer *l, void *dinp, void *dweight, void *dbias,
                        const void *dout, const struct nn_tensor *in, const struct nn_tensor *out);
 /* Validates layer idx against its input shape `in` (data NULL) and writes its output

@@ -1,7 +1,7 @@
 /* GET /v2, /v2/health/live, /v2/health/ready, /metrics. */
-#include <cjson/cJSON.h>
 #include <stdlib.h>
 
+#include "server/metrics.h"
 #include "server/srv.h"
 
 /* Extensions of the Open Inference Protocol relud implements (GET /v2): three of
@@ -13,30 +13,41 @@ static const char *const extensions[] = {"binary_tensor_data", "model_repository
 void srv_h_server_meta(struct srv_req *req, struct srv_reply *rep)
 {
     (void)req;
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "name", "relud");
-    cJSON_AddStringToObject(o, "version", RELUD_VERSION);
-    cJSON_AddItemToObject(
-        o, "extensions",
-        cJSON_CreateStringArray(extensions, sizeof extensions / sizeof *extensions));
-    srv_reply_json(rep, 200, o);
+    struct srv_jw w;
+    srv_jw_init(&w, 256, 0);
+    srv_jw_obj(&w);
+    srv_jw_kstr(&w, "name", "relud");
+    srv_jw_kstr(&w, "version", RELUD_VERSION);
+    srv_jw_key(&w, "extensions");
+    srv_jw_arr(&w);
+    for (size_t i = 0; i < sizeof extensions / sizeof *extensions; i++)
+        srv_jw_str(&w, extensions[i]);
+    srv_jw_end(&w);
+    srv_jw_end(&w);
+    srv_reply_jw(rep, 200, &w);
+}
+
+static void flag_reply(struct srv_reply *rep, const char *key)
+{
+    struct srv_jw w;
+    srv_jw_init(&w, 32, 0);
+    srv_jw_obj(&w);
+    srv_jw_kbool(&w, key, 1);
+    srv_jw_end(&w);
+    srv_reply_jw(rep, 200, &w);
 }
 
 void srv_h_live(struct srv_req *req, struct srv_reply *rep)
 {
     (void)req;
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddTrueToObject(o, "live");
-    srv_reply_json(rep, 200, o);
+    flag_reply(rep, "live");
 }
 
 void srv_h_ready(struct srv_req *req, struct srv_reply *rep)
 {
     int r = atomic_load(&req->srv->ready);
     if (r == 1) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddTrueToObject(o, "ready");
-        srv_reply_json(rep, 200, o);
+        flag_reply(rep, "ready");
         return;
     }
     srv_reply_error(rep, 503, r == 0 ? "starting: loading models" : "draining: shutting down");
@@ -45,8 +56,11 @@ void srv_h_ready(struct srv_req *req, struct srv_reply *rep)
 
 void srv_h_metrics(struct srv_req *req, struct srv_reply *rep)
 {
+    struct srv *s = req->srv;
+    struct srv_gauges g = {atomic_load(&s->inflight), atomic_load(&s->conns),
+                           atomic_load(&s->buffered), atomic_load(&s->ready), &s->blas};
     size_t len;
-    char *text = srv_metrics_render(req->srv, &len);
+    char *text = srv_metrics_render(s->metrics, &g, s->models, &len);
     if (!text) {
         srv_reply_error(rep, 503, "out of memory rendering metrics");
         return;

@@ -1,9 +1,9 @@
-/* The libmicrohttpd glue: routing, HTTP framing checks, capped request bodies, early
- * refusals that still read (and drop) the body, replies, request ids, the connection
- * limit, start and drain. Per-request context lives in the connection slot (*con_cls) and
- * is freed in the request-completed callback (libmicrohttpd's own examples, v0.9.75). */
+/* The transport: libmicrohttpd glue. Routing, HTTP framing checks, capped request bodies,
+ * early refusals that still read (and drop) the body, the connection limit, request ids,
+ * sending replies, the access log and metrics, start and drain. Per-request context lives
+ * in the connection slot (*con_cls) and is freed in the request-completed callback
+ * (libmicrohttpd's own examples, v0.9.75). Handlers see only struct srv_req (srv.h). */
 #include <arpa/inet.h>
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -14,61 +14,36 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "server/http.h"
+#include "server/log.h"
+#include "server/metrics.h"
 #include "server/srv.h"
+#include "server/status.h"
 
-/* ---- status table ------------------------------------------------------------ */
-static const unsigned status_codes[SRV_S_COUNT] = {
-#define X(code, reason, cls) code,
-    SRV_STATUS_LIST(X)
-#undef X
+/* One request as the transport holds it: what the handler sees, and the rest. */
+struct hreq {
+    struct srv_req r;
+    struct MHD_Connection *conn;
+    size_t cap;      /* of r.body */
+    size_t reserved; /* bytes counted in srv.buffered for this request */
+    /* An early refusal (413/503/404/405/415) waits here while the rest of the body is read
+     * and dropped, for up to linger_timeout and linger_bytes, so a client that sends its
+     * whole body before reading sees the reply, not a reset. */
+    struct srv_reply early;
+    int has_early;
+    uint64_t linger_since;   /* ns */
+    size_t dropped;          /* body bytes read and dropped */
+    int close;               /* the reply carries Connection: close */
+    unsigned status;         /* the reply's status, once queued */
+    const char *undelivered; /* why the queued reply never fully reached the client, or NULL */
+    size_t bytes_out;
 };
-static const char *const status_classes[SRV_S_COUNT] = {
-#define X(code, reason, cls) cls,
-    SRV_STATUS_LIST(X)
-#undef X
-        [SRV_S_OTHER] = "other",
-};
 
-int srv_status_slot(unsigned code)
-{
-    for (int i = 0; i < SRV_S_OTHER; i++)
-        if (status_codes[i] == code)
-            return i;
-    return SRV_S_OTHER;
-}
-unsigned srv_status_code(int slot) { return status_codes[slot]; }
-const char *srv_status_class(int slot) { return status_classes[slot]; }
-
-unsigned srv_status_from_nn(enum nn_status st)
-{
-    switch (st) {
-    case NN_OK: return 200;
-    case NN_EINVAL: return 400;
-    case NN_ETOOBIG: return 413;
-    case NN_ENONFINITE: return 422;
-    case NN_ENOMEM: return 503;
-    case NN_ECANCELED: return 503;
-    case NN_STATUS_COUNT: break;
-    }
-    return 500;
-}
-
-/* ---- routes table ------------------------------------------------------------- */
-struct route {
-    const char *method;
-    const char *pattern;
-    srv_handler_fn *handler;
-};
-static const struct route routes[] = {
-#define X(ID, m, p, h) [SRV_R_##ID] = {m, p, h},
+/* ---- routes -------------------------------------------------------------------------- */
+static srv_handler_fn *const handlers[SRV_R_COUNT] = {
+#define X(ID, m, p, h) [SRV_R_##ID] = h,
     SRV_ROUTE_LIST(X)
 #undef X
-};
-const char *const srv_route_patterns[SRV_R_COUNT] = {
-#define X(ID, m, p, h) [SRV_R_##ID] = p,
-    SRV_ROUTE_LIST(X)
-#undef X
-        [SRV_R_OTHER] = "other",
 };
 
 /* Matches path against pattern segment by segment; captures {name} and {version}.
@@ -104,162 +79,27 @@ static enum srv_route route_find(struct srv_req *req, const char *path, const ch
     const char *m = strcmp(method, "HEAD") == 0 ? "GET" : method;
     allow[0] = 0;
     for (int i = 0; i < SRV_R_OTHER; i++) {
-        if (!route_match(routes[i].pattern, path, req))
+        if (!route_match(srv_route_patterns[i], path, req))
             continue;
-        if (strcmp(routes[i].method, m) == 0)
+        if (strcmp(srv_route_methods[i], m) == 0)
             return (enum srv_route)i;
-        if (!strstr(allow, routes[i].method)) {
+        if (!strstr(allow, srv_route_methods[i])) {
             size_t n = strlen(allow);
-            snprintf(allow + n, allowlen - n, "%s%s%s", n ? ", " : "", routes[i].method,
-                     strcmp(routes[i].method, "GET") == 0 ? ", HEAD" : "");
+            snprintf(allow + n, allowlen - n, "%s%s%s", n ? ", " : "", srv_route_methods[i],
+                     strcmp(srv_route_methods[i], "GET") == 0 ? ", HEAD" : "");
         }
     }
     return SRV_R_OTHER;
 }
 
-/* ---- allocation failures ----------------------------------------------------------
- * A reply built with cJSON drops a member whose allocation failed (cJSON_Add... returns
- * false, and callers do not check each one). Every cJSON allocation goes through this hook,
- * which marks the thread; a handler whose reply was built while an allocation failed
- * answers 503, never a 200 with a field missing. */
-static _Thread_local int alloc_failed;
-
-static void *hook_malloc(size_t n)
-{
-    void *p = malloc(n);
-    if (!p)
-        alloc_failed = 1;
-    return p;
-}
-
-void srv_alloc_hooks_init(void)
-{
-    cJSON_Hooks h = {hook_malloc, free};
-    cJSON_InitHooks(&h);
-}
-
-/* ---- replies ------------------------------------------------------------------- */
-void srv_reply_body(struct srv_reply *rep, unsigned status, const char *ctype, char *body,
-                    size_t len)
-{
-    free(rep->body);
-    rep->status = status;
-    rep->ctype = ctype;
-    rep->body = body;
-    rep->len = len;
-}
-
-void srv_reply_json(struct srv_reply *rep, unsigned status, cJSON *doc)
-{
-    char *s = doc ? cJSON_PrintUnformatted(doc) : NULL;
-    cJSON_Delete(doc);
-    if (!s) {
-        srv_reply_error(rep, 503, "out of memory building the response");
-        return;
-    }
-    srv_reply_body(rep, status, "application/json", s, strlen(s));
-}
-
-/* Length of the valid UTF-8 sequence at p (RFC 3629: no overlongs, no surrogates, at most
- * U+10FFFF), or 0. */
-static size_t utf8_seq(const unsigned char *p)
-{
-    unsigned c = p[0];
-    if (c < 0x80)
-        return 1;
-    size_t n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
-    if (!n || c > 0xf4)
-        return 0;
-    for (size_t i = 1; i < n; i++)
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-    if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f) || (c == 0xf0 && p[1] < 0x90) ||
-        (c == 0xf4 && p[1] > 0x8f))
-        return 0;
-    return n;
-}
-
-void srv_utf8_repair(char *s)
-{
-    unsigned char *p = (unsigned char *)s;
-    while (*p) {
-        size_t n = utf8_seq(p);
-        if (n) {
-            p += n;
-            continue;
-        }
-        /* a sequence cut short by the end of the string is dropped; anything else is one
-         * bad byte */
-        size_t rest = strlen((char *)p);
-        if (p[0] >= 0xc2 && p[0] <= 0xf4 && rest < (p[0] >= 0xf0 ? 4u : p[0] >= 0xe0 ? 3u : 2u)) {
-            int tail_ok = 1;
-            for (size_t i = 1; i < rest; i++)
-                tail_ok &= (p[i] & 0xc0) == 0x80;
-            if (tail_ok) {
-                *p = 0;
-                return;
-            }
-        }
-        *p++ = '?';
-    }
-}
-
+/* ---- replies ------------------------------------------------------------------------ */
 /* The reply of last resort: valid JSON without an allocation. */
 static const char oom_body[] = "{\"error\":\"out of memory building the response; retry\"}";
 
-void srv_reply_error(struct srv_reply *rep, unsigned status, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    srv_utf8_repair(msg);
-    cJSON *doc = cJSON_CreateObject();
-    char *s = NULL;
-    if (doc && cJSON_AddStringToObject(doc, "error", msg))
-        s = cJSON_PrintUnformatted(doc);
-    cJSON_Delete(doc);
-    if (!s) { /* queue_reply sends oom_body for a reply without a body */
-        srv_reply_body(rep, 503, "application/json", NULL, 0);
-        return;
-    }
-    srv_reply_body(rep, status, "application/json", s, strlen(s));
-}
-
-void srv_reply_nn_error(struct srv_reply *rep, enum nn_status st, const struct nn_err *err)
-{
-    if (st == NN_ECANCELED)
-        srv_reply_error(rep, 503, "draining: this replica is shutting down; %s (retry elsewhere)",
-                        err->msg);
-    else
-        srv_reply_error(rep, srv_status_from_nn(st), "%s", err->msg);
-    if (st == NN_ECANCELED || st == NN_ENOMEM)
-        srv_reply_header(rep, "Retry-After", "1");
-}
-
-void srv_reply_header(struct srv_reply *rep, const char *name, const char *fmt, ...)
-{
-    if (rep->nhdr >= SRV_MAX_HEADERS)
-        return;
-    rep->hdr[rep->nhdr].name = name;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(rep->hdr[rep->nhdr].value, sizeof rep->hdr[0].value, fmt, ap);
-    va_end(ap);
-    rep->nhdr++;
-}
-
-const char *srv_req_header(const struct srv_req *req, const char *name)
-{
-    /* no connection: a handler called directly (the fuzz targets) */
-    return req->conn ? MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name) : NULL;
-}
-
 /* Queues rep (taking its body). A reply without a body is the out-of-memory one. */
-static enum MHD_Result queue_reply(struct srv_req *req, struct srv_reply *rep)
+static enum MHD_Result queue_reply(struct hreq *h, struct srv_reply *rep)
 {
-    struct srv *s = req->srv;
+    struct srv *s = h->r.srv;
     struct MHD_Response *r =
         rep->body ? MHD_create_response_from_buffer(rep->len, rep->body, MHD_RESPMEM_MUST_FREE)
                   : MHD_create_response_from_buffer(sizeof oom_body - 1, (void *)oom_body,
@@ -279,18 +119,25 @@ static enum MHD_Result queue_reply(struct srv_req *req, struct srv_reply *rep)
     rep->body = NULL; /* owned by the response now */
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
                             rep->ctype ? rep->ctype : "application/json");
-    MHD_add_response_header(r, "X-Request-Id", req->id);
+    MHD_add_response_header(r, "X-Request-Id", h->r.id);
     MHD_add_response_header(r, "X-Relud-Instance", s->instance);
     for (int i = 0; i < rep->nhdr; i++)
         MHD_add_response_header(r, rep->hdr[i].name, rep->hdr[i].value);
-    if (atomic_load(&s->ready) == 2 || req->close)
+    if (atomic_load(&s->ready) == 2 || h->close)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
-    req->status = rep->status;
-    req->bytes_out = rep->len;
-    enum MHD_Result ret = MHD_queue_response(req->conn, rep->status, r);
+    h->status = rep->status;
+    h->bytes_out = rep->len;
+    enum MHD_Result ret = MHD_queue_response(h->conn, rep->status, r);
     MHD_destroy_response(r);
     return ret;
 }
+
+static const char *req_header(const struct srv_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+void srv_run_handler(struct srv_req *req, struct srv_reply *rep) { handlers[req->route](req, rep); }
 
 /* ---- request ids ------------------------------------------------------------------ */
 static int id_ok(const char *v)
@@ -320,30 +167,10 @@ static void req_id(struct srv *s, struct srv_req *req)
     snprintf(req->id, sizeof req->id, "%016llx", (unsigned long long)z);
 }
 
-uint64_t srv_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- the access handler ---------------------------------------------------------- */
 /* The socket context of a connection opened over connection_limit. */
 static char conn_over_limit_tag;
 #define CONN_OVER_LIMIT ((void *)&conn_over_limit_tag)
-
-void srv_run_handler(struct srv_req *req, struct srv_reply *rep)
-{
-    alloc_failed = 0;
-    routes[req->route].handler(req, rep);
-    if (alloc_failed && rep->status < 400) {
-        free(rep->body);
-        *rep = (struct srv_reply){0};
-        srv_reply_error(rep, 503, "out of memory building the response; retry");
-        srv_reply_header(rep, "Retry-After", "1");
-    }
-    alloc_failed = 0;
-}
 
 /* The framing header fields of a request (bad_framing). */
 struct framing {
@@ -363,31 +190,26 @@ static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const c
     return MHD_YES;
 }
 
-static int is_health(enum srv_route r)
-{
-    return r == SRV_R_LIVE || r == SRV_R_READY || r == SRV_R_METRICS;
-}
-
-/* Counts n more body bytes in srv.buffered for req; 0 (and nothing counted) when that would
+/* Counts n more body bytes in srv.buffered for h; 0 (and nothing counted) when that would
  * go over max_buffered_bytes. One path for Content-Length and chunked bodies. */
-static int reserve(struct srv *s, struct srv_req *req, size_t n)
+static int reserve(struct srv *s, struct hreq *h, size_t n)
 {
     size_t now = atomic_fetch_add(&s->buffered, n);
     if (s->cfg.max_buffered_bytes && now + n > s->cfg.max_buffered_bytes) {
         atomic_fetch_sub(&s->buffered, n);
         return 0;
     }
-    req->reserved += n;
+    h->reserved += n;
     return 1;
 }
 
-static void release_body(struct srv *s, struct srv_req *req)
+static void release_body(struct srv *s, struct hreq *h)
 {
-    atomic_fetch_sub(&s->buffered, req->reserved);
-    req->reserved = 0;
-    free(req->body);
-    req->body = NULL;
-    req->cap = 0;
+    atomic_fetch_sub(&s->buffered, h->reserved);
+    h->reserved = 0;
+    free(h->r.body);
+    h->r.body = NULL;
+    h->cap = 0;
 }
 
 static void reply_overloaded(struct srv *s, struct srv_reply *rep)
@@ -400,10 +222,10 @@ static void reply_overloaded(struct srv *s, struct srv_reply *rep)
 }
 
 /* The body the request declares: 0 none, 1 some (Content-Length > 0 or chunked). */
-static int has_body(const struct srv_req *req)
+static int has_body(const struct hreq *h)
 {
-    const char *te = srv_req_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
-    const char *cl = srv_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te = srv_req_header(&h->r, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    const char *cl = srv_req_header(&h->r, MHD_HTTP_HEADER_CONTENT_LENGTH);
     return te != NULL || (cl && strcmp(cl, "0") != 0);
 }
 
@@ -411,91 +233,92 @@ static int has_body(const struct srv_req *req)
  * for the go-ahead) or no body, it is sent now; otherwise it waits while the body is read
  * and dropped (linger_timeout, linger_bytes), because a client that writes its whole body
  * first would see a reset connection instead of the reply. */
-static enum MHD_Result refuse(struct srv_req *req, struct srv_reply *rep)
+static enum MHD_Result refuse(struct hreq *h, struct srv_reply *rep)
 {
-    const char *expect = srv_req_header(req, MHD_HTTP_HEADER_EXPECT);
-    release_body(req->srv, req);
-    if (!has_body(req) || (expect && !strcasecmp(expect, "100-continue"))) {
-        req->close = has_body(req);
-        return queue_reply(req, rep);
+    const char *expect = srv_req_header(&h->r, MHD_HTTP_HEADER_EXPECT);
+    release_body(h->r.srv, h);
+    if (!has_body(h) || (expect && !strcasecmp(expect, "100-continue"))) {
+        h->close = has_body(h);
+        return queue_reply(h, rep);
     }
-    req->early = *rep;
-    req->has_early = 1;
-    req->linger_since = srv_now_ns();
+    h->early = *rep;
+    h->has_early = 1;
+    h->linger_since = srv_now_ns();
     return MHD_YES;
 }
 
 /* Sends the refusal that waited for the body. When the whole body was read the connection
  * stays open for the next request, except after a 413 or a 503 (relud is shedding load). */
-static enum MHD_Result refuse_now(struct srv_req *req, int whole_body)
+static enum MHD_Result refuse_now(struct hreq *h, int whole_body)
 {
-    req->has_early = 0;
-    req->close = !whole_body || req->early.status == 413 || req->early.status == 503;
-    return queue_reply(req, &req->early);
+    h->has_early = 0;
+    h->close = !whole_body || h->early.status == 413 || h->early.status == 503;
+    return queue_reply(h, &h->early);
 }
 
 /* Framing that RFC 9112 section 6 makes an error, checked before anything else: the
  * request-smuggling patterns (two Content-Lengths, Content-Length with Transfer-Encoding)
  * and a transfer coding relud does not know. These close the connection without reading
  * on: where the body ends is not known. Returns 0 when the framing is sound. */
-static int bad_framing(struct srv_req *req, struct srv_reply *rep)
+static int bad_framing(struct hreq *h, struct srv_reply *rep)
 {
     struct framing f = {0};
-    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, count_framing, &f);
-    int ncl = f.ncl, nte = f.nte;
-    const char *cl = f.cl, *te = f.te;
-    if (ncl > 1 || (cl && strchr(cl, ',')))
+    MHD_get_connection_values(h->conn, MHD_HEADER_KIND, count_framing, &f);
+    if (f.ncl > 1 || (f.cl && strchr(f.cl, ',')))
         srv_reply_error(rep, 400,
                         "Content-Length: the request has %d Content-Length values; one is "
                         "allowed (RFC 9112 section 6.3)",
-                        ncl > 1 ? ncl : 2);
-    else if (cl && nte)
+                        f.ncl > 1 ? f.ncl : 2);
+    else if (f.cl && f.nte)
         srv_reply_error(rep, 400,
                         "Content-Length and Transfer-Encoding together: send one of them "
                         "(RFC 9112 section 6.3)");
-    else if (nte > 1 || (te && strcasecmp(te, "chunked")))
+    else if (f.nte > 1 || (f.te && strcasecmp(f.te, "chunked")))
         srv_reply_error(rep, 501, "Transfer-Encoding: \"%.40s\" is not supported (only chunked)",
-                        te ? te : "");
+                        f.te ? f.te : "");
     else
         return 0;
-    req->close = 1;
+    h->close = 1;
     return 1;
 }
 
 static enum MHD_Result first_call(struct srv *s, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, void **con_cls)
 {
-    struct srv_req *req = calloc(1, sizeof *req);
-    if (!req)
+    struct hreq *h = calloc(1, sizeof *h);
+    if (!h)
         return MHD_NO;
-    *con_cls = req;
+    *con_cls = h;
     atomic_fetch_add(&s->inflight, 1);
+    struct srv_req *req = &h->r;
+    h->conn = conn;
     req->srv = s;
     req->conn = conn;
+    req->header = req_header;
     req->method = method;
     req->t0_ns = srv_now_ns();
     snprintf(req->path, sizeof req->path, "%s", url);
     req_id(s, req);
 
     struct srv_reply rep = {0};
-    if (bad_framing(req, &rep))
-        return queue_reply(req, &rep);
+    if (bad_framing(h, &rep))
+        return queue_reply(h, &rep);
     if (!strcmp(version, MHD_HTTP_VERSION_1_1) && !srv_req_header(req, MHD_HTTP_HEADER_HOST)) {
         /* RFC 9112 section 3.2: a server MUST answer 400 */
         srv_reply_error(&rep, 400, "Host: an HTTP/1.1 request needs a Host header");
-        return refuse(req, &rep);
+        return refuse(h, &rep);
     }
     char allow[128];
     req->route = route_find(req, url, method, allow, sizeof allow);
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    if (ci && ci->socket_context == CONN_OVER_LIMIT && !is_health(req->route)) {
+    if (ci && ci->socket_context == CONN_OVER_LIMIT && !srv_route_is_health(req->route)) {
         srv_reply_error(&rep, 503,
                         "overloaded: more connections open than connection_limit (%d); retry "
                         "later",
                         s->cfg.connection_limit);
         srv_reply_header(&rep, "Retry-After", "1");
-        return refuse(req, &rep);
+        return refuse(h, &rep);
     }
     if (req->route == SRV_R_OTHER) {
         if (allow[0]) {
@@ -505,12 +328,12 @@ static enum MHD_Result first_call(struct srv *s, struct MHD_Connection *conn, co
         } else {
             srv_reply_error(&rep, 404, "no such endpoint: %s %s", method, req->path);
         }
-        return refuse(req, &rep);
+        return refuse(h, &rep);
     }
-    if (atomic_load(&s->ready) == 2 && !is_health(req->route)) {
+    if (atomic_load(&s->ready) == 2 && !srv_route_is_health(req->route)) {
         srv_reply_error(&rep, 503, "draining: this replica is shutting down");
         srv_reply_header(&rep, "Retry-After", "1");
-        return refuse(req, &rep);
+        return refuse(h, &rep);
     }
     const char *ce = srv_req_header(req, MHD_HTTP_HEADER_CONTENT_ENCODING);
     if (ce && strcasecmp(ce, "identity")) {
@@ -518,7 +341,7 @@ static enum MHD_Result first_call(struct srv *s, struct MHD_Connection *conn, co
                         "Content-Encoding: \"%.40s\" is not supported; send the body "
                         "uncompressed",
                         ce);
-        return refuse(req, &rep);
+        return refuse(h, &rep);
     }
     const char *cl = srv_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl) {
@@ -528,21 +351,21 @@ static enum MHD_Result first_call(struct srv *s, struct MHD_Connection *conn, co
         if (errno || *end || n > s->cfg.max_body_bytes) {
             srv_reply_error(&rep, 413, "request body of %s bytes exceeds max_body_bytes (%zu)", cl,
                             s->cfg.max_body_bytes);
-            return refuse(req, &rep);
+            return refuse(h, &rep);
         }
         size_t want = (size_t)n;
-        if (!reserve(s, req, want)) {
+        if (!reserve(s, h, want)) {
             reply_overloaded(s, &rep);
-            return refuse(req, &rep);
+            return refuse(h, &rep);
         }
         if (want) {
             req->body = malloc(want + 1);
             if (!req->body) {
                 srv_reply_error(&rep, 503, "out of memory for a %zu-byte body", want);
                 srv_reply_header(&rep, "Retry-After", "1");
-                return refuse(req, &rep);
+                return refuse(h, &rep);
             }
-            req->cap = want;
+            h->cap = want;
         }
     }
     return MHD_YES;
@@ -550,20 +373,21 @@ static enum MHD_Result first_call(struct srv *s, struct MHD_Connection *conn, co
 
 /* Appends an upload chunk; with no Content-Length (chunked) the buffer grows up to the cap,
  * each step reserved against max_buffered_bytes. 0 with rep filled when it cannot. */
-static int body_append(struct srv *s, struct srv_req *req, const char *data, size_t n,
+static int body_append(struct srv *s, struct hreq *h, const char *data, size_t n,
                        struct srv_reply *rep)
 {
+    struct srv_req *req = &h->r;
     size_t max = s->cfg.max_body_bytes;
     if (n > max || req->len > max - n) {
         srv_reply_error(rep, 413, "request body of %zu bytes or more exceeds max_body_bytes (%zu)",
                         req->len + n, max);
         return 0;
     }
-    if (req->len + n > req->cap || !req->body) {
-        size_t ncap = req->cap ? req->cap : 4096;
+    if (req->len + n > h->cap || !req->body) {
+        size_t ncap = h->cap ? h->cap : 4096;
         while (ncap < req->len + n)
             ncap = ncap > max / 2 ? max : ncap * 2;
-        if (ncap > req->reserved && !reserve(s, req, ncap - req->reserved)) {
+        if (ncap > h->reserved && !reserve(s, h, ncap - h->reserved)) {
             reply_overloaded(s, rep);
             return 0;
         }
@@ -574,7 +398,7 @@ static int body_append(struct srv *s, struct srv_req *req, const char *data, siz
             return 0;
         }
         req->body = nb;
-        req->cap = ncap;
+        h->cap = ncap;
     }
     memcpy(req->body + req->len, data, n);
     req->len += n;
@@ -586,70 +410,74 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   size_t *upload_size, void **con_cls)
 {
     struct srv *s = cls;
-    struct srv_req *req = *con_cls;
-    if (!req)
+    struct hreq *h = *con_cls;
+    if (!h)
         return first_call(s, conn, url, method, version, con_cls);
-    if (req->status) /* a reply is queued already */
+    if (h->status) /* a reply is queued already */
         return MHD_YES;
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if (req->has_early) {
-            req->dropped += n;
-            if (srv_now_ns() - req->linger_since <
-                    (uint64_t)s->cfg.linger_timeout * 1000000000ULL &&
-                req->dropped <= s->cfg.linger_bytes)
+        if (h->has_early) {
+            h->dropped += n;
+            if (srv_now_ns() - h->linger_since < (uint64_t)s->cfg.linger_timeout * 1000000000ULL &&
+                h->dropped <= s->cfg.linger_bytes)
                 return MHD_YES;
-            return refuse_now(req, 0); /* past the linger bounds: reply and close */
+            return refuse_now(h, 0); /* past the linger bounds: reply and close */
         }
         struct srv_reply rep = {0};
-        if (!body_append(s, req, upload, n, &rep)) {
-            req->dropped = req->len + n;
-            req->len = 0;
-            return refuse(req, &rep);
+        if (!body_append(s, h, upload, n, &rep)) {
+            h->dropped = h->r.len + n;
+            h->r.len = 0;
+            return refuse(h, &rep);
         }
         return MHD_YES;
     }
-    if (req->has_early)
-        return refuse_now(req, 1);
-    if (req->body)
-        req->body[req->len] = 0;
+    if (h->has_early)
+        return refuse_now(h, 1);
+    if (h->r.body)
+        h->r.body[h->r.len] = 0;
     struct srv_reply rep = {0};
-    srv_run_handler(req, &rep);
-    return queue_reply(req, &rep);
+    srv_run_handler(&h->r, &rep);
+    return queue_reply(h, &rep);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     struct srv *s = cls;
-    struct srv_req *req = *con_cls;
-    if (!req)
+    struct hreq *h = *con_cls;
+    (void)conn;
+    if (!h)
         return;
-    double us = (double)(srv_now_ns() - req->t0_ns) / 1e3;
+    double us = (double)(srv_now_ns() - h->r.t0_ns) / 1e3;
     /* What the log and metrics record is what the client got. */
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
         int client_left =
             toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT || toe == MHD_REQUEST_TERMINATED_READ_ERROR;
-        if (!req->status) /* the client went away before a reply */
-            req->status = toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? 408 : 499;
+        if (!h->status) /* the client went away before a reply */
+            h->status = toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? 408 : 499;
         else
-            req->undelivered = client_left                                     ? "client closed"
-                               : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? "shutdown"
-                               : toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timeout"
-                                                                               : "error";
-        if (req->undelivered && client_left)
-            req->status = 499;
+            h->undelivered = client_left                                     ? "client closed"
+                             : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? "shutdown"
+                             : toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timeout"
+                                                                             : "error";
+        if (h->undelivered && client_left)
+            h->status = 499;
     }
-    if (req->has_early) {
-        free(req->early.body);
-        req->has_early = 0;
+    if (h->has_early) {
+        free(h->early.body);
+        h->has_early = 0;
     }
-    srv_metrics_observe(s->metrics, req->route, req->status, us / 1e6, req->len + req->dropped,
-                        req->undelivered ? 0 : req->bytes_out);
-    srv_log_access(req, us);
-    release_body(s, req);
-    free(req);
+    size_t in = h->r.len + h->dropped, out = h->undelivered ? 0 : h->bytes_out;
+    srv_metrics_observe(s->metrics, h->r.route, h->status, us / 1e6, in, out);
+    struct srv_access a = {h->r.method, h->r.path,  srv_route_patterns[h->r.route],
+                           h->r.id,     h->r.model, h->undelivered,
+                           h->status,   in,         out,
+                           us};
+    srv_log_access(&a);
+    release_body(s, h);
+    free(h);
     *con_cls = NULL;
     atomic_fetch_sub(&s->inflight, 1);
 }

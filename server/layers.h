@@ -4,7 +4,7 @@
 #define RELUD_LAYERS_H
 
 #include "core/nn.h"
-#include "server/codec.h"
+#include "server/json.h"
 
 /* Per-layer parameter source used by model files that reference safetensors:
  * called for a linear/prelu layer i whose "weight" (or "bias") key is absent.
@@ -18,14 +18,14 @@ typedef enum nn_status srv_param_source_fn(void *ctx, int layer, const char *par
 /* Parses a "layers" array into net (nn_net_init'd here). max_layers and max_elems are
  * caps (0 = none). Messages: "layers[1]: unknown field \"negative_slop\" for leaky_relu
  * (known: type, negative_slope)", "layers[2].weight: ...". src may be NULL. */
-enum nn_status srv_layers_parse(const struct srv_doc *doc, const cJSON *layers, enum nn_dtype dt,
+enum nn_status srv_layers_parse(const struct srv_json *d, srv_jv layers, enum nn_dtype dt,
                                 int max_layers, size_t max_elems, srv_param_source_fn *src,
                                 void *src_ctx, struct nn_net *net, struct nn_err *err);
 /* Frees every layer's weight/bias data, then the net. */
 void srv_net_free(struct nn_net *net);
 
 /* "float32" | "float64" (also "FP32"/"FP64") -> dtype; NN_EINVAL naming `where` otherwise. */
-enum nn_status srv_dtype_parse(const cJSON *item, const char *where, enum nn_dtype *dt,
-                               struct nn_err *err);
+enum nn_status srv_dtype_parse(const struct srv_json *d, srv_jv v, const char *where,
+                               enum nn_dtype *dt, struct nn_err *err);
 
 #endif

@@ -1,12 +1,13 @@
-/* Logging to stderr, one line per event, text or JSON (log_format). */
-#include <cjson/cJSON.h>
-#include <pthread.h>
+/* Logging: see log.h. */
+#include "server/log.h"
+
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "server/srv.h"
+#include "server/jsonw.h"
 
 static int log_level = CFG_LOG_INFO;
 static int log_format = CFG_LOG_TEXT;
@@ -37,6 +38,23 @@ static void emit(const char *line, size_t n)
     fflush(stderr);
 }
 
+/* Finishes a JSON line: the object closed, a newline, written. */
+static void emit_jw(struct srv_jw *w)
+{
+    srv_jw_end(w);
+    size_t n;
+    char *s = srv_jw_finish(w, &n, NULL, NULL);
+    if (!s)
+        return;
+    char *nl = realloc(s, n + 2);
+    if (nl) {
+        nl[n] = '\n';
+        emit(nl, n + 1);
+        s = nl;
+    }
+    free(s);
+}
+
 void srv_log(int level, const char *fmt, ...)
 {
     if (level > log_level)
@@ -48,18 +66,13 @@ void srv_log(int level, const char *fmt, ...)
     va_end(ap);
     timestamp(ts, sizeof ts);
     if (log_format == CFG_LOG_JSON) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "ts", ts);
-        cJSON_AddStringToObject(o, "level", level_names[level]);
-        cJSON_AddStringToObject(o, "msg", msg);
-        char *s = cJSON_PrintUnformatted(o);
-        cJSON_Delete(o);
-        if (s) {
-            size_t n = strlen(s);
-            s[n] = '\n'; /* replace the NUL; print n+1 bytes */
-            emit(s, n + 1);
-            free(s);
-        }
+        struct srv_jw w;
+        srv_jw_init(&w, strlen(msg) + 96, 0);
+        srv_jw_obj(&w);
+        srv_jw_kstr(&w, "ts", ts);
+        srv_jw_kstr(&w, "level", level_names[level]);
+        srv_jw_kstr(&w, "msg", msg);
+        emit_jw(&w);
         return;
     }
     char line[2200];
@@ -67,53 +80,46 @@ void srv_log(int level, const char *fmt, ...)
     emit(line, n < (int)sizeof line ? (size_t)n : sizeof line - 1);
 }
 
-void srv_log_access(const struct srv_req *req, double us)
+void srv_log_access(const struct srv_access *a)
 {
     if (!log_access || log_level < CFG_LOG_INFO)
         return;
     char ts[40];
     timestamp(ts, sizeof ts);
-    const char *route = srv_route_patterns[req->route];
     if (log_format == CFG_LOG_JSON) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "ts", ts);
-        cJSON_AddStringToObject(o, "level", "info");
-        cJSON_AddStringToObject(o, "type", "access");
-        cJSON_AddStringToObject(o, "method", req->method);
-        cJSON_AddStringToObject(o, "path", req->path);
-        cJSON_AddStringToObject(o, "route", route);
-        cJSON_AddNumberToObject(o, "status", req->status);
-        if (req->undelivered)
-            cJSON_AddStringToObject(o, "undelivered", req->undelivered);
-        cJSON_AddNumberToObject(o, "bytes_in", (double)(req->len + req->dropped));
-        cJSON_AddNumberToObject(o, "bytes_out", req->undelivered ? 0 : (double)req->bytes_out);
-        cJSON_AddNumberToObject(o, "us", (double)(long long)us);
-        cJSON_AddStringToObject(o, "request_id", req->id);
-        if (req->model[0])
-            cJSON_AddStringToObject(o, "model", req->model);
-        char *s = cJSON_PrintUnformatted(o);
-        cJSON_Delete(o);
-        if (s) {
-            size_t n = strlen(s);
-            s[n] = '\n';
-            emit(s, n + 1);
-            free(s);
-        }
+        struct srv_jw w;
+        srv_jw_init(&w, 512, 0);
+        srv_jw_obj(&w);
+        srv_jw_kstr(&w, "ts", ts);
+        srv_jw_kstr(&w, "level", "info");
+        srv_jw_kstr(&w, "type", "access");
+        srv_jw_kstr(&w, "method", a->method);
+        srv_jw_kstr(&w, "path", a->path); /* the writer escapes it */
+        srv_jw_kstr(&w, "route", a->route);
+        srv_jw_kuint(&w, "status", a->status);
+        if (a->undelivered)
+            srv_jw_kstr(&w, "undelivered", a->undelivered);
+        srv_jw_kuint(&w, "bytes_in", a->bytes_in);
+        srv_jw_kuint(&w, "bytes_out", a->bytes_out);
+        srv_jw_kint(&w, "us", (long long)a->us);
+        srv_jw_kstr(&w, "request_id", a->id);
+        if (a->model[0])
+            srv_jw_kstr(&w, "model", a->model);
+        emit_jw(&w);
         return;
     }
     char line[800];
     /* the path is printed with %.200s and without control characters */
     char path[201];
     size_t i = 0;
-    for (; req->path[i] && i < 200; i++)
-        path[i] = (req->path[i] < 0x20 || req->path[i] == 0x7f) ? '?' : req->path[i];
+    for (; a->path[i] && i < 200; i++)
+        path[i] = (a->path[i] < 0x20 || a->path[i] == 0x7f) ? '?' : a->path[i];
     path[i] = 0;
     int n =
         snprintf(line, sizeof line,
                  "%s access %s %s route=%s status=%u%s%s in=%zu out=%zu us=%lld id=%s%s%s\n", ts,
-                 req->method, path, route, req->status, req->undelivered ? " undelivered=" : "",
-                 req->undelivered ? req->undelivered : "", req->len + req->dropped,
-                 req->undelivered ? 0 : req->bytes_out, (long long)us, req->id,
-                 req->model[0] ? " model=" : "", req->model);
+                 a->method, path, a->route, a->status, a->undelivered ? " undelivered=" : "",
+                 a->undelivered ? a->undelivered : "", a->bytes_in, a->bytes_out, (long long)a->us,
+                 a->id, a->model[0] ? " model=" : "", a->model);
     emit(line, n < (int)sizeof line ? (size_t)n : sizeof line - 1);
 }

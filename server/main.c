@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include "server/blas.h"
-#include "server/codec.h"
+#include "server/http.h"
+#include "server/log.h"
+#include "server/metrics.h"
 #include "server/models.h"
 #include "server/srv.h"
 
@@ -113,10 +115,8 @@ int main(int argc, char **argv)
     snprintf(s.instance, sizeof s.instance, "%s:%d", host, (int)getpid());
     if (getrandom(&s.nonce, sizeof s.nonce, 0) != (ssize_t)sizeof s.nonce)
         s.nonce = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-    srv_alloc_hooks_init();
-    srv_doc_set_max_values(s.cfg.max_json_values);
     s.metrics = srv_metrics_new();
-    s.models = srv_models_new(s.cfg.model_dir);
+    s.models = srv_models_new(s.cfg.model_dir, s.cfg.max_json_values);
     if (!s.metrics || !s.models) {
         fprintf(stderr, "relud: out of memory\n");
         return 1;
@@ -130,8 +130,9 @@ int main(int argc, char **argv)
     if (s.cfg.log_level >= CFG_LOG_DEBUG)
         cfg_print_effective(stderr, &s.cfg);
 
-    if (srv_models_load_all(s.models, s.cfg.strict_models, err, sizeof err)) {
-        srv_log(CFG_LOG_ERROR, "%s", err);
+    struct nn_err merr;
+    if (srv_models_load_all(s.models, s.cfg.strict_models, &merr)) {
+        srv_log(CFG_LOG_ERROR, "%s", merr.msg);
         srv_drain_and_stop(&s);
         return 1;
     }

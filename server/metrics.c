@@ -1,11 +1,15 @@
 /* Prometheus metrics: lock-free counters per (route, status) and a latency histogram
  * per route, rendered in the text exposition format 0.0.4. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/cfg.h"
+#include "server/metrics.h"
 #include "server/models.h"
-#include "server/srv.h"
+#include "server/sb.h"
+#include "server/status.h"
 
 static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                  0.1,    0.25,  0.5,    1,     2.5,  5,     10};
@@ -42,67 +46,68 @@ void srv_metrics_protocol_error(struct srv_metrics *m, unsigned status)
         atomic_fetch_add(&m->protocol_errors[status - 400], 1);
 }
 
-/* Room for n more bytes and a NUL; 0 (and sb->oom) when it cannot be had. */
-static int sb_reserve(struct srv_sb *sb, size_t n)
+/* The repository's series, one family at a time: a visitor per family. */
+struct model_series {
+    struct srv_sb *sb;
+    int family;
+};
+
+static void model_series(void *ctx, const char *name, enum srv_model_state state,
+                         const char *reason, const struct srv_model_stats *st,
+                         const struct srv_model *model)
 {
-    if (sb->oom)
-        return 0;
-    if (sb->cap - sb->len > n)
-        return 1;
-    size_t ncap = (sb->cap ? sb->cap * 2 : 4096) + n + 1;
-    char *np = realloc(sb->p, ncap);
-    if (!np) {
-        sb->oom = 1;
-        return 0;
+    struct model_series *ms = ctx;
+    struct srv_sb *sb = ms->sb;
+    (void)reason, (void)model;
+    switch (ms->family) {
+    case 0:
+        srv_sb_printf(sb, "relud_model_requests_total{model=\"%s\",outcome=\"success\"} %llu\n",
+                      name, atomic_load(&st->success_count));
+        srv_sb_printf(sb, "relud_model_requests_total{model=\"%s\",outcome=\"failure\"} %llu\n",
+                      name, atomic_load(&st->fail_count));
+        break;
+    case 1: {
+        unsigned long long ns = atomic_load(&st->success_ns) + atomic_load(&st->fail_ns);
+        unsigned long long cnt = atomic_load(&st->success_count) + atomic_load(&st->fail_count);
+        srv_sb_printf(sb, "relud_model_request_duration_seconds_sum{model=\"%s\"} %.9g\n", name,
+                      (double)ns / 1e9);
+        srv_sb_printf(sb, "relud_model_request_duration_seconds_count{model=\"%s\"} %llu\n", name,
+                      cnt);
+        break;
     }
-    sb->p = np;
-    sb->cap = ncap;
-    return 1;
-}
-
-void srv_sb_printf(struct srv_sb *sb, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        sb->oom = 1;
-    if (n < 0 || !sb_reserve(sb, (size_t)n))
-        return;
-    va_start(ap, fmt);
-    vsnprintf(sb->p + sb->len, sb->cap - sb->len, fmt, ap);
-    va_end(ap);
-    sb->len += (size_t)n;
-}
-
-void srv_sb_append(struct srv_sb *sb, const void *data, size_t n)
-{
-    if (!sb_reserve(sb, n))
-        return;
-    memcpy(sb->p + sb->len, data, n);
-    sb->len += n;
-    sb->p[sb->len] = 0;
-}
-
-/* "200", or "other" for a code outside the status list */
-static const char *code_label(int slot)
-{
-    static char codes[SRV_S_COUNT][8];
-    static atomic_int done;
-    if (!atomic_load(&done)) {
-        for (int c = 0; c < SRV_S_OTHER; c++)
-            snprintf(codes[c], sizeof codes[c], "%u", srv_status_code(c));
-        snprintf(codes[SRV_S_OTHER], sizeof codes[0], "other");
-        atomic_store(&done, 1);
+    case 2:
+        srv_sb_printf(sb, "relud_model_inferences_total{model=\"%s\"} %llu\n", name,
+                      atomic_load(&st->inference_count));
+        break;
+    default:
+        srv_sb_printf(sb, "relud_model_ready{model=\"%s\"} %d\n", name, state == SRV_MODEL_READY);
     }
-    return codes[slot];
 }
 
-char *srv_metrics_render(const struct srv *s, size_t *len)
+static void render_models(struct srv_models *models, struct srv_sb *sb)
 {
-    struct srv_metrics *m = s->metrics;
-    struct srv_sb sb = {0};
+    static const char *const heads[] = {
+        "# HELP relud_model_requests_total Inference requests per model, by outcome.\n"
+        "# TYPE relud_model_requests_total counter\n",
+        "# HELP relud_model_request_duration_seconds Time spent in inference requests per "
+        "model.\n# TYPE relud_model_request_duration_seconds summary\n",
+        "# HELP relud_model_inferences_total Samples inferred per model.\n"
+        "# TYPE relud_model_inferences_total counter\n",
+        "# HELP relud_model_ready 1 when the model is ready to serve.\n"
+        "# TYPE relud_model_ready gauge\n",
+    };
+    for (int f = 0; f < 4; f++) {
+        struct model_series ms = {sb, f};
+        srv_sb_puts(sb, heads[f]);
+        srv_models_foreach(models, model_series, &ms);
+    }
+}
+
+char *srv_metrics_render(struct srv_metrics *m, const struct srv_gauges *g,
+                         struct srv_models *models, size_t *len)
+{
+    struct srv_sb sb;
+    srv_sb_init(&sb, 0);
     srv_sb_printf(&sb, "# HELP relud_requests_total HTTP requests by route pattern and status.\n"
                        "# TYPE relud_requests_total counter\n");
     for (int r = 0; r < SRV_R_COUNT; r++)
@@ -110,7 +115,7 @@ char *srv_metrics_render(const struct srv *s, size_t *len)
             unsigned long long v = atomic_load(&m->requests[r][c]);
             if (v)
                 srv_sb_printf(&sb, "relud_requests_total{route=\"%s\",code=\"%s\"} %llu\n",
-                              srv_route_patterns[r], code_label(c), v);
+                              srv_route_patterns[r], srv_status_label(c), v);
         }
     srv_sb_printf(&sb, "# HELP relud_errors_total Error replies by class.\n"
                        "# TYPE relud_errors_total counter\n");
@@ -176,20 +181,14 @@ char *srv_metrics_render(const struct srv *s, size_t *len)
                   "# HELP relud_ready 1 when ready, 0 while starting or draining.\n"
                   "# TYPE relud_ready gauge\n"
                   "relud_ready %d\n",
-                  atomic_load(&s->inflight), atomic_load(&s->conns), atomic_load(&s->buffered),
-                  atomic_load(&s->ready) == 1);
+                  g->inflight, g->conns, g->buffered, g->ready == 1);
     srv_sb_printf(
         &sb,
         "# HELP relud_build_info relud's version and the BLAS library and kernel in use.\n"
         "# TYPE relud_build_info gauge\n"
         "relud_build_info{version=\"%s\",blas=\"%s\",blas_core=\"%s\","
         "blas_core_source=\"%s\"} 1\n",
-        RELUD_VERSION, s->blas.version, s->blas.core, s->blas.source ? s->blas.source : "");
-    srv_models_render_metrics(s->models, &sb);
-    if (sb.oom) {
-        free(sb.p);
-        return NULL;
-    }
-    *len = sb.len;
-    return sb.p;
+        RELUD_VERSION, g->blas->version, g->blas->core, g->blas->source ? g->blas->source : "");
+    render_models(models, &sb);
+    return srv_sb_take(&sb, len);
 }

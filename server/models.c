@@ -13,7 +13,6 @@
  * Entries are never freed before srv_models_free: DELETE only unlists one. So the stats
  * pointer a handler holds (srv_models_stats, model->stats) stays valid, and statistics
  * survive replacement, unload and a DELETE followed by a new PUT of the same name. */
-#include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -26,15 +25,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "server/codec.h"
+#include "server/json.h"
 #include "server/layers.h"
+#include "server/log.h"
 #include "server/models.h"
 #include "server/safetensors.h"
 
 #define MODEL_FILE_MAX ((size_t)1 << 30) /* a NAME.json bigger than 1 GiB is refused */
 
 struct entry {
-    char name[SRV_MAX_CAPTURE];
+    char name[SRV_MODEL_NAME];
     int listed; /* 0 after DELETE (the entry stays for its stats) */
     enum srv_model_state state;
     char reason[NN_ERR_LEN]; /* UNAVAILABLE / UNLOADED: why; "" when READY */
@@ -44,6 +44,7 @@ struct entry {
 
 struct srv_models {
     char *dir;
+    size_t max_values;      /* JSON value cap of model files and PUT bodies */
     pthread_mutex_t lock;   /* entries[], and each entry's listed/state/reason/model */
     pthread_mutex_t ctl;    /* serialises control operations */
     struct entry **entries; /* sorted by name */
@@ -52,6 +53,12 @@ struct srv_models {
 };
 
 static const char *const model_keys[] = {"name", "description", "dtype", "layers", "weights", NULL};
+
+const char *const srv_model_state_names[] = {
+    [SRV_MODEL_READY] = "READY",
+    [SRV_MODEL_UNAVAILABLE] = "UNAVAILABLE",
+    [SRV_MODEL_UNLOADED] = "UNLOADED",
+};
 
 int srv_model_name_ok(const char *name)
 {
@@ -143,68 +150,65 @@ static enum nn_status model_build(const struct srv_models *m, const char *name, 
     memset(&stf, 0, sizeof stf);
     int have_st = 0;
     struct srv_model *model = NULL;
-    enum nn_status st = NN_OK;
-    struct srv_doc *doc = NULL;
-    if ((st = srv_doc_parse_ex(text, len, 0, &doc, err)))
+    struct srv_json *d = NULL;
+    enum nn_status st = srv_json_parse(text, len, m->max_values, &d, err);
+    if (st)
         return st;
-    const cJSON *root = srv_doc_root(doc);
-    if (!cJSON_IsObject(root)) {
+    srv_jv root = srv_json_root(d), bad;
+    char k[64];
+    if (srv_json_type(d, root) != SRV_J_OBJECT) {
         st = nn_err_set(err, NN_EINVAL,
                         "expected a JSON object (a model: name, description, dtype, layers, "
                         "weights)");
         goto fail;
     }
-    for (const cJSON *k = root->child; k; k = k->next) {
-        int known = 0;
-        for (int i = 0; model_keys[i]; i++)
-            known |= strcmp(k->string, model_keys[i]) == 0;
-        if (!known) {
-            st = nn_err_set(err, NN_EINVAL,
-                            "unknown field \"%.60s\" (known: name, description, dtype, layers, "
-                            "weights)",
-                            k->string);
-            goto fail;
-        }
+    if ((bad = srv_json_unknown_key(d, root, model_keys))) {
+        st = nn_err_set(err, NN_EINVAL,
+                        "unknown field \"%s\" (known: name, description, dtype, layers, weights)",
+                        srv_json_key(d, bad, k, sizeof k));
+        goto fail;
     }
-    const cJSON *jname = cJSON_GetObjectItemCaseSensitive(root, "name");
-    const cJSON *jdesc = cJSON_GetObjectItemCaseSensitive(root, "description");
-    const cJSON *jdtype = cJSON_GetObjectItemCaseSensitive(root, "dtype");
-    const cJSON *jlayers = cJSON_GetObjectItemCaseSensitive(root, "layers");
-    const cJSON *jweights = cJSON_GetObjectItemCaseSensitive(root, "weights");
-    if (jname && !cJSON_IsString(jname)) {
+    srv_jv jname = srv_json_get(d, root, "name"), jdesc = srv_json_get(d, root, "description");
+    srv_jv jdtype = srv_json_get(d, root, "dtype"), jlayers = srv_json_get(d, root, "layers");
+    srv_jv jweights = srv_json_get(d, root, "weights");
+    char buf[SRV_MODEL_NAME];
+    if (jname && srv_json_type(d, jname) != SRV_J_STRING) {
         st = nn_err_set(err, NN_EINVAL, "name: expected a string");
         goto fail;
     }
-    if (jname && strcmp(jname->valuestring, name) != 0) {
-        st = nn_err_set(err, NN_EINVAL, "name: \"%.100s\" does not match %s \"%s\"",
-                        jname->valuestring, origin, name);
+    if (jname && !srv_json_str_is(d, jname, name)) {
+        srv_json_str(d, jname, buf, sizeof buf);
+        st = nn_err_set(err, NN_EINVAL, "name: \"%.100s\" does not match %s \"%s\"", buf, origin,
+                        name);
         goto fail;
     }
-    if (jdesc && !cJSON_IsString(jdesc) && !cJSON_IsNull(jdesc)) {
+    enum srv_jtype dty = srv_json_type(d, jdesc);
+    if (jdesc && dty != SRV_J_STRING && dty != SRV_J_NULL) {
         st = nn_err_set(err, NN_EINVAL, "description: expected a string");
         goto fail;
     }
     enum nn_dtype dt = NN_F32;
-    if (jdtype && (st = srv_dtype_parse(jdtype, "dtype", &dt, err)))
+    if (jdtype && (st = srv_dtype_parse(d, jdtype, "dtype", &dt, err)))
         goto fail;
     if (!jlayers) {
         st = nn_err_set(err, NN_EINVAL, "layers: required");
         goto fail;
     }
-    if (jweights && !cJSON_IsNull(jweights)) {
-        if (!cJSON_IsString(jweights) || !srv_model_name_ok(jweights->valuestring)) {
+    if (jweights && srv_json_type(d, jweights) != SRV_J_NULL) {
+        char wname[PATH_MAX];
+        if (srv_json_str(d, jweights, wname, sizeof wname) >= sizeof wname ||
+            !srv_model_name_ok(wname)) {
             st = nn_err_set(err, NN_EINVAL,
                             "weights: expected the name of a safetensors file in model_dir "
                             "([A-Za-z0-9_.-], not starting with '.')");
             goto fail;
         }
         char path[PATH_MAX];
-        if ((size_t)snprintf(path, sizeof path, "%s/%s", m->dir, jweights->valuestring) >=
-            sizeof path) {
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", m->dir, wname) >= sizeof path) {
             st = nn_err_set(err, NN_EINVAL, "weights: path too long");
             goto fail;
         }
-        if ((st = srv_st_open(&stf, path, jweights->valuestring, err)))
+        if ((st = srv_st_open(&stf, path, wname, err)))
             goto fail;
         have_st = 1;
     }
@@ -217,12 +221,12 @@ static enum nn_status model_build(const struct srv_models *m, const char *name, 
     atomic_init(&model->refs, 1);
     snprintf(model->name, sizeof model->name, "%s", name);
     model->dtype = dt;
-    if (cJSON_IsString(jdesc) && !(model->description = strdup(jdesc->valuestring))) {
+    if (dty == SRV_J_STRING && !(model->description = srv_json_strdup(d, jdesc))) {
         st = nn_err_set(err, NN_ENOMEM, "out of memory");
         goto fail;
     }
-    if ((st = srv_layers_parse(doc, jlayers, dt, 0, 0, have_st ? st_source : NULL, &stf,
-                               &model->net, err)))
+    if ((st = srv_layers_parse(d, jlayers, dt, 0, 0, have_st ? st_source : NULL, &stf, &model->net,
+                               err)))
         goto fail;
     for (int i = 0; i < stf.ntensors; i++) {
         if (!stf.tensors[i].used) {
@@ -234,13 +238,13 @@ static enum nn_status model_build(const struct srv_models *m, const char *name, 
     if ((st = model_features(model, err)))
         goto fail;
     srv_st_close(&stf);
-    srv_doc_free(doc);
+    srv_json_free(d);
     *out = model;
     return NN_OK;
 fail:
     model_free(model);
     srv_st_close(&stf);
-    srv_doc_free(doc);
+    srv_json_free(d);
     return st;
 }
 
@@ -394,11 +398,12 @@ static void set_state(struct srv_models *m, const char *name, enum srv_model_sta
 
 /* ---- public ---------------------------------------------------------------------- */
 
-struct srv_models *srv_models_new(const char *model_dir)
+struct srv_models *srv_models_new(const char *model_dir, size_t max_values)
 {
     struct srv_models *m = calloc(1, sizeof *m);
     if (!m)
         return NULL;
+    m->max_values = max_values;
     m->dir = strdup(model_dir && model_dir[0] ? model_dir : ".");
     if (!m->dir) {
         free(m);
@@ -427,25 +432,21 @@ void srv_models_free(struct srv_models *m)
     free(m);
 }
 
-/* Reads model_dir/NAME.json and installs it. Returns 200, 404 (no file), 400 (broken:
- * err has the reason), 503 (out of memory). A broken file leaves a READY entry serving
- * its previous version (a failed reload never takes a working model down); otherwise
- * the entry is listed UNAVAILABLE with the reason. Caller holds ctl. */
-static unsigned load_one(struct srv_models *m, const char *name, struct nn_err *err)
+/* Reads model_dir/NAME.json and installs it: NN_ENOTFOUND (no file), NN_EINVAL (broken:
+ * err has the reason), NN_ENOMEM. A broken file leaves a READY entry serving its previous
+ * version (a failed reload never takes a working model down); otherwise the entry is
+ * listed UNAVAILABLE with the reason. Caller holds ctl. */
+static enum nn_status load_one(struct srv_models *m, const char *name, struct nn_err *err)
 {
     char path[PATH_MAX];
-    if ((size_t)snprintf(path, sizeof path, "%s/%s.json", m->dir, name) >= sizeof path) {
-        nn_err_set(err, NN_EINVAL, "%s: path too long", name);
-        return 400;
-    }
+    if ((size_t)snprintf(path, sizeof path, "%s/%s.json", m->dir, name) >= sizeof path)
+        return nn_err_set(err, NN_EINVAL, "%s: path too long", name);
     size_t len = 0;
     int eno = 0;
     struct nn_err rerr;
     char *text = read_file(path, &len, &eno, &rerr);
-    if (!text && eno == ENOENT) {
-        nn_err_set(err, NN_EINVAL, "model \"%s\": no file %s", name, path);
-        return 404;
-    }
+    if (!text && eno == ENOENT)
+        return nn_err_set(err, NN_ENOTFOUND, "model \"%s\": no file %s", name, path);
     struct srv_model *model = NULL;
     enum nn_status st;
     if (!text)
@@ -453,18 +454,15 @@ static unsigned load_one(struct srv_models *m, const char *name, struct nn_err *
     else
         st = model_build(m, name, "the file name", text, len, &model, err);
     free(text);
-    if (st == NN_OK) {
-        if ((st = install(m, model, err)))
-            return 503;
-        return 200;
-    }
+    if (st == NN_OK)
+        return install(m, model, err);
     pthread_mutex_lock(&m->lock);
     struct entry *e = entry_find(m, name);
     int serving = e && e->listed && e->state == SRV_MODEL_READY;
     pthread_mutex_unlock(&m->lock);
     if (!serving)
         set_state(m, name, SRV_MODEL_UNAVAILABLE, 1, err->msg);
-    return st == NN_ENOMEM ? 503 : 400;
+    return st == NN_ENOMEM ? NN_ENOMEM : NN_EINVAL;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -472,28 +470,25 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int srv_models_load_all(struct srv_models *m, int strict, char *err, size_t errlen)
+enum nn_status srv_models_load_all(struct srv_models *m, int strict, struct nn_err *err)
 {
-    if (errlen)
-        err[0] = '\0';
     pthread_mutex_lock(&m->ctl);
-    DIR *d = opendir(m->dir);
-    if (!d) {
+    DIR *dir = opendir(m->dir);
+    if (!dir) {
         /* Ready must mean "serving what it was configured to serve": a mistyped mount or
          * path stops the start, so it cannot pass a readiness probe with no models. */
         int e = errno;
         pthread_mutex_unlock(&m->ctl);
-        snprintf(err, errlen,
-                 "model_dir %s: %s (point model_dir at the folder of models; an empty folder "
-                 "serves none)",
-                 m->dir, strerror(e));
-        return -1;
+        return nn_err_set(err, NN_ENOTFOUND,
+                          "model_dir %s: %s (point model_dir at the folder of models; an empty "
+                          "folder serves none)",
+                          m->dir, strerror(e));
     }
     char **names = NULL;
     size_t n = 0, cap = 0;
-    int rc = 0;
+    enum nn_status rc = NN_OK;
     struct dirent *de;
-    while ((de = readdir(d))) {
+    while ((de = readdir(dir))) {
         const char *fn = de->d_name;
         size_t fl = strlen(fn);
         /* dotfiles (".NAME.json.tmp.<pid>.<n>" left by a crash in PUT) and non-JSON files
@@ -504,107 +499,83 @@ int srv_models_load_all(struct srv_models *m, int strict, char *err, size_t errl
             size_t nc = cap ? cap * 2 : 16;
             char **nn = realloc(names, nc * sizeof *nn);
             if (!nn) {
-                snprintf(err, errlen, "model_dir %s: out of memory", m->dir);
-                rc = -1;
+                rc = nn_err_set(err, NN_ENOMEM, "model_dir %s: out of memory", m->dir);
                 break;
             }
             names = nn;
             cap = nc;
         }
         if (!(names[n] = strndup(fn, fl - 5))) {
-            snprintf(err, errlen, "model_dir %s: out of memory", m->dir);
-            rc = -1;
+            rc = nn_err_set(err, NN_ENOMEM, "model_dir %s: out of memory", m->dir);
             break;
         }
         n++;
     }
-    closedir(d);
+    closedir(dir);
     if (n)
         qsort(names, n, sizeof *names, cmp_str);
     int ready = 0, broken = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
+    for (size_t i = 0; i < n && rc == NN_OK; i++) {
         const char *name = names[i];
         if (!srv_model_name_ok(name)) {
-            if (strict) {
-                snprintf(err, errlen,
-                         "strict_models: %s/%s.json: \"%s\" is not a valid model name "
-                         "([A-Za-z0-9_.-], 1 to 127 characters)",
-                         m->dir, name, name);
-                rc = -1;
-            } else {
+            if (strict)
+                rc = nn_err_set(err, NN_EINVAL,
+                                "strict_models: %s/%s.json: \"%s\" is not a valid model name "
+                                "([A-Za-z0-9_.-], 1 to 127 characters)",
+                                m->dir, name, name);
+            else
                 srv_log(CFG_LOG_WARN,
                         "%s/%s.json: ignored: not a valid model name ([A-Za-z0-9_.-], 1 to 127 "
                         "characters)",
                         m->dir, name);
-            }
             continue;
         }
         struct nn_err e;
-        unsigned status = load_one(m, name, &e);
-        if (status == 200) {
+        enum nn_status st = load_one(m, name, &e);
+        if (st == NN_OK) {
             ready++;
             continue;
         }
-        if (status == 404)
+        if (st == NN_ENOTFOUND)
             continue; /* deleted between readdir and open */
         broken++;
-        if (strict) {
-            snprintf(err, errlen, "strict_models: %s/%s.json: %s", m->dir, name, e.msg);
-            rc = -1;
-        } else {
+        if (strict)
+            rc = nn_err_set(err, st, "strict_models: %s/%s.json: %s", m->dir, name, e.msg);
+        else
             srv_log(CFG_LOG_WARN, "model %s: unavailable: %s", name, e.msg);
-        }
     }
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
     pthread_mutex_unlock(&m->ctl);
-    if (rc == 0)
+    if (rc == NN_OK)
         srv_log(CFG_LOG_INFO, "models: %d ready, %d unavailable in %s", ready, broken, m->dir);
     return rc;
 }
 
-struct srv_model *srv_models_get(struct srv_models *m, const char *name, unsigned *status,
-                                 char *err, size_t errlen)
+struct srv_model *srv_models_get(struct srv_models *m, const char *name, enum nn_status *st,
+                                 struct nn_err *err)
 {
     struct srv_model *model = NULL;
-    unsigned code = 404;
-    if (errlen)
-        err[0] = '\0';
     if (!m || !name || !srv_model_name_ok(name)) {
-        snprintf(err, errlen, "unknown model \"%.127s\"", name ? name : "");
-        *status = 404;
+        *st = nn_err_set(err, NN_ENOTFOUND, "unknown model \"%.127s\"", name ? name : "");
         return NULL;
     }
     pthread_mutex_lock(&m->lock);
     struct entry *e = entry_find(m, name);
     if (!e || !e->listed) {
-        snprintf(err, errlen, "unknown model \"%s\"", name);
+        *st = nn_err_set(err, NN_ENOTFOUND, "unknown model \"%s\"", name);
     } else if (e->state == SRV_MODEL_READY) {
         model = e->model;
         atomic_fetch_add(&model->refs, 1);
-        code = 200;
+        *st = NN_OK;
     } else if (e->state == SRV_MODEL_UNLOADED) {
-        snprintf(err, errlen, "model \"%s\" is unloaded", name);
-        code = 503;
+        *st = nn_err_set(err, NN_EUNAVAILABLE, "model \"%s\" is unloaded", name);
     } else {
-        snprintf(err, errlen, "model \"%s\" is unavailable: %s", name, e->reason);
-        code = 503;
+        *st = nn_err_set(err, NN_EUNAVAILABLE, "model \"%s\" is unavailable: %s", name, e->reason);
     }
     pthread_mutex_unlock(&m->lock);
-    *status = code;
     return model;
-}
-
-struct srv_model_stats *srv_models_stats(struct srv_models *m, const char *name)
-{
-    if (!m || !name)
-        return NULL;
-    pthread_mutex_lock(&m->lock);
-    struct entry *e = entry_find(m, name);
-    struct srv_model_stats *s = e && e->listed ? &e->stats : NULL;
-    pthread_mutex_unlock(&m->lock);
-    return s;
 }
 
 void srv_model_stats_observe(struct srv_model_stats *s, int ok, const uint64_t t[4], size_t samples)
@@ -630,40 +601,30 @@ void srv_model_stats_observe(struct srv_model_stats *s, int ok, const uint64_t t
     }
 }
 
-/* 400 for a name that cannot be a model file's. */
-static unsigned bad_name(const char *name, char *err, size_t errlen)
+static enum nn_status bad_name(const char *name, struct nn_err *err)
 {
-    snprintf(err, errlen,
-             "invalid model name \"%.127s\" ([A-Za-z0-9_.-], 1 to 127 characters, not starting "
-             "with '.')",
-             name);
-    return 400;
+    return nn_err_set(err, NN_EINVAL,
+                      "invalid model name \"%.127s\" ([A-Za-z0-9_.-], 1 to 127 characters, not "
+                      "starting with '.')",
+                      name);
 }
 
-unsigned srv_models_load(struct srv_models *m, const char *name, char *err, size_t errlen)
+enum nn_status srv_models_load(struct srv_models *m, const char *name, struct nn_err *err)
 {
     if (!srv_model_name_ok(name))
-        return bad_name(name, err, errlen);
-    struct nn_err e;
+        return bad_name(name, err);
     pthread_mutex_lock(&m->ctl);
-    unsigned status = load_one(m, name, &e);
+    enum nn_status st = load_one(m, name, err);
     pthread_mutex_unlock(&m->ctl);
-    if (status == 200) {
+    if (st == NN_OK)
         srv_log(CFG_LOG_INFO, "model %s: loaded", name);
-        if (errlen)
-            err[0] = '\0';
-    } else {
-        if (status != 404)
-            srv_log(CFG_LOG_WARN, "model %s: load failed: %s", name, e.msg);
-        snprintf(err, errlen, "%s", e.msg);
-    }
-    return status;
+    else if (st != NN_ENOTFOUND)
+        srv_log(CFG_LOG_WARN, "model %s: load failed: %s", name, err->msg);
+    return st;
 }
 
-unsigned srv_models_unload(struct srv_models *m, const char *name, char *err, size_t errlen)
+enum nn_status srv_models_unload(struct srv_models *m, const char *name, struct nn_err *err)
 {
-    if (errlen)
-        err[0] = '\0';
     pthread_mutex_lock(&m->ctl);
     pthread_mutex_lock(&m->lock);
     struct entry *e = srv_model_name_ok(name) ? entry_find(m, name) : NULL;
@@ -672,12 +633,10 @@ unsigned srv_models_unload(struct srv_models *m, const char *name, char *err, si
     if (listed)
         set_state(m, name, SRV_MODEL_UNLOADED, 1, "unloaded");
     pthread_mutex_unlock(&m->ctl);
-    if (!listed) {
-        snprintf(err, errlen, "unknown model \"%.127s\"", name);
-        return 404;
-    }
+    if (!listed)
+        return nn_err_set(err, NN_ENOTFOUND, "unknown model \"%.127s\"", name);
     srv_log(CFG_LOG_INFO, "model %s: unloaded", name);
-    return 200;
+    return NN_OK;
 }
 
 static int fsync_dir(const char *dir)
@@ -695,21 +654,18 @@ static int fsync_dir(const char *dir)
 /* Writes body to dir/NAME.json so that a crash at any moment leaves the old file or the
  * new one whole: a fresh temp file in the same directory (dotfile: load_all ignores it),
  * fsync, rename over the target (atomic), fsync the directory (the rename is durable). */
-static int write_atomic(struct srv_models *m, const char *name, const char *body, size_t len,
-                        char *err, size_t errlen)
+static enum nn_status write_atomic(struct srv_models *m, const char *name, const char *body,
+                                   size_t len, struct nn_err *err)
 {
     char tmp[PATH_MAX], path[PATH_MAX];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s/.%s.json.tmp.%ld.%u", m->dir, name, (long)getpid(),
                          m->tmp_seq++) >= sizeof tmp ||
         (size_t)snprintf(path, sizeof path, "%s/%s.json", m->dir, name) >= sizeof path) {
-        snprintf(err, errlen, "%s/%s.json: path too long", m->dir, name);
-        return -1;
+        return nn_err_set(err, NN_EINVAL, "%s/%s.json: path too long", m->dir, name);
     }
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
-        return -1;
-    }
+    if (fd < 0)
+        return nn_err_set(err, NN_EIO, "cannot create %s: %s", tmp, strerror(errno));
     const char *what = NULL;
     size_t done = 0;
     while (done < len) {
@@ -735,33 +691,29 @@ static int write_atomic(struct srv_models *m, const char *name, const char *body
     }
     if (what) {
         unlink(tmp);
-        snprintf(err, errlen, "%s %s: %s", what, what[0] == 'r' ? path : tmp, strerror(e));
-        return -1;
+        return nn_err_set(err, NN_EIO, "%s %s: %s", what, what[0] == 'r' ? path : tmp, strerror(e));
     }
     if (fsync_dir(m->dir) != 0) {
         /* the new file is in place and complete; only its durability across a power cut
            is in doubt */
         srv_log(CFG_LOG_WARN, "fsync %s: %s", m->dir, strerror(errno));
     }
-    return 0;
+    return NN_OK;
 }
 
-unsigned srv_models_put(struct srv_models *m, const char *name, const char *body, size_t len,
-                        char *err, size_t errlen)
+enum nn_status srv_models_put(struct srv_models *m, const char *name, const char *body, size_t len,
+                              int *created, struct nn_err *err)
 {
-    if (errlen)
-        err[0] = '\0';
+    *created = 0;
     if (!srv_model_name_ok(name))
-        return bad_name(name, err, errlen);
-    struct nn_err e;
+        return bad_name(name, err);
     struct srv_model *model = NULL;
     pthread_mutex_lock(&m->ctl);
     enum nn_status st =
-        model_build(m, name, "the URL's model name", body ? body : "", len, &model, &e);
+        model_build(m, name, "the URL's model name", body ? body : "", len, &model, err);
     if (st != NN_OK) {
         pthread_mutex_unlock(&m->ctl);
-        snprintf(err, errlen, "%s", e.msg);
-        return srv_status_from_nn(st);
+        return st;
     }
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s.json", m->dir, name);
@@ -769,136 +721,59 @@ unsigned srv_models_put(struct srv_models *m, const char *name, const char *body
     struct entry *en = entry_find(m, name);
     int existed = (en && en->listed) || access(path, F_OK) == 0;
     pthread_mutex_unlock(&m->lock);
-    if (write_atomic(m, name, body, len, err, errlen) != 0) {
+    if ((st = write_atomic(m, name, body, len, err))) {
         pthread_mutex_unlock(&m->ctl);
         srv_model_release(model);
-        srv_log(CFG_LOG_ERROR, "model %s: PUT: %s", name, err);
-        return 500;
+        srv_log(CFG_LOG_ERROR, "model %s: PUT: %s", name, err->msg);
+        return st;
     }
-    st = install(m, model, &e);
+    st = install(m, model, err);
     pthread_mutex_unlock(&m->ctl);
-    if (st != NN_OK) {
-        snprintf(err, errlen, "%s", e.msg);
-        return 503;
-    }
+    if (st)
+        return st;
     srv_log(CFG_LOG_INFO, "model %s: %s by PUT", name, existed ? "replaced" : "created");
-    return existed ? 200 : 201;
+    *created = !existed;
+    return NN_OK;
 }
 
-unsigned srv_models_delete(struct srv_models *m, const char *name, char *err, size_t errlen)
+enum nn_status srv_models_delete(struct srv_models *m, const char *name, struct nn_err *err)
 {
-    if (errlen)
-        err[0] = '\0';
-    if (!srv_model_name_ok(name)) {
-        snprintf(err, errlen, "unknown model \"%.127s\"", name);
-        return 404;
-    }
     char path[PATH_MAX];
-    if ((size_t)snprintf(path, sizeof path, "%s/%s.json", m->dir, name) >= sizeof path) {
-        snprintf(err, errlen, "unknown model \"%s\"", name);
-        return 404;
-    }
+    if (!srv_model_name_ok(name) ||
+        (size_t)snprintf(path, sizeof path, "%s/%s.json", m->dir, name) >= sizeof path)
+        return nn_err_set(err, NN_ENOTFOUND, "unknown model \"%.127s\"", name);
     pthread_mutex_lock(&m->ctl);
     pthread_mutex_lock(&m->lock);
     struct entry *e = entry_find(m, name);
     int listed = e && e->listed;
     pthread_mutex_unlock(&m->lock);
-    unsigned status = 200;
+    enum nn_status st = NN_OK;
     if (unlink(path) != 0) {
-        if (errno != ENOENT) {
-            snprintf(err, errlen, "unlink %s: %s", path, strerror(errno));
-            status = 500;
-        } else if (!listed) {
-            snprintf(err, errlen, "unknown model \"%s\"", name);
-            status = 404;
-        }
+        if (errno != ENOENT)
+            st = nn_err_set(err, NN_EIO, "unlink %s: %s", path, strerror(errno));
+        else if (!listed)
+            st = nn_err_set(err, NN_ENOTFOUND, "unknown model \"%s\"", name);
     } else if (fsync_dir(m->dir) != 0) {
         srv_log(CFG_LOG_WARN, "fsync %s: %s", m->dir, strerror(errno));
     }
-    if (status == 200)
+    if (st == NN_OK)
         set_state(m, name, SRV_MODEL_UNAVAILABLE, 0, "deleted");
     pthread_mutex_unlock(&m->ctl);
-    if (status == 200)
+    if (st == NN_OK)
         srv_log(CFG_LOG_INFO, "model %s: deleted", name);
-    return status;
+    return st;
 }
 
-static const char *const state_names[] = {
-    [SRV_MODEL_READY] = "READY",
-    [SRV_MODEL_UNAVAILABLE] = "UNAVAILABLE",
-    [SRV_MODEL_UNLOADED] = "UNLOADED",
-};
-
-cJSON *srv_models_index(struct srv_models *m, int ready_only)
-{
-    cJSON *arr = cJSON_CreateArray();
-    if (!arr || !m)
-        return arr;
-    pthread_mutex_lock(&m->lock);
-    for (int i = 0; i < m->n; i++) {
-        const struct entry *e = m->entries[i];
-        if (!e->listed || (ready_only && e->state != SRV_MODEL_READY))
-            continue;
-        cJSON *o = cJSON_CreateObject();
-        if (!o || !cJSON_AddItemToArray(arr, o) || !cJSON_AddStringToObject(o, "name", e->name) ||
-            !cJSON_AddStringToObject(o, "version", "1") ||
-            !cJSON_AddStringToObject(o, "state", state_names[e->state]) ||
-            !cJSON_AddStringToObject(o, "reason", e->reason)) {
-            cJSON_Delete(arr);
-            arr = NULL;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&m->lock);
-    return arr;
-}
-
-void srv_models_render_metrics(struct srv_models *m, struct srv_sb *sb)
+void srv_models_foreach(struct srv_models *m, srv_models_visit_fn *fn, void *ctx)
 {
     if (!m)
         return;
     pthread_mutex_lock(&m->lock);
-    srv_sb_printf(sb, "# HELP relud_model_requests_total Inference requests per model, by "
-                      "outcome.\n# TYPE relud_model_requests_total counter\n");
-    for (int i = 0; i < m->n; i++) {
-        const struct entry *e = m->entries[i];
-        if (!e->listed)
-            continue;
-        srv_sb_printf(sb, "relud_model_requests_total{model=\"%s\",outcome=\"success\"} %llu\n",
-                      e->name, atomic_load(&e->stats.success_count));
-        srv_sb_printf(sb, "relud_model_requests_total{model=\"%s\",outcome=\"failure\"} %llu\n",
-                      e->name, atomic_load(&e->stats.fail_count));
-    }
-    srv_sb_printf(sb, "# HELP relud_model_request_duration_seconds Time spent in inference "
-                      "requests per model.\n# TYPE relud_model_request_duration_seconds "
-                      "summary\n");
-    for (int i = 0; i < m->n; i++) {
-        const struct entry *e = m->entries[i];
-        if (!e->listed)
-            continue;
-        unsigned long long ns = atomic_load(&e->stats.success_ns) + atomic_load(&e->stats.fail_ns);
-        unsigned long long cnt =
-            atomic_load(&e->stats.success_count) + atomic_load(&e->stats.fail_count);
-        srv_sb_printf(sb, "relud_model_request_duration_seconds_sum{model=\"%s\"} %.9g\n", e->name,
-                      (double)ns / 1e9);
-        srv_sb_printf(sb, "relud_model_request_duration_seconds_count{model=\"%s\"} %llu\n",
-                      e->name, cnt);
-    }
-    srv_sb_printf(sb, "# HELP relud_model_inferences_total Samples inferred per model.\n"
-                      "# TYPE relud_model_inferences_total counter\n");
     for (int i = 0; i < m->n; i++) {
         const struct entry *e = m->entries[i];
         if (e->listed)
-            srv_sb_printf(sb, "relud_model_inferences_total{model=\"%s\"} %llu\n", e->name,
-                          atomic_load(&e->stats.inference_count));
-    }
-    srv_sb_printf(sb, "# HELP relud_model_ready 1 when the model is ready to serve.\n"
-                      "# TYPE relud_model_ready gauge\n");
-    for (int i = 0; i < m->n; i++) {
-        const struct entry *e = m->entries[i];
-        if (e->listed)
-            srv_sb_printf(sb, "relud_model_ready{model=\"%s\"} %d\n", e->name,
-                          e->state == SRV_MODEL_READY);
+            fn(ctx, e->name, e->state, e->reason, &e->stats,
+               e->state == SRV_MODEL_READY ? e->model : NULL);
     }
     pthread_mutex_unlock(&m->lock);
 }

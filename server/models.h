@@ -1,7 +1,8 @@
-/* The model repository: model_dir holds NAME.json files (layers inline, or types only
- * with "weights": "NAME.safetensors" beside it). Models are immutable and refcounted:
- * a request holds its model from lookup to completion, so a replaced model serves the
- * requests that started on it until they finish. */
+/* The model repository: model_dir holds NAME.json files (layers inline, or types only with
+ * "weights": "NAME.safetensors" beside it). Models are immutable and refcounted: a request
+ * holds its model from lookup to completion, so a replaced model serves the requests that
+ * started on it until they finish. Every operation answers an nn_status with a message in
+ * a caller's nn_err (NN_ENOTFOUND, NN_EUNAVAILABLE, NN_EIO beyond the core's). */
 #ifndef RELUD_MODELS_H
 #define RELUD_MODELS_H
 
@@ -9,28 +10,10 @@
 #include <stdint.h>
 
 #include "core/nn.h"
-#include "server/srv.h"
 
-struct srv_model {
-    atomic_int refs;
-    char name[SRV_MAX_CAPTURE];
-    char *description; /* may be NULL */
-    enum nn_dtype dtype;
-    struct nn_net net;   /* immutable after load; layer i's parameters are the
-                                   state_dict tensors "i.weight" and "i.bias" */
-    size_t in_features;  /* last-dim size the first layer needs (0 = any) */
-    size_t out_features; /* last-dim size of the output (0 = same as input) */
-    void *map;           /* safetensors mapping (read-only) or NULL; always NULL
-                                   today: parameters are copied out of the file at load
-                                   (see server/safetensors.h), the mapping is dropped */
-    size_t map_len;
-    struct srv_model_stats *stats; /* its name's statistics (survive replacement); valid
-                                      until srv_models_free */
-};
+#define SRV_MODEL_NAME 128
 
-enum srv_model_state { SRV_MODEL_READY, SRV_MODEL_UNAVAILABLE, SRV_MODEL_UNLOADED };
-
-/* Per-model statistics (Triton statistics extension shape). */
+/* Per-model statistics (the shape of Triton's statistics extension). */
 struct srv_model_stats {
     atomic_ullong success_count, success_ns;
     atomic_ullong fail_count, fail_ns;
@@ -40,50 +23,69 @@ struct srv_model_stats {
     atomic_ullong queue_ns, compute_input_ns, compute_infer_ns, compute_output_ns;
 };
 
+struct srv_model {
+    atomic_int refs;
+    char name[SRV_MODEL_NAME];
+    char *description; /* may be NULL */
+    enum nn_dtype dtype;
+    struct nn_net net;             /* immutable after load; layer i's parameters are the state_dict
+                            tensors "i.weight" and "i.bias" (copied out of their file) */
+    size_t in_features;            /* last-dim size the first layer needs (0 = any) */
+    size_t out_features;           /* last-dim size of the output (0 = same as the input) */
+    struct srv_model_stats *stats; /* its name's statistics: they survive replacement; valid
+                                      until srv_models_free */
+};
+
+enum srv_model_state { SRV_MODEL_READY, SRV_MODEL_UNAVAILABLE, SRV_MODEL_UNLOADED };
+extern const char *const srv_model_state_names[]; /* "READY", "UNAVAILABLE", "UNLOADED" */
+
 struct srv_models;
 
-struct srv_models *srv_models_new(const char *model_dir);
+/* max_values: the JSON value cap for model files and PUT bodies (max_json_values; 0 none). */
+struct srv_models *srv_models_new(const char *model_dir, size_t max_values);
 void srv_models_free(struct srv_models *m);
 
 /* Loads every NAME.json in model_dir at start. A broken file is logged and listed as
- * unavailable with its reason; with strict != 0 the first broken file fails the call (err
- * says which and why). A model_dir that cannot be read fails it always. Returns 0 on
- * success. (One model is reloaded by srv_models_load, Triton's load.) */
-int srv_models_load_all(struct srv_models *m, int strict, char *err, size_t errlen);
+ * unavailable with its reason; with strict the first broken file fails the call (err says
+ * which and why). A model_dir that cannot be read fails it always. */
+enum nn_status srv_models_load_all(struct srv_models *m, int strict, struct nn_err *err);
 
-/* Looks up a ready model and takes a reference. On failure returns NULL, *status = 404
- * (unknown) or 503 (unavailable/unloaded), and err has the message (with the reason). */
-struct srv_model *srv_models_get(struct srv_models *m, const char *name, unsigned *status,
-                                 char *err, size_t errlen);
+/* A ready model, with a reference taken (srv_model_release gives it back); NULL with
+ * NN_ENOTFOUND (unknown) or NN_EUNAVAILABLE (unloaded, or failed to load: the message has
+ * the reason) in *st and err. */
+struct srv_model *srv_models_get(struct srv_models *m, const char *name, enum nn_status *st,
+                                 struct nn_err *err);
 void srv_model_release(struct srv_model *model);
-struct srv_model_stats *srv_models_stats(struct srv_models *m, const char *name);
-/* Records one inference request. t: monotonic ns at its start, when its inputs were read,
- * when the pass was done and when the reply was built (Triton's compute_input,
- * compute_infer, compute_output). ok -> success_count/ns, the phases, exec_count,
- * inference_count += samples, last_inference_ms; else fail_count/ns (t[3] - t[0]).
- * s may be NULL (no-op). */
+
+/* Records one inference request on s (may be NULL). t: monotonic ns at its start, when its
+ * inputs were read, when the pass was done and when the reply was built (Triton's
+ * compute_input, compute_infer, compute_output). ok -> success_count/ns, the phases,
+ * exec_count, inference_count += samples, last_inference_ms; else fail_count/ns. */
 void srv_model_stats_observe(struct srv_model_stats *s, int ok, const uint64_t t[4],
                              size_t samples);
 
-/* Repository control. Each returns an HTTP status and fills err on failure. */
-/* (Re)loads NAME.json from disk (Triton load). */
-unsigned srv_models_load(struct srv_models *m, const char *name, char *err, size_t errlen);
-/* Marks NAME unloaded (Triton unload): later requests get 503, running ones finish. */
-unsigned srv_models_unload(struct srv_models *m, const char *name, char *err, size_t errlen);
-/* Validates body as a model (name must match or be absent), writes model_dir/NAME.json
- * atomically (temp file, fsync, rename, fsync dir) and swaps it in. 201 created / 200
- * replaced / 400 invalid. */
-unsigned srv_models_put(struct srv_models *m, const char *name, const char *body, size_t len,
-                        char *err, size_t errlen);
-/* Removes model_dir/NAME.json (and nothing else) and unlists the model. 200 / 404. */
-unsigned srv_models_delete(struct srv_models *m, const char *name, char *err, size_t errlen);
+/* Control. */
+/* (Re)loads NAME.json from disk (Triton's load): NN_ENOTFOUND without the file. */
+enum nn_status srv_models_load(struct srv_models *m, const char *name, struct nn_err *err);
+/* Marks NAME unloaded (Triton's unload): later requests get NN_EUNAVAILABLE, running ones
+ * finish. */
+enum nn_status srv_models_unload(struct srv_models *m, const char *name, struct nn_err *err);
+/* Validates body as a model (its name must match or be absent), writes model_dir/NAME.json
+ * atomically (temp file, fsync, rename, fsync of the directory) and swaps it in; *created
+ * says whether the name is new. NN_EINVAL for a bad model, NN_EIO. */
+enum nn_status srv_models_put(struct srv_models *m, const char *name, const char *body, size_t len,
+                              int *created, struct nn_err *err);
+/* Removes model_dir/NAME.json (and nothing else) and unlists the model. */
+enum nn_status srv_models_delete(struct srv_models *m, const char *name, struct nn_err *err);
 
-/* Repository index: [{"name", "version": "1", "state": "READY"|"UNAVAILABLE"|"UNLOADED",
- * "reason": ""}] as Triton's POST /v2/repository/index; ready_only filters. */
-cJSON *srv_models_index(struct srv_models *m, int ready_only);
-
-/* Appends per-model Prometheus series (relud_model_*). m may be NULL. */
-void srv_models_render_metrics(struct srv_models *m, struct srv_sb *sb);
+/* Calls fn for every listed name, in name order, under the repository's lock (fn must be
+ * quick and must not call back into the repository): its state, the reason when not ready,
+ * its statistics and its serving model (NULL unless READY). Index, statistics and metrics
+ * render from this. */
+typedef void srv_models_visit_fn(void *ctx, const char *name, enum srv_model_state state,
+                                 const char *reason, const struct srv_model_stats *stats,
+                                 const struct srv_model *model);
+void srv_models_foreach(struct srv_models *m, srv_models_visit_fn *fn, void *ctx);
 
 /* Valid model names: 1..127 of [A-Za-z0-9_.-], not starting with '.'. */
 int srv_model_name_ok(const char *name);

@@ -1,12 +1,7 @@
-// relud: the one C++ file of the JSON codec, a thin extern "C" shim over
-// well-kept float converters (see server/codec.h for the contract):
-//   text -> float/double: fast_float::from_chars (Debian libfast-float-dev),
-//     parsed directly in the target type (float32 text is never parsed as
-//     double and narrowed: that would round twice);
-//   float/double -> text: GCC 12's C++17 std::to_chars shortest round-trip.
-// The run functions loop here so that the converters inline into the loop.
-// Inputs to the parse functions are already validated by codec.c against the
-// strict JSON number grammar, so fast_float's laxer grammar never matters.
+// Number <-> text (see server/numconv.h): a thin extern "C" shim over fast_float and
+// std::to_chars. The read loops live here so that the converter inlines into them.
+#include "server/numconv.h"
+
 #include <charconv>
 #include <cmath>
 #include <cstddef>
@@ -15,12 +10,10 @@
 
 #include <fast_float/fast_float.h>
 
-#include "server/codec.h"
-
 namespace
 {
 
-// Bytes that may separate two numbers inside a validated numeric array.
+// Bytes that may separate two numbers inside a numeric array.
 struct skip_table {
     bool v[256];
     constexpr skip_table() : v()
@@ -32,22 +25,82 @@ struct skip_table {
 };
 constexpr skip_table skip;
 
-template <typename T>
-size_t parse_run(const char *p, const char *end, T *dst, size_t n, const char **bad,
-                 const char **bad_end)
+inline bool digit(char c) { return (unsigned)(c - '0') < 10u; }
+
+// What fast_float accepts beyond JSON's grammar, refused here on the token it read
+// [p, q): a sign not followed by a digit (-inf, -.5), a leading zero (01), a dot not
+// followed by a digit (1., 1.e5), and whatever follows the token that is not a separator
+// (1e, 1.2.3, 1x).
+inline bool json_number(const char *p, const char *q, const char *end)
 {
+    const char *s = p + (*p == '-');
+    if (s >= q || !digit(*s) || (*s == '0' && s + 1 < q && digit(s[1])))
+        return false;
+    for (const char *d = s + 1; d < q; d++) {
+        if (*d == '.') {
+            if (d + 1 >= q || !digit(d[1]))
+                return false;
+            break;
+        }
+        if ((*d | 0x20) == 'e')
+            break;
+    }
+    return digit(q[-1]) && (q == end || skip.v[(unsigned char)*q]);
+}
+
+inline const char *ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
+    return p;
+}
+
+// The text of a numeric array, whose brackets and shape the reader checked: numbers, each
+// followed by ',' (and then any '[') or by ']'s (and then ',' and '[' again, or the end).
+// Anything else between two numbers (1 2, 1,,2, ]  [) is a syntax error at the number.
+template <typename T>
+size_t read_run(const char *p, const char *end, T *dst, size_t n, const char **bad,
+                srv_num_fail *why)
+{
+    p = ws(p, end);
+    while (p < end && *p == '[')
+        p = ws(p + 1, end);
     for (size_t i = 0; i < n; i++) {
-        while (p < end && skip.v[(unsigned char)*p])
-            p++;
         T v;
         fast_float::from_chars_result r = fast_float::from_chars(p, end, v);
-        if (r.ec != std::errc() || r.ptr == p || std::isinf(v)) {
+        if (r.ec != std::errc() || !json_number(p, r.ptr, end)) {
             *bad = p;
-            *bad_end = r.ec != std::errc() ? p : r.ptr;
+            *why = SRV_NUM_SYNTAX;
+            return i;
+        }
+        if (std::isinf(v)) {
+            *bad = p;
+            *why = SRV_NUM_RANGE;
             return i;
         }
         dst[i] = v;
-        p = r.ptr;
+        const char *stop = r.ptr;
+        p = ws(stop, end);
+        if (p < end && *p == ']') {
+            while (p < end && *p == ']')
+                p = ws(p + 1, end);
+            if (p == end)
+                continue; /* the last number: i + 1 == n, or the next read fails */
+        }
+        if (p < end && *p == ',') {
+            p = ws(p + 1, end);
+            while (p < end && *p == '[')
+                p = ws(p + 1, end);
+        } else if (i + 1 < n) {
+            *bad = p;
+            *why = SRV_NUM_SYNTAX;
+            return i + 1;
+        }
+    }
+    if (n && p != end) { // [1 2]: a number after the last one
+        *bad = p;
+        *why = SRV_NUM_SYNTAX;
+        return n - 1;
     }
     return n;
 }
@@ -67,25 +120,19 @@ template <typename T, size_t MAXLEN> size_t format_row(char *out, const T *v, si
     return (size_t)(p - out);
 }
 
-/* Shortest round-trip text; non-finite values as NaN/Infinity/-Infinity (not JSON). */
-template <typename T, size_t MAXLEN> size_t format_one(T v, char *buf)
-{
-    if (!std::isfinite(v)) {
-        const char *s = std::isnan(v) ? "NaN" : v < 0 ? "-Infinity" : "Infinity";
-        size_t n = std::strlen(s);
-        std::memcpy(buf, s, n);
-        return n;
-    }
-    return (size_t)(std::to_chars(buf, buf + MAXLEN, v).ptr - buf);
-}
-
 } // namespace
 
 extern "C" {
 
-size_t srv_f32_to_str(float v, char *buf) { return format_one<float, SRV_F32_MAXLEN>(v, buf); }
+size_t srv_f32_to_str(float v, char *buf)
+{
+    return (size_t)(std::to_chars(buf, buf + SRV_F32_MAXLEN, v).ptr - buf);
+}
 
-size_t srv_f64_to_str(double v, char *buf) { return format_one<double, SRV_F64_MAXLEN>(v, buf); }
+size_t srv_f64_to_str(double v, char *buf)
+{
+    return (size_t)(std::to_chars(buf, buf + SRV_F64_MAXLEN, v).ptr - buf);
+}
 
 size_t srv_f32_row_to_str(char *out, const float *v, size_t n, size_t *bad)
 {
@@ -97,16 +144,16 @@ size_t srv_f64_row_to_str(char *out, const double *v, size_t n, size_t *bad)
     return format_row<double, SRV_F64_MAXLEN>(out, v, n, bad);
 }
 
-size_t srv_f32_parse_run(const char *p, const char *end, float *dst, size_t n, const char **bad,
-                         const char **bad_end)
+size_t srv_f32_read(const char *p, const char *end, float *dst, size_t n, const char **bad,
+                    srv_num_fail *why)
 {
-    return parse_run<float>(p, end, dst, n, bad, bad_end);
+    return read_run<float>(p, end, dst, n, bad, why);
 }
 
-size_t srv_f64_parse_run(const char *p, const char *end, double *dst, size_t n, const char **bad,
-                         const char **bad_end)
+size_t srv_f64_read(const char *p, const char *end, double *dst, size_t n, const char **bad,
+                    srv_num_fail *why)
 {
-    return parse_run<double>(p, end, dst, n, bad, bad_end);
+    return read_run<double>(p, end, dst, n, bad, why);
 }
 
 int srv_f64_parse(const char *p, const char *end, double *v, const char **stop)

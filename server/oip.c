@@ -1,64 +1,22 @@
-/* The Open Inference Protocol (KServe v2) as Triton speaks it over REST: model
- * metadata, readiness, infer (JSON and the binary tensor data extension), statistics;
- * gradients and diagnostics as relud's own extension (request parameters "gradients",
- * "loss", "reduction", "clip_grad_norm", "stats"). */
+/* The Open Inference Protocol (KServe v2) as Triton speaks it over REST: model metadata,
+ * readiness, statistics and infer (JSON and the binary tensor data extension); gradients
+ * and diagnostics as relud's own extension (request parameters "gradients", "loss",
+ * "reduction", "clip_grad_norm", "stats"). Infer flows parse -> plan -> run -> reply: the
+ * inputs are located (their shapes, where their numbers or bytes are), the pass planned,
+ * then the input decoded or converted straight into the workspace. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "server/layers.h"
+#include "server/json.h"
 #include "server/models.h"
 #include "server/pass.h"
 #include "server/srv.h"
+#include "server/tensors.h"
 
-/* ---- datatypes: one list ----------------------------------------------------
- * X(name, bytes, kind): kind 0 float, 1 signed int, 2 unsigned int, -1 refused */
-#define OIP_DTYPE_LIST(X) \
-    X(FP32, 4, 0)         \
-    X(FP64, 8, 0)         \
-    X(FP16, 2, -1)        \
-    X(BF16, 2, -1)        \
-    X(INT8, 1, 1)         \
-    X(INT16, 2, 1)        \
-    X(INT32, 4, 1)        \
-    X(INT64, 8, 1)        \
-    X(UINT8, 1, 2)        \
-    X(UINT16, 2, 2)       \
-    X(UINT32, 4, 2)       \
-    X(UINT64, 8, 2)       \
-    X(BOOL, 1, -1)        \
-    X(BYTES, 0, -1)
-
-enum oip_dtype {
-#define X(n, b, k) OIP_##n,
-    OIP_DTYPE_LIST(X)
-#undef X
-        OIP_DTYPE_COUNT
-};
-static const struct {
-    const char *name;
-    int bytes, kind;
-} oip_dtypes[] = {
-#define X(n, b, k) {#n, b, k},
-    OIP_DTYPE_LIST(X)
-#undef X
-};
-
-static int oip_dtype_find(const char *s)
-{
-    for (int i = 0; i < OIP_DTYPE_COUNT; i++)
-        if (!strcmp(oip_dtypes[i].name, s))
-            return i;
-    return -1;
-}
-
-static const char *model_datatype(const struct srv_model *m)
-{
-    return m->dtype == NN_F32 ? "FP32" : "FP64";
-}
+static const char *model_datatype(enum nn_dtype dt) { return dt == NN_F32 ? "FP32" : "FP64"; }
 
 /* Looks the model up and replies 404/503 if it is not there. */
 static struct srv_model *get_model(struct srv_req *req, struct srv_reply *rep)
@@ -68,26 +26,28 @@ static struct srv_model *get_model(struct srv_req *req, struct srv_reply *rep)
                         req->version);
         return NULL;
     }
-    unsigned status = 404;
-    char msg[NN_ERR_LEN + 64];
-    struct srv_model *m = srv_models_get(req->srv->models, req->name, &status, msg, sizeof msg);
+    enum nn_status st;
+    struct nn_err err;
+    struct srv_model *m = srv_models_get(req->srv->models, req->name, &st, &err);
     if (!m) {
-        srv_reply_error(rep, status, "%s", msg);
+        srv_reply_nn_error(rep, st, &err);
         return NULL;
     }
     snprintf(req->model, sizeof req->model, "%s", m->name);
     return m;
 }
 
-static cJSON *tensor_meta(const char *name, const char *dt, size_t features)
+static void tensor_meta(struct srv_jw *w, const char *name, enum nn_dtype dt, size_t features)
 {
-    cJSON *t = cJSON_CreateObject();
-    cJSON_AddStringToObject(t, "name", name);
-    cJSON_AddStringToObject(t, "datatype", dt);
-    cJSON *shape = cJSON_AddArrayToObject(t, "shape");
-    cJSON_AddItemToArray(shape, cJSON_CreateNumber(-1));
-    cJSON_AddItemToArray(shape, cJSON_CreateNumber(features ? (double)features : -1));
-    return t;
+    srv_jw_obj(w);
+    srv_jw_kstr(w, "name", name);
+    srv_jw_kstr(w, "datatype", model_datatype(dt));
+    srv_jw_key(w, "shape");
+    srv_jw_arr(w);
+    srv_jw_int(w, -1);
+    srv_jw_int(w, features ? (long long)features : -1);
+    srv_jw_end(w);
+    srv_jw_end(w);
 }
 
 void srv_h_model_meta(struct srv_req *req, struct srv_reply *rep)
@@ -95,17 +55,26 @@ void srv_h_model_meta(struct srv_req *req, struct srv_reply *rep)
     struct srv_model *m = get_model(req, rep);
     if (!m)
         return;
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "name", m->name);
-    const char *v[] = {"1"};
-    cJSON_AddItemToObject(o, "versions", cJSON_CreateStringArray(v, 1));
-    cJSON_AddStringToObject(o, "platform", "relud_json");
-    cJSON *in = cJSON_AddArrayToObject(o, "inputs");
-    cJSON_AddItemToArray(in, tensor_meta("input", model_datatype(m), m->in_features));
-    cJSON *out = cJSON_AddArrayToObject(o, "outputs");
-    cJSON_AddItemToArray(out, tensor_meta("output", model_datatype(m), m->out_features));
+    struct srv_jw w;
+    srv_jw_init(&w, 512, 0);
+    srv_jw_obj(&w);
+    srv_jw_kstr(&w, "name", m->name);
+    srv_jw_key(&w, "versions");
+    srv_jw_arr(&w);
+    srv_jw_str(&w, "1");
+    srv_jw_end(&w);
+    srv_jw_kstr(&w, "platform", "relud_json");
+    srv_jw_key(&w, "inputs");
+    srv_jw_arr(&w);
+    tensor_meta(&w, "input", m->dtype, m->in_features);
+    srv_jw_end(&w);
+    srv_jw_key(&w, "outputs");
+    srv_jw_arr(&w);
+    tensor_meta(&w, "output", m->dtype, m->out_features);
+    srv_jw_end(&w);
+    srv_jw_end(&w);
     srv_model_release(m);
-    srv_reply_json(rep, 200, o);
+    srv_reply_jw(rep, 200, &w);
 }
 
 void srv_h_model_ready(struct srv_req *req, struct srv_reply *rep)
@@ -113,264 +82,84 @@ void srv_h_model_ready(struct srv_req *req, struct srv_reply *rep)
     struct srv_model *m = get_model(req, rep);
     if (!m)
         return;
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "name", m->name);
-    cJSON_AddTrueToObject(o, "ready");
+    struct srv_jw w;
+    srv_jw_init(&w, 256, 0);
+    srv_jw_obj(&w);
+    srv_jw_kstr(&w, "name", m->name);
+    srv_jw_kbool(&w, "ready", 1);
+    srv_jw_end(&w);
     srv_model_release(m);
-    srv_reply_json(rep, 200, o);
+    srv_reply_jw(rep, 200, &w);
 }
 
-/* ---- statistics ------------------------------------------------------------- */
-static cJSON *duration(unsigned long long count, unsigned long long ns)
+/* ---- statistics ------------------------------------------------------------------------ */
+static void duration(struct srv_jw *w, const char *key, unsigned long long count,
+                     unsigned long long ns)
 {
-    cJSON *d = cJSON_CreateObject();
-    cJSON_AddNumberToObject(d, "count", (double)count);
-    cJSON_AddNumberToObject(d, "ns", (double)ns);
-    return d;
+    srv_jw_key(w, key);
+    srv_jw_obj(w);
+    srv_jw_kuint(w, "count", count);
+    srv_jw_kuint(w, "ns", ns);
+    srv_jw_end(w);
 }
 
-static cJSON *model_stats_json(const char *name, struct srv_model_stats *st)
+struct stats_ctx {
+    struct srv_jw *w;
+    const char *only; /* one model's name, or NULL for all */
+};
+
+static void model_stats(void *ctx, const char *name, enum srv_model_state state, const char *reason,
+                        const struct srv_model_stats *st, const struct srv_model *model)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "name", name);
-    cJSON_AddStringToObject(o, "version", "1");
-    cJSON_AddNumberToObject(o, "last_inference", (double)atomic_load(&st->last_inference_ms));
-    cJSON_AddNumberToObject(o, "inference_count", (double)atomic_load(&st->inference_count));
-    cJSON_AddNumberToObject(o, "execution_count", (double)atomic_load(&st->exec_count));
-    cJSON *is = cJSON_AddObjectToObject(o, "inference_stats");
+    struct stats_ctx *c = ctx;
+    struct srv_jw *w = c->w;
+    (void)state, (void)reason, (void)model;
+    if (c->only && strcmp(c->only, name))
+        return;
     unsigned long long ok = atomic_load(&st->success_count);
-    cJSON_AddItemToObject(is, "success", duration(ok, atomic_load(&st->success_ns)));
-    cJSON_AddItemToObject(is, "fail",
-                          duration(atomic_load(&st->fail_count), atomic_load(&st->fail_ns)));
-    cJSON_AddItemToObject(is, "queue", duration(ok, atomic_load(&st->queue_ns)));
-    cJSON_AddItemToObject(is, "compute_input", duration(ok, atomic_load(&st->compute_input_ns)));
-    cJSON_AddItemToObject(is, "compute_infer", duration(ok, atomic_load(&st->compute_infer_ns)));
-    cJSON_AddItemToObject(is, "compute_output", duration(ok, atomic_load(&st->compute_output_ns)));
-    cJSON_AddArrayToObject(o, "batch_stats");
-    return o;
+    srv_jw_obj(w);
+    srv_jw_kstr(w, "name", name);
+    srv_jw_kstr(w, "version", "1");
+    srv_jw_kuint(w, "last_inference", atomic_load(&st->last_inference_ms));
+    srv_jw_kuint(w, "inference_count", atomic_load(&st->inference_count));
+    srv_jw_kuint(w, "execution_count", atomic_load(&st->exec_count));
+    srv_jw_key(w, "inference_stats");
+    srv_jw_obj(w);
+    duration(w, "success", ok, atomic_load(&st->success_ns));
+    duration(w, "fail", atomic_load(&st->fail_count), atomic_load(&st->fail_ns));
+    duration(w, "queue", ok, atomic_load(&st->queue_ns));
+    duration(w, "compute_input", ok, atomic_load(&st->compute_input_ns));
+    duration(w, "compute_infer", ok, atomic_load(&st->compute_infer_ns));
+    duration(w, "compute_output", ok, atomic_load(&st->compute_output_ns));
+    srv_jw_end(w);
+    srv_jw_key(w, "batch_stats");
+    srv_jw_arr(w);
+    srv_jw_end(w);
+    srv_jw_end(w);
 }
 
 void srv_h_model_stats(struct srv_req *req, struct srv_reply *rep)
 {
-    cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "model_stats");
-    if (req->name[0]) {
-        struct srv_model *m = get_model(req, rep);
-        if (!m) {
-            cJSON_Delete(o);
-            return;
-        }
-        struct srv_model_stats *st = srv_models_stats(req->srv->models, m->name);
-        if (st)
-            cJSON_AddItemToArray(arr, model_stats_json(m->name, st));
-        srv_model_release(m);
-    } else {
-        cJSON *idx = srv_models_index(req->srv->models, 0);
-        for (const cJSON *e = idx ? idx->child : NULL; e; e = e->next) {
-            const cJSON *n = cJSON_GetObjectItemCaseSensitive(e, "name");
-            struct srv_model_stats *st =
-                cJSON_IsString(n) ? srv_models_stats(req->srv->models, n->valuestring) : NULL;
-            if (st)
-                cJSON_AddItemToArray(arr, model_stats_json(n->valuestring, st));
-        }
-        cJSON_Delete(idx);
-    }
-    srv_reply_json(rep, 200, o);
+    struct srv_model *m = NULL;
+    if (req->name[0] && !(m = get_model(req, rep)))
+        return;
+    struct srv_jw w;
+    srv_jw_init(&w, 2048, 0);
+    srv_jw_obj(&w);
+    srv_jw_key(&w, "model_stats");
+    srv_jw_arr(&w);
+    struct stats_ctx c = {&w, m ? m->name : NULL};
+    srv_models_foreach(req->srv->models, model_stats, &c);
+    srv_jw_end(&w);
+    srv_jw_end(&w);
+    srv_model_release(m);
+    srv_reply_jw(rep, 200, &w);
 }
 
-/* ---- infer -------------------------------------------------------------------- */
-struct oip_in {
-    const char *body; /* whole body */
-    size_t hlen, len; /* JSON header length, whole length */
-    size_t bin_off;   /* next unread binary byte */
-};
-
-/* Reads one request input into a tensor of dtype dt (or int64 classes when cls != NULL). */
-static enum nn_status read_input(const struct srv_doc *doc, const cJSON *in, int idx,
-                                 struct oip_in *bi, enum nn_dtype dt, size_t max_elems,
-                                 struct nn_tensor *t, int64_t **cls, struct nn_err *err)
-{
-    char where[96];
-    const cJSON *name = cJSON_GetObjectItemCaseSensitive(in, "name");
-    snprintf(where, sizeof where, "inputs[%d] (%s)", idx, name->valuestring);
-    const cJSON *jdt = cJSON_GetObjectItemCaseSensitive(in, "datatype");
-    if (!cJSON_IsString(jdt))
-        return nn_err_set(err, NN_EINVAL, "%s.datatype: required (FP32, FP64 or an integer type)",
-                          where);
-    int odt = oip_dtype_find(jdt->valuestring);
-    if (odt < 0)
-        return nn_err_set(err, NN_EINVAL, "%s.datatype: unknown datatype \"%.32s\"", where,
-                          jdt->valuestring);
-    if (oip_dtypes[odt].kind < 0)
-        return nn_err_set(err, NN_EINVAL,
-                          "%s.datatype: %s is not supported by relud (use FP32, FP64 or an integer "
-                          "type)",
-                          where, oip_dtypes[odt].name);
-    memset(t, 0, sizeof *t);
-    t->dtype = dt;
-    char w2[112];
-    enum nn_status st = srv_doc_shape(doc, cJSON_GetObjectItemCaseSensitive(in, "shape"), 0, where,
-                                      t->shape, &t->ndim, err);
-    if (st)
-        return st;
-    if ((st = nn_shape_numel(t->shape, t->ndim, max_elems, &t->numel, where, err)))
-        return st;
-    size_t esz = cls ? sizeof(int64_t) : nn_dtype_size(dt);
-    void *dst = malloc(t->numel ? t->numel * esz : 1);
-    if (!dst)
-        return nn_err_set(err, NN_ENOMEM, "%s: out of memory", where);
-    if (cls)
-        *cls = dst;
-    else
-        t->data = dst;
-
-    const cJSON *params = cJSON_GetObjectItemCaseSensitive(in, "parameters");
-    const cJSON *bsize =
-        params ? cJSON_GetObjectItemCaseSensitive(params, "binary_data_size") : NULL;
-    const cJSON *data = cJSON_GetObjectItemCaseSensitive(in, "data");
-    char sh[96];
-    if (bsize) {
-        if (data)
-            return nn_err_set(err, NN_EINVAL, "%s: both \"data\" and binary_data_size given",
-                              where);
-        if (!cJSON_IsNumber(bsize) || bsize->valuedouble < 0 ||
-            bsize->valuedouble != floor(bsize->valuedouble))
-            return nn_err_set(err, NN_EINVAL,
-                              "%s.parameters.binary_data_size: expected a byte count", where);
-        size_t n = (size_t)bsize->valuedouble, eb = (size_t)oip_dtypes[odt].bytes;
-        if (n != t->numel * eb)
-            return nn_err_set(err, NN_EINVAL,
-                              "%s: binary_data_size %zu but shape %s of %s needs %zu bytes", where,
-                              n, nn_shape_str(sh, sizeof sh, t->shape, t->ndim),
-                              oip_dtypes[odt].name, t->numel * eb);
-        if (n > bi->len - bi->bin_off)
-            return nn_err_set(err, NN_EINVAL,
-                              "%s: binary_data_size %zu runs past the end of the body (%zu binary "
-                              "bytes left)",
-                              where, n, bi->len - bi->bin_off);
-        const unsigned char *src = (const unsigned char *)bi->body + bi->bin_off;
-        bi->bin_off += n;
-        for (size_t i = 0; i < t->numel; i++, src += eb) {
-            double v;
-            int64_t iv = 0;
-            int isint = oip_dtypes[odt].kind > 0;
-            switch (odt) {
-            case OIP_FP32: {
-                float f;
-                memcpy(&f, src, 4);
-                v = f;
-                break;
-            }
-            case OIP_FP64: memcpy(&v, src, 8); break;
-            case OIP_INT8: iv = (int8_t)src[0]; break;
-            case OIP_UINT8: iv = src[0]; break;
-            case OIP_INT16: {
-                int16_t x;
-                memcpy(&x, src, 2);
-                iv = x;
-                break;
-            }
-            case OIP_UINT16: {
-                uint16_t x;
-                memcpy(&x, src, 2);
-                iv = x;
-                break;
-            }
-            case OIP_INT32: {
-                int32_t x;
-                memcpy(&x, src, 4);
-                iv = x;
-                break;
-            }
-            case OIP_UINT32: {
-                uint32_t x;
-                memcpy(&x, src, 4);
-                iv = x;
-                break;
-            }
-            case OIP_INT64: memcpy(&iv, src, 8); break;
-            case OIP_UINT64: {
-                uint64_t x;
-                memcpy(&x, src, 8);
-                if (x > INT64_MAX)
-                    return nn_err_set(err, NN_EINVAL, "%s: value %llu at index %zu is too large",
-                                      where, (unsigned long long)x, i);
-                iv = (int64_t)x;
-                break;
-            }
-            default: return nn_err_set(err, NN_EINVAL, "%s: unsupported datatype", where);
-            }
-            if (isint)
-                v = (double)iv;
-            if (!isfinite(v))
-                return nn_err_set(err, NN_EINVAL, "%s: value at index %zu is not finite", where, i);
-            if (cls) {
-                if (!isint && v != floor(v))
-                    return nn_err_set(err, NN_EINVAL, "%s: %g at index %zu is not a class index",
-                                      where, v, i);
-                (*cls)[i] = isint ? iv : (int64_t)v;
-            } else if (dt == NN_F32) {
-                if (fabs(v) > 3.4028234663852886e38)
-                    return nn_err_set(err, NN_EINVAL,
-                                      "%s: %g at index %zu is out of range for float32", where, v,
-                                      i);
-                ((float *)dst)[i] = (float)v;
-            } else {
-                ((double *)dst)[i] = v;
-            }
-        }
-        return NN_OK;
-    }
-    size_t dnumel;
-    if (!data || !srv_doc_numarray(doc, data, NULL, NULL, &dnumel))
-        return nn_err_set(err, NN_EINVAL,
-                          "%s.data: expected an array of numbers (flat or nested), or "
-                          "parameters.binary_data_size with binary data",
-                          where);
-    if (dnumel != t->numel)
-        return nn_err_set(err, NN_EINVAL, "%s: data has %zu values but shape %s needs %zu", where,
-                          dnumel, nn_shape_str(sh, sizeof sh, t->shape, t->ndim), t->numel);
-    snprintf(w2, sizeof w2, "%s.data", where);
-    if (cls || oip_dtypes[odt].kind > 0) {
-        /* integer datatypes are read exactly, then coerced */
-        int64_t *iv = cls ? *cls : malloc(t->numel ? t->numel * sizeof *iv : 1);
-        if (!iv)
-            return nn_err_set(err, NN_ENOMEM, "%s: out of memory", where);
-        st = srv_doc_numarray_read(doc, data, SRV_I64, iv, t->numel, w2, err);
-        if (!st && oip_dtypes[odt].kind > 0) {
-            /* each value must fit the declared datatype: INT8 300 or UINT8 -1 is an error */
-            int bits = 8 * oip_dtypes[odt].bytes, sgn = oip_dtypes[odt].kind == 1;
-            int64_t lo = !sgn ? 0 : bits == 64 ? INT64_MIN : -((int64_t)1 << (bits - 1));
-            int64_t hi = bits == 64 ? INT64_MAX : ((int64_t)1 << (bits - sgn)) - 1;
-            for (size_t i = 0; !st && i < t->numel; i++)
-                if (iv[i] < lo || iv[i] > hi)
-                    st = nn_err_set(err, NN_EINVAL, "%s[%zu]: %lld is out of range for %s", w2, i,
-                                    (long long)iv[i], oip_dtypes[odt].name);
-        }
-        if (!cls) {
-            for (size_t i = 0; !st && i < t->numel; i++) {
-                if (dt == NN_F32)
-                    ((float *)dst)[i] = (float)iv[i];
-                else
-                    ((double *)dst)[i] = (double)iv[i];
-            }
-            free(iv);
-        }
-        return st;
-    }
-    return srv_doc_numarray_read(doc, data, dt == NN_F32 ? SRV_F32 : SRV_F64, dst, t->numel, w2,
-                                 err);
-}
-
-/* Request parameter lookup helpers. */
-static int param_bool(const cJSON *params, const char *key)
-{
-    const cJSON *v = params ? cJSON_GetObjectItemCaseSensitive(params, key) : NULL;
-    return cJSON_IsTrue(v);
-}
-
+/* ---- infer: request parameters ---------------------------------------------------------- */
 /* Request parameters relud reads, and Triton's reserved ones (accepted, and ignored unless
- * a note says otherwise in docs/api.md); any other name is refused, as /v1 refuses unknown
- * fields, so that a typo ("lossx") is not silently a request without a loss. */
+ * docs/api.md says otherwise); any other name is refused, as /v1 refuses unknown fields,
+ * so that a typo ("lossx") is not silently a request without a loss. */
 static const char *const relud_params[] = {
     "gradients",      "loss",  "reduction",          "beta", "delta",
     "clip_grad_norm", "stats", "binary_data_output", NULL};
@@ -418,123 +207,274 @@ static enum nn_status unknown_param(const char *name, struct nn_err *err)
                       list);
 }
 
-static int listed(const char *name, const char *const *list)
+static int listed(const struct srv_json *d, srv_jv member, const char *const *list)
 {
     for (; *list; list++)
-        if (!strcmp(name, *list))
+        if (srv_json_key_is(d, member, *list))
             return 1;
     return 0;
 }
 
+/* One infer request while it is handled. */
+struct infer {
+    struct srv_req *req;
+    const struct srv_model *m;
+    struct srv_json *d;
+    srv_jv root, params;
+    struct srv_pass p;
+    int has_loss, want_grads, binary_out;
+    const char *bin; /* the body after the JSON header: binary tensor data */
+    size_t bin_len, bin_off;
+    /* the input, located; decoded into the workspace after the plan */
+    struct srv_tfind in_json;
+    enum srv_wire in_wire;
+    const void *in_bin; /* binary data, or NULL: JSON */
+};
+
 /* relud's extension parameters (see the file comment). Flags that are not booleans are
- * errors, not false. Sets the loss, clipping and stats of p; *has_loss, *want_grads. */
-static enum nn_status parse_params(struct srv_pass *p, const cJSON *params, int *has_loss,
-                                   int *want_grads, struct nn_err *err)
+ * errors, not false. Sets the loss, clipping and stats of the pass. */
+static enum nn_status parse_params(struct infer *q, struct nn_err *err)
 {
-    *has_loss = *want_grads = 0;
+    const struct srv_json *d = q->d;
+    srv_jv params = q->params;
     if (!params)
         return NN_OK;
-    if (!cJSON_IsObject(params))
+    if (srv_json_type(d, params) != SRV_J_OBJECT)
         return nn_err_set(err, NN_EINVAL, "parameters: expected an object");
-    for (const cJSON *k = params->child; k; k = k->next)
-        if (!listed(k->string, relud_params) && !listed(k->string, triton_params) &&
-            strncmp(k->string, "triton_", 7))
-            return unknown_param(k->string, err);
+    char key[64];
+    for (srv_jv k = srv_json_child(d, params); k; k = srv_json_next(d, k))
+        if (!listed(d, k, relud_params) && !listed(d, k, triton_params) &&
+            strncmp(srv_json_key(d, k, key, sizeof key), "triton_", 7))
+            return unknown_param(key, err);
     static const char *const flags[] = {"gradients", "stats", "binary_data_output"};
     for (size_t f = 0; f < sizeof flags / sizeof *flags; f++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(params, flags[f]);
-        if (v && !cJSON_IsBool(v))
+        srv_jv v = srv_json_get(d, params, flags[f]);
+        if (v && srv_json_type(d, v) != SRV_J_BOOL)
             return nn_err_set(err, NN_EINVAL, "parameters.%s: expected true or false", flags[f]);
     }
     enum nn_status st;
-    const cJSON *jloss = cJSON_GetObjectItemCaseSensitive(params, "loss");
+    srv_jv jloss = srv_json_get(d, params, "loss");
     if (jloss) {
-        if (!cJSON_IsString(jloss))
+        char name[48];
+        if (srv_json_str(d, jloss, name, sizeof name) == (size_t)-1)
             return nn_err_set(err, NN_EINVAL, "parameters.loss: expected a loss name");
-        if ((st = nn_loss_lookup(jloss->valuestring, &p->loss, err)) ||
-            (st = srv_pass_loss_opts(p, params, "parameters", err)))
+        if ((st = nn_loss_lookup(name, &q->p.loss, err)) ||
+            (st = srv_pass_loss_opts(&q->p, d, params, "parameters", err)))
             return st;
-        *has_loss = 1;
+        q->has_loss = 1;
     }
-    *want_grads = param_bool(params, "gradients") || jloss;
-    p->want_stats = param_bool(params, "stats");
-    const cJSON *clip = cJSON_GetObjectItemCaseSensitive(params, "clip_grad_norm");
+    q->want_grads = srv_json_is_true(d, srv_json_get(d, params, "gradients")) || jloss;
+    q->p.want_stats = srv_json_is_true(d, srv_json_get(d, params, "stats"));
+    q->binary_out = srv_json_is_true(d, srv_json_get(d, params, "binary_data_output"));
+    srv_jv clip = srv_json_get(d, params, "clip_grad_norm");
     if (clip) {
-        if (!cJSON_IsNumber(clip) || !(clip->valuedouble > 0) || !isfinite(clip->valuedouble))
+        if (!srv_json_number(d, clip, &q->p.clip) || !(q->p.clip > 0))
             return nn_err_set(err, NN_EINVAL, "parameters.clip_grad_norm: expected a max_norm > 0");
-        p->clip = clip->valuedouble;
-        *want_grads = 1;
+        q->want_grads = 1;
     }
     return NN_OK;
 }
 
-/* The request's inputs: "input", and with gradients "grad_output" or "target" (each once).
- * Sets p->backward from what came. */
-static enum nn_status read_inputs(const struct srv_doc *doc, const cJSON *inputs, struct oip_in *bi,
-                                  const struct srv_model *m, size_t max_elems, int has_loss,
-                                  int want_grads, struct srv_pass *p, struct nn_err *err)
+/* ---- infer: inputs ------------------------------------------------------------------------ */
+/* One request input, located: its shape and where its values are (JSON numbers, or binary
+ * bytes of a wire datatype). */
+struct located {
+    char where[96];
+    size_t shape[NN_MAX_DIMS];
+    int ndim;
+    size_t numel;
+    enum srv_wire wire;
+    const void *bin; /* binary data, or NULL */
+    srv_jv data;     /* JSON data */
+};
+
+static enum nn_status locate_input(struct infer *q, srv_jv in, int idx, const char *name,
+                                   struct located *l, struct nn_err *err)
 {
-    if (!cJSON_IsArray(inputs) || !inputs->child)
+    const struct srv_json *d = q->d;
+    size_t max_elems = q->req->srv->cfg.max_tensor_elements;
+    memset(l, 0, sizeof *l);
+    snprintf(l->where, sizeof l->where, "inputs[%d] (%s)", idx, name);
+    const char *where = l->where;
+    char dtn[40], sh[96];
+    if (srv_json_str(d, srv_json_get(d, in, "datatype"), dtn, sizeof dtn) == (size_t)-1)
+        return nn_err_set(err, NN_EINVAL, "%s.datatype: required (FP32, FP64 or an integer type)",
+                          where);
+    int w = srv_wire_find(dtn);
+    if (w < 0)
+        return nn_err_set(err, NN_EINVAL, "%s.datatype: unknown datatype \"%.32s\"", where, dtn);
+    if (srv_wire[w].kind < 0)
+        return nn_err_set(err, NN_EINVAL,
+                          "%s.datatype: %s is not supported by relud (use FP32, FP64 or an integer "
+                          "type)",
+                          where, srv_wire[w].name);
+    l->wire = (enum srv_wire)w;
+    enum nn_status st =
+        srv_tensor_shape(d, srv_json_get(d, in, "shape"), 0, where, l->shape, &l->ndim, err);
+    if (st || (st = nn_shape_numel(l->shape, l->ndim, max_elems, &l->numel, where, err)))
+        return st;
+    srv_jv params = srv_json_get(d, in, "parameters");
+    srv_jv bsize = srv_json_get(d, params, "binary_data_size");
+    srv_jv data = srv_json_get(d, in, "data");
+    if (bsize) {
+        int64_t n;
+        size_t eb = (size_t)srv_wire[w].bytes;
+        if (data)
+            return nn_err_set(err, NN_EINVAL, "%s: both \"data\" and binary_data_size given",
+                              where);
+        if (srv_json_int(d, bsize, &n, where, NULL) || n < 0)
+            return nn_err_set(err, NN_EINVAL,
+                              "%s.parameters.binary_data_size: expected a byte count", where);
+        if ((size_t)n != l->numel * eb)
+            return nn_err_set(err, NN_EINVAL,
+                              "%s: binary_data_size %lld but shape %s of %s needs %zu bytes", where,
+                              (long long)n, nn_shape_str(sh, sizeof sh, l->shape, l->ndim),
+                              srv_wire[w].name, l->numel * eb);
+        if ((size_t)n > q->bin_len - q->bin_off)
+            return nn_err_set(err, NN_EINVAL,
+                              "%s: binary_data_size %lld runs past the end of the body (%zu binary "
+                              "bytes left)",
+                              where, (long long)n, q->bin_len - q->bin_off);
+        l->bin = q->bin + q->bin_off;
+        q->bin_off += (size_t)n;
+        return NN_OK;
+    }
+    size_t dnumel;
+    if (!data || !srv_json_numarray(d, data, NULL, NULL, &dnumel))
+        return nn_err_set(err, NN_EINVAL,
+                          "%s.data: expected an array of numbers (flat or nested), or "
+                          "parameters.binary_data_size with binary data",
+                          where);
+    if (dnumel != l->numel)
+        return nn_err_set(err, NN_EINVAL, "%s: data has %zu values but shape %s needs %zu", where,
+                          dnumel, nn_shape_str(sh, sizeof sh, l->shape, l->ndim), l->numel);
+    l->data = data;
+    return NN_OK;
+}
+
+/* Decodes a located input into dst (l->numel values of t): binary through the wire
+ * converter; JSON floats straight into t; JSON integers read exactly, checked against
+ * their datatype's range (INT8 300 is an error), then converted. */
+static enum nn_status decode(const struct infer *q, const struct located *l, enum srv_num t,
+                             void *dst, struct nn_err *err)
+{
+    if (l->bin)
+        return srv_wire_convert(l->wire, l->bin, l->numel, t, dst, l->where, err);
+    char w2[112];
+    snprintf(w2, sizeof w2, "%s.data", l->where);
+    const struct srv_wire_info *wi = &srv_wire[l->wire];
+    if (wi->kind == 0 && t != SRV_I64)
+        return srv_json_read(q->d, l->data, t, dst, l->numel, w2, err);
+    int64_t *iv = t == SRV_I64 ? dst : malloc(l->numel ? l->numel * sizeof *iv : 1);
+    if (!iv)
+        return nn_err_set(err, NN_ENOMEM, "%s: out of memory", l->where);
+    enum nn_status st = srv_json_read(q->d, l->data, SRV_I64, iv, l->numel, w2, err);
+    if (!st && wi->kind > 0) {
+        int bits = 8 * wi->bytes, sgn = wi->kind == 1;
+        int64_t lo = !sgn ? 0 : bits == 64 ? INT64_MIN : -((int64_t)1 << (bits - 1));
+        int64_t hi = bits == 64 ? INT64_MAX : ((int64_t)1 << (bits - sgn)) - 1;
+        for (size_t i = 0; !st && i < l->numel; i++)
+            if (iv[i] < lo || iv[i] > hi)
+                st = nn_err_set(err, NN_EINVAL, "%s[%zu]: %lld is out of range for %s", w2, i,
+                                (long long)iv[i], wi->name);
+    }
+    if (!st && t != SRV_I64)
+        st = srv_wire_convert(SRV_WIRE_INT64, iv, l->numel, t, dst, l->where, err);
+    if (iv != dst)
+        free(iv);
+    return st;
+}
+
+/* grad_output / a float target: decoded into its own buffer. */
+static enum nn_status load_input(const struct infer *q, const struct located *l,
+                                 struct nn_tensor *t, struct nn_err *err)
+{
+    enum nn_dtype dt = q->m->dtype;
+    memset(t, 0, sizeof *t);
+    t->dtype = dt;
+    t->ndim = l->ndim;
+    memcpy(t->shape, l->shape, sizeof t->shape);
+    t->numel = l->numel;
+    if (!(t->data = malloc(l->numel ? l->numel * nn_dtype_size(dt) : 1)))
+        return nn_err_set(err, NN_ENOMEM, "%s: out of memory", l->where);
+    return decode(q, l, dt == NN_F32 ? SRV_F32 : SRV_F64, t->data, err);
+}
+
+/* The request's inputs: "input" (located; decoded after the plan), and with gradients
+ * "grad_output" or "target" (each once, decoded now). Sets the pass's backward mode. */
+static enum nn_status read_inputs(struct infer *q, struct located *input, struct nn_err *err)
+{
+    const struct srv_json *d = q->d;
+    struct srv_pass *p = &q->p;
+    srv_jv inputs = srv_json_get(d, q->root, "inputs");
+    if (srv_json_type(d, inputs) != SRV_J_ARRAY || !srv_json_count(d, inputs))
         return nn_err_set(err, NN_EINVAL, "inputs: expected a non-empty array of input tensors");
     int have_input = 0, have_go = 0, have_target = 0, i = 0;
     enum nn_status st = NN_OK;
-    for (const cJSON *in = inputs->child; in && !st; in = in->next, i++) {
-        const cJSON *name =
-            cJSON_IsObject(in) ? cJSON_GetObjectItemCaseSensitive(in, "name") : NULL;
-        if (!cJSON_IsString(name))
+    for (srv_jv in = srv_json_child(d, inputs); in && !st; in = srv_json_next(d, in), i++) {
+        char n[64];
+        struct located l;
+        srv_jv name = srv_json_type(d, in) == SRV_J_OBJECT ? srv_json_get(d, in, "name") : 0;
+        if (srv_json_str(d, name, n, sizeof n) == (size_t)-1)
             return nn_err_set(err, NN_EINVAL, "inputs[%d].name: required", i);
-        const char *n = name->valuestring;
         if (!strcmp(n, "input") && !have_input) {
-            st = read_input(doc, in, i, bi, m->dtype, max_elems, &p->input, NULL, err);
+            st = locate_input(q, in, i, n, input, err);
             have_input = 1;
         } else if (!strcmp(n, "grad_output") && !have_go) {
-            st = read_input(doc, in, i, bi, m->dtype, max_elems, &p->grad_output, NULL, err);
+            if (!(st = locate_input(q, in, i, n, &l, err)))
+                st = load_input(q, &l, &p->grad_output, err);
             have_go = 1;
-        } else if (!strcmp(n, "target") && !have_target && has_loss) {
+        } else if (!strcmp(n, "target") && !have_target && q->has_loss) {
+            if ((st = locate_input(q, in, i, n, &l, err)))
+                break;
             if (nn_losses[p->loss].class_target) {
-                struct nn_tensor shape;
-                st = read_input(doc, in, i, bi, m->dtype, max_elems, &shape, &p->classes, err);
-                p->target_cls.ndim = shape.ndim;
-                memcpy(p->target_cls.shape, shape.shape, sizeof shape.shape);
+                p->target.ndim = l.ndim;
+                memcpy(p->target.shape, l.shape, sizeof l.shape);
+                if (!(p->classes = malloc(l.numel ? l.numel * sizeof *p->classes : 1)))
+                    st = nn_err_set(err, NN_ENOMEM, "%s: out of memory", l.where);
+                else
+                    st = decode(q, &l, SRV_I64, p->classes, err);
             } else {
-                st = read_input(doc, in, i, bi, m->dtype, max_elems, &p->target, NULL, err);
+                st = load_input(q, &l, &p->target, err);
             }
             have_target = 1;
-        } else if (!strcmp(n, "target") && !has_loss) {
+        } else if (!strcmp(n, "target") && !q->has_loss) {
             return nn_err_set(err, NN_EINVAL,
                               "inputs[%d] (target): needs the request parameter \"loss\"", i);
         } else {
             return nn_err_set(err, NN_EINVAL,
-                              "inputs[%d].name: unexpected input \"%.64s\" (model %s takes "
+                              "inputs[%d].name: unexpected input \"%s\" (model %s takes "
                               "\"input\"; with gradients also \"grad_output\" or \"target\"; "
                               "each once)",
-                              i, n, m->name);
+                              i, n, q->m->name);
         }
     }
     if (st)
         return st;
     if (!have_input)
-        return nn_err_set(err, NN_EINVAL, "inputs: no input named \"input\" (model %s)", m->name);
-    if (have_go && has_loss)
+        return nn_err_set(err, NN_EINVAL, "inputs: no input named \"input\" (model %s)",
+                          q->m->name);
+    if (have_go && q->has_loss)
         return nn_err_set(err, NN_EINVAL,
                           "inputs: give either \"grad_output\" or parameters.loss, not both");
-    if (has_loss && !have_target)
+    if (q->has_loss && !have_target)
         return nn_err_set(err, NN_EINVAL,
                           "inputs: parameters.loss needs an input named \"target\"");
-    if (have_go && !want_grads)
+    if (have_go && !q->want_grads)
         return nn_err_set(err, NN_EINVAL,
                           "inputs: \"grad_output\" needs parameters.gradients = true");
-    p->backward = has_loss     ? SRV_BWD_LOSS
-                  : have_go    ? SRV_BWD_GRAD_OUTPUT
-                  : want_grads ? SRV_BWD_SUM
-                               : SRV_BWD_NONE;
-    if (bi->bin_off != bi->len)
+    p->backward = q->has_loss     ? SRV_BWD_LOSS
+                  : have_go       ? SRV_BWD_GRAD_OUTPUT
+                  : q->want_grads ? SRV_BWD_SUM
+                                  : SRV_BWD_NONE;
+    if (q->bin_off != q->bin_len)
         return nn_err_set(err, NN_EINVAL,
                           "body: %zu bytes of binary data are not claimed by any binary_data_size",
-                          bi->len - bi->bin_off);
+                          q->bin_len - q->bin_off);
     return NN_OK;
 }
 
+/* ---- infer: outputs ----------------------------------------------------------------------- */
 /* An output the pass offers: "output", and with gradients "grad:input", "grad:<i>.weight",
  * "grad:<i>.bias" (state_dict names) and "loss". */
 struct oip_out {
@@ -543,8 +483,8 @@ struct oip_out {
     int binary;
 };
 
-/* Fills outs (room for 2 * nlayers + 3) and returns how many; loss is the 1-element
- * tensor for "loss". */
+/* Fills outs (room for 2 * nlayers + 3) and returns how many; loss is the 1-element tensor
+ * for "loss". */
 static int offered_outputs(const struct srv_pass *p, const struct nn_tensor *loss,
                            struct oip_out *outs)
 {
@@ -568,123 +508,193 @@ static int offered_outputs(const struct srv_pass *p, const struct nn_tensor *los
     return n;
 }
 
-/* The request's "outputs" (all when absent) into order[] (reply order, each once), with
- * each one's binary flag: a per-output "binary_data" overrides binary_data_output, as in
- * Triton. Returns how many, or -1 with err. */
-static int select_outputs(const struct srv_doc *doc, const cJSON *routs, int all_binary,
-                          struct oip_out *outs, int nout, int *order, int gradients,
+/* The request's "outputs" (all when absent or []) into order[] (reply order, each once),
+ * with each one's binary flag: a per-output "binary_data" overrides binary_data_output, as
+ * in Triton. Returns how many, or -1 with err. */
+static int select_outputs(const struct infer *q, struct oip_out *outs, int nout, int *order,
                           struct nn_err *err)
 {
-    int nsel = 0, k = 0;
-    size_t empty = 1; /* "outputs": [] is every output, as in Triton (the codec reads [] as a
-                         numeric array of no elements) */
-    if (!routs || (cJSON_IsArray(routs) && !routs->child) ||
-        (srv_doc_numarray(doc, routs, NULL, NULL, &empty) && empty == 0)) {
+    const struct srv_json *d = q->d;
+    srv_jv routs = srv_json_get(d, q->root, "outputs");
+    int nsel = 0, k = 0, gradients = q->p.backward != SRV_BWD_NONE;
+    if (!routs || srv_json_count(d, routs) == 0) {
         for (int j = 0; j < nout; j++)
-            outs[j].binary = all_binary, order[nsel++] = j;
+            outs[j].binary = q->binary_out, order[nsel++] = j;
+        if (routs && srv_json_type(d, routs) != SRV_J_ARRAY &&
+            srv_json_type(d, routs) != SRV_J_NUMARRAY) {
+            nn_err_set(err, NN_EINVAL, "outputs: expected an array");
+            return -1;
+        }
         return nsel;
     }
-    if (!cJSON_IsArray(routs)) {
+    if (srv_json_type(d, routs) != SRV_J_ARRAY) {
         nn_err_set(err, NN_EINVAL, "outputs: expected an array");
         return -1;
     }
-    for (const cJSON *ro = routs->child; ro; ro = ro->next, k++) {
-        const cJSON *rn = cJSON_IsObject(ro) ? cJSON_GetObjectItemCaseSensitive(ro, "name") : NULL;
+    for (srv_jv ro = srv_json_child(d, routs); ro; ro = srv_json_next(d, ro), k++) {
+        srv_jv rn = srv_json_type(d, ro) == SRV_J_OBJECT ? srv_json_get(d, ro, "name") : 0;
         int found = -1;
-        for (int j = 0; cJSON_IsString(rn) && j < nout && found < 0; j++)
-            if (!strcmp(outs[j].name, rn->valuestring))
+        for (int j = 0; j < nout && found < 0; j++)
+            if (srv_json_str_is(d, rn, outs[j].name))
                 found = j;
         if (found < 0) {
-            nn_err_set(err, NN_EINVAL, "outputs[%d].name: unknown output \"%.64s\"%s", k,
-                       cJSON_IsString(rn) ? rn->valuestring : "",
+            char n[64];
+            if (srv_json_str(d, rn, n, sizeof n) == (size_t)-1)
+                n[0] = 0;
+            nn_err_set(err, NN_EINVAL, "outputs[%d].name: unknown output \"%s\"%s", k, n,
                        gradients ? "" : " (gradient outputs need parameters.gradients)");
             return -1;
         }
         int dup = 0;
-        for (int q = 0; q < nsel && !dup; q++)
-            dup = order[q] == found;
+        for (int j = 0; j < nsel && !dup; j++)
+            dup = order[j] == found;
         if (!dup)
             order[nsel++] = found;
-        const cJSON *op = cJSON_GetObjectItemCaseSensitive(ro, "parameters");
-        const cJSON *bd = op ? cJSON_GetObjectItemCaseSensitive(op, "binary_data") : NULL;
-        outs[found].binary = bd ? cJSON_IsTrue(bd) : all_binary;
+        srv_jv bd = srv_json_get(d, srv_json_get(d, ro, "parameters"), "binary_data");
+        outs[found].binary = bd ? srv_json_is_true(d, bd) : q->binary_out;
     }
     return nsel;
 }
 
 /* The response: JSON, or with binary outputs the JSON header followed by their raw
  * little-endian bytes and Inference-Header-Content-Length. */
-static enum nn_status build_reply(struct srv_reply *rep, const struct srv_model *m, const cJSON *id,
-                                  struct srv_pass *p, const struct oip_out *outs, const int *order,
-                                  int nsel, struct nn_err *err)
+static void write_reply(struct infer *q, struct srv_reply *rep, const struct oip_out *outs,
+                        const int *order, int nsel)
 {
-    struct srv_out *o = srv_out_new();
-    cJSON *resp = cJSON_CreateObject();
-    if (!o || !resp) {
-        srv_out_free(o);
-        cJSON_Delete(resp);
-        return nn_err_set(err, NN_ENOMEM, "out of memory building the response");
+    const struct srv_model *m = q->m;
+    const struct srv_json *d = q->d;
+    size_t guess = 512, binlen = 0;
+    for (int k = 0; k < nsel; k++) {
+        const struct nn_tensor *t = outs[order[k]].t;
+        if (outs[order[k]].binary)
+            binlen += t->numel * nn_dtype_size(t->dtype);
+        else
+            guess += t->numel * (m->dtype == NN_F32 ? 16 : 25);
     }
-    cJSON_AddStringToObject(resp, "model_name", m->name);
-    cJSON_AddStringToObject(resp, "model_version", "1");
-    if (id)
-        cJSON_AddStringToObject(resp, "id", id->valuestring);
-    if (p->want_stats || p->clip > 0) {
-        cJSON *rp = cJSON_AddObjectToObject(resp, "parameters");
-        if (p->want_stats)
-            cJSON_AddItemToObject(rp, "stats", srv_pass_stats_json(p, o));
-        if (p->clip > 0)
-            cJSON_AddItemToObject(rp, "total_norm", srv_out_number(o, p->total_norm, m->dtype));
+    struct srv_jw w;
+    srv_jw_init(&w, guess + binlen, 0);
+    srv_jw_obj(&w);
+    srv_jw_kstr(&w, "model_name", m->name);
+    srv_jw_kstr(&w, "model_version", "1");
+    srv_jv id = srv_json_get(d, q->root, "id");
+    if (id) {
+        char *s = srv_json_strdup(d, id);
+        if (!s) {
+            srv_jw_free(&w);
+            srv_reply_error(rep, 503, "out of memory building the response");
+            return;
+        }
+        srv_jw_key(&w, "id");
+        srv_jw_str(&w, s);
+        free(s);
     }
-    cJSON *ra = cJSON_AddArrayToObject(resp, "outputs");
-    size_t binlen = 0;
+    if (q->p.want_stats || q->p.clip > 0) {
+        srv_jw_key(&w, "parameters");
+        srv_jw_obj(&w);
+        if (q->p.want_stats) {
+            srv_jw_key(&w, "stats");
+            srv_pass_write_stats(&q->p, &w);
+        }
+        if (q->p.clip > 0) {
+            srv_jw_key(&w, "total_norm");
+            srv_jw_num(&w, q->p.total_norm, m->dtype, "total_norm");
+        }
+        srv_jw_end(&w);
+    }
+    srv_jw_key(&w, "outputs");
+    srv_jw_arr(&w);
     for (int k = 0; k < nsel; k++) {
         const struct oip_out *out = &outs[order[k]];
         const struct nn_tensor *t = out->t;
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "name", out->name);
-        cJSON_AddStringToObject(e, "datatype", model_datatype(m));
-        cJSON *shape = cJSON_AddArrayToObject(e, "shape");
-        for (int d = 0; d < t->ndim; d++)
-            cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->shape[d]));
+        srv_jw_obj(&w);
+        srv_jw_kstr(&w, "name", out->name);
+        srv_jw_kstr(&w, "datatype", model_datatype(m->dtype));
+        srv_jw_key(&w, "shape");
+        srv_jw_arr(&w);
+        for (int i = 0; i < t->ndim; i++)
+            srv_jw_uint(&w, t->shape[i]);
+        srv_jw_end(&w);
         if (out->binary) {
-            size_t nb = t->numel * nn_dtype_size(t->dtype);
-            cJSON *pp = cJSON_AddObjectToObject(e, "parameters");
-            cJSON_AddNumberToObject(pp, "binary_data_size", (double)nb);
-            binlen += nb;
+            /* JSON cannot carry inf/nan; binary can, but a client that asked for a
+               gradient gets the same error either way: one scan, naming it */
+            size_t es = nn_dtype_size(t->dtype), bad = SIZE_MAX;
+            for (size_t i = 0; i < t->numel && bad == SIZE_MAX; i++)
+                if (t->dtype == NN_F32 ? !isfinite(((const float *)t->data)[i])
+                                       : !isfinite(((const double *)t->data)[i]))
+                    bad = i;
+            if (bad != SIZE_MAX) {
+                srv_jw_free(&w);
+                srv_reply_error(rep, 422, "%s: non-finite value at index %zu", out->name, bad);
+                return;
+            }
+            srv_jw_key(&w, "parameters");
+            srv_jw_obj(&w);
+            srv_jw_kuint(&w, "binary_data_size", t->numel * es);
+            srv_jw_end(&w);
         } else {
-            cJSON_AddItemToObject(e, "data", srv_out_tensor(o, t, SRV_FORM_FLAT));
+            srv_jw_key(&w, "data");
+            srv_jw_tensor(&w, t, SRV_FORM_FLAT, out->name);
         }
-        cJSON_AddItemToArray(ra, e);
+        srv_jw_end(&w);
     }
-    size_t jlen;
-    char *json = srv_out_print(o, resp, &jlen, err);
-    enum nn_status st = json ? NN_OK : srv_out_status(o);
-    cJSON_Delete(resp);
-    srv_out_free(o);
-    if (!json)
-        return st;
+    srv_jw_end(&w);
+    srv_jw_end(&w);
     if (!binlen) {
-        srv_reply_body(rep, 200, "application/json", json, jlen);
-        return NN_OK;
+        srv_reply_jw(rep, 200, &w);
+        return;
     }
-    char *all = realloc(json, jlen + binlen + 1);
-    if (!all) {
-        free(json);
-        return nn_err_set(err, NN_ENOMEM, "out of memory building the response");
-    }
-    size_t off = jlen;
-    for (int k = 0; k < nsel; k++) {
+    size_t jlen = w.sb.len;
+    for (int k = 0; k < nsel; k++) { /* x86-64 is little-endian, as the extension wants */
         const struct oip_out *out = &outs[order[k]];
-        if (!out->binary)
-            continue;
-        size_t nb = out->t->numel * nn_dtype_size(out->t->dtype);
-        memcpy(all + off, out->t->data, nb); /* x86-64: little-endian, as the extension wants */
-        off += nb;
+        if (out->binary)
+            srv_sb_append(&w.sb, out->t->data, out->t->numel * nn_dtype_size(out->t->dtype));
     }
-    srv_reply_header(rep, "Inference-Header-Content-Length", "%zu", jlen);
-    srv_reply_body(rep, 200, "application/octet-stream", all, off);
-    return NN_OK;
+    srv_reply_jw(rep, 200, &w);
+    if (rep->status == 200) {
+        rep->ctype = "application/octet-stream";
+        srv_reply_header(rep, "Inference-Header-Content-Length", "%zu", jlen);
+    }
+}
+
+/* parse: the header (and where binary data starts), the parameters and the inputs. */
+static enum nn_status parse(struct infer *q, struct located *input, struct nn_err *err)
+{
+    struct srv_req *req = q->req;
+    size_t hlen = req->len;
+    const char *hl = srv_req_header(req, "Inference-Header-Content-Length");
+    if (hl) {
+        char *end;
+        unsigned long long n = strtoull(hl, &end, 10);
+        if (*hl < '0' || *hl > '9' || *end || n > req->len)
+            return nn_err_set(err, NN_EINVAL,
+                              "Inference-Header-Content-Length: \"%.32s\" is not a length within "
+                              "the body (%zu bytes)",
+                              hl, req->len);
+        hlen = (size_t)n;
+    }
+    const char *body = req->body ? req->body : "";
+    q->bin = body + hlen;
+    q->bin_len = req->len - hlen;
+    enum nn_status st = srv_json_parse(body, hlen, req->srv->cfg.max_json_values, &q->d, err);
+    if (st && !hl && strstr(err->msg, "unexpected data after the JSON value")) {
+        size_t n = strlen(err->msg);
+        snprintf(err->msg + n, sizeof err->msg - n,
+                 " (binary tensor data? send the JSON part's length in "
+                 "Inference-Header-Content-Length)");
+    }
+    if (st)
+        return st;
+    /* unknown request keys are ignored: clients send extra ones */
+    q->root = srv_json_root(q->d);
+    if (srv_json_type(q->d, q->root) != SRV_J_OBJECT)
+        return nn_err_set(err, NN_EINVAL, "body: expected a JSON object");
+    srv_jv id = srv_json_get(q->d, q->root, "id");
+    if (id && srv_json_type(q->d, id) != SRV_J_STRING)
+        return nn_err_set(err, NN_EINVAL, "id: expected a string");
+    q->params = srv_json_get(q->d, q->root, "parameters");
+    if ((st = parse_params(q, err)))
+        return st;
+    return read_inputs(q, input, err);
 }
 
 void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
@@ -695,79 +705,50 @@ void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
     if (!m)
         return;
     struct nn_err err = {{0}};
-    enum nn_status st = NN_OK;
-    struct srv_pass p;
-    srv_pass_init(&p);
-    p.cancel = &s->cancel;
-    p.net = &m->net;
-    struct srv_doc *doc = NULL;
+    struct infer q;
+    memset(&q, 0, sizeof q);
+    q.req = req;
+    q.m = m;
+    srv_pass_init(&q.p);
+    q.p.cancel = &s->cancel;
+    q.p.net = &m->net;
+    struct located input;
     struct oip_out *outs = NULL;
     int *order = NULL;
-
-    /* Binary tensor data extension: the JSON header is the first N bytes. */
-    struct oip_in bi = {req->body ? req->body : "", req->len, req->len, 0};
-    const char *hl = srv_req_header(req, "Inference-Header-Content-Length");
-    if (hl) {
-        char *end;
-        unsigned long long n = strtoull(hl, &end, 10);
-        if (*hl < '0' || *hl > '9' || *end || n > req->len) {
-            st = nn_err_set(&err, NN_EINVAL,
-                            "Inference-Header-Content-Length: \"%.32s\" is not a length within the "
-                            "body (%zu bytes)",
-                            hl, req->len);
-            goto done;
-        }
-        bi.hlen = (size_t)n;
+    enum nn_status st = parse(&q, &input, &err);
+    if (!st) { /* plan, then the input straight into the workspace */
+        q.p.in_ndim = input.ndim;
+        memcpy(q.p.in_shape, input.shape, sizeof input.shape);
+        st = srv_pass_plan(&q.p, s->cfg.max_tensor_elements, s->cfg.max_workspace_bytes, &err);
     }
-    bi.bin_off = bi.hlen;
-    if ((st = srv_doc_parse_ex(bi.body, bi.hlen, 0, &doc, &err)))
-        goto done;
-    /* unknown request keys are ignored: clients send extra ones */
-    const cJSON *root = srv_doc_root(doc);
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
-    const cJSON *params = cJSON_GetObjectItemCaseSensitive(root, "parameters");
-    int has_loss, want_grads;
-    if (!cJSON_IsObject(root))
-        st = nn_err_set(&err, NN_EINVAL, "body: expected a JSON object");
-    else if (id && !cJSON_IsString(id))
-        st = nn_err_set(&err, NN_EINVAL, "id: expected a string");
-    else if (!(st = parse_params(&p, params, &has_loss, &want_grads, &err)))
-        st = read_inputs(doc, cJSON_GetObjectItemCaseSensitive(root, "inputs"), &bi, m,
-                         s->cfg.max_tensor_elements, has_loss, want_grads, &p, &err);
-    if (st)
-        goto done;
+    if (!st)
+        st = decode(&q, &input, m->dtype == NN_F32 ? SRV_F32 : SRV_F64, srv_pass_input(&q.p), &err);
     tm[1] = srv_now_ns();
-    if ((st = srv_pass_run(&p, s->cfg.max_tensor_elements, s->cfg.max_workspace_bytes, &err)))
-        goto done;
+    if (!st)
+        st = srv_pass_run(&q.p, &err);
     tm[2] = srv_now_ns();
-
     struct nn_tensor loss = {.dtype = m->dtype, .ndim = 1, .shape = {1}, .numel = 1};
-    double loss_d = p.loss_value;
-    float loss_f = (float)p.loss_value;
+    double loss_d = q.p.loss_value;
+    float loss_f = (float)q.p.loss_value;
     loss.data = m->dtype == NN_F32 ? (void *)&loss_f : (void *)&loss_d;
     size_t room = 2 * (size_t)m->net.nlayers + 3;
-    outs = calloc(room, sizeof *outs);
-    order = calloc(room, sizeof *order);
-    if (!outs || !order) {
+    if (!st && (!(outs = calloc(room, sizeof *outs)) || !(order = calloc(room, sizeof *order))))
         st = nn_err_set(&err, NN_ENOMEM, "out of memory");
-        goto done;
+    if (!st) {
+        int nsel = select_outputs(&q, outs, offered_outputs(&q.p, &loss, outs), order, &err);
+        if (nsel < 0)
+            st = NN_EINVAL;
+        else
+            write_reply(&q, rep, outs, order, nsel);
     }
-    int nout = offered_outputs(&p, &loss, outs);
-    int nsel = select_outputs(doc, cJSON_GetObjectItemCaseSensitive(root, "outputs"),
-                              param_bool(params, "binary_data_output"), outs, nout, order,
-                              p.backward != SRV_BWD_NONE, &err);
-    if (nsel < 0)
-        st = NN_EINVAL;
-    else
-        st = build_reply(rep, m, id, &p, outs, order, nsel, &err);
-done:
     if (st)
         srv_reply_nn_error(rep, st, &err);
     tm[3] = srv_now_ns();
-    srv_model_stats_observe(m->stats, !st, tm, st ? 0 : srv_pass_samples(&p));
+    int ok = !st && rep->status == 200;
+    srv_model_stats_observe(m->stats, ok, tm, ok ? srv_pass_samples(&q.p) : 0);
     free(outs);
     free(order);
-    srv_pass_free(&p);
-    srv_doc_free(doc);
+    srv_pass_free(&q.p);
+    srv_json_free(q.d);
     srv_model_release(m);
 }

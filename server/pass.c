@@ -1,16 +1,17 @@
-/* One inference pass: see pass.h. */
+/* One pass: see pass.h. */
+#include "server/pass.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/pass.h"
+#include "server/json.h"
 
 void srv_pass_init(struct srv_pass *p) { memset(p, 0, sizeof *p); }
 
 void srv_pass_free(struct srv_pass *p)
 {
-    free(p->input.data);
     free(p->grad_output.data);
     free(p->target.data);
     free(p->classes);
@@ -29,60 +30,20 @@ const struct nn_tensor *srv_pass_output(const struct srv_pass *p)
     return &p->ws.act[p->net->nlayers];
 }
 
-static int all_finite(const struct nn_tensor *t)
-{
-    if (t->dtype == NN_F32) {
-        const float *x = t->data;
-        for (size_t i = 0; i < t->numel; i++)
-            if (!isfinite(x[i]))
-                return 0;
-    } else {
-        const double *x = t->data;
-        for (size_t i = 0; i < t->numel; i++)
-            if (!isfinite(x[i]))
-                return 0;
-    }
-    return 1;
-}
+void *srv_pass_input(struct srv_pass *p) { return p->ws.act[0].data; }
 
 static int same_shape(const struct nn_tensor *a, const struct nn_tensor *b)
 {
-    if (a->ndim != b->ndim)
-        return 0;
-    for (int i = 0; i < a->ndim; i++)
-        if (a->shape[i] != b->shape[i])
-            return 0;
-    return 1;
+    return a->ndim == b->ndim && !memcmp(a->shape, b->shape, (size_t)a->ndim * sizeof *a->shape);
 }
 
-static enum nn_status check_grads(const struct srv_pass *p, struct nn_err *err)
+enum nn_status srv_pass_plan(struct srv_pass *p, size_t max_elems, size_t max_ws_bytes,
+                             struct nn_err *err)
 {
-    if (!all_finite(&p->ws.dinput))
-        return nn_err_set(err, NN_ENONFINITE,
-                          "gradients.input: non-finite value (overflow in the backward pass)");
-    for (int i = 0; i < p->net->nlayers; i++) {
-        if (p->ws.dweight[i].ndim && !all_finite(&p->ws.dweight[i]))
-            return nn_err_set(err, NN_ENONFINITE,
-                              "gradients.layers[%d].weight: non-finite value (overflow in the "
-                              "backward pass)",
-                              i);
-        if (p->ws.dbias[i].ndim && !all_finite(&p->ws.dbias[i]))
-            return nn_err_set(err, NN_ENONFINITE,
-                              "gradients.layers[%d].bias: non-finite value (overflow in the "
-                              "backward pass)",
-                              i);
-    }
-    return NN_OK;
-}
-
-enum nn_status srv_pass_run(struct srv_pass *p, size_t max_elems, size_t max_ws_bytes,
-                            struct nn_err *err)
-{
-    const struct nn_net *net = p->net;
     unsigned flags =
         (p->backward != SRV_BWD_NONE ? NN_PLAN_BACKWARD : 0) | (p->want_stats ? NN_PLAN_KEEP : 0);
     enum nn_status st =
-        nn_net_check(net, p->input.shape, p->input.ndim, flags, max_elems, &p->plan, err);
+        nn_net_check(p->net, p->in_shape, p->in_ndim, flags, max_elems, &p->plan, err);
     if (st)
         return st;
     if (max_ws_bytes && p->plan.ws_bytes > max_ws_bytes)
@@ -93,65 +54,69 @@ enum nn_status srv_pass_run(struct srv_pass *p, size_t max_elems, size_t max_ws_
         return st;
     p->have_ws = 1;
     p->ws.cancel = p->cancel;
-    if ((st = nn_net_forward(net, &p->ws, p->input.data, err)))
-        return st;
+    return NN_OK;
+}
+
+/* d loss / d output into p->dout: the loss's, or ones for gradients of the sum. */
+static enum nn_status output_grad(struct srv_pass *p, struct nn_err *err)
+{
     const struct nn_tensor *out = srv_pass_output(p);
+    enum nn_dtype dt = p->net->dtype;
+    if (!(p->dout = calloc(out->numel ? out->numel : 1, nn_dtype_size(dt))))
+        return nn_err_set(err, NN_ENOMEM, "out of memory for the output gradient");
+    if (p->backward == SRV_BWD_SUM) {
+        for (size_t i = 0; i < out->numel; i++) {
+            if (dt == NN_F32)
+                ((float *)p->dout)[i] = 1.0f;
+            else
+                ((double *)p->dout)[i] = 1.0;
+        }
+        return NN_OK;
+    }
+    const struct nn_tensor *target = &p->target;
+    struct nn_tensor tcls = {0};
+    if (nn_losses[p->loss].class_target) {
+        tcls = p->target;
+        tcls.dtype = dt;
+        tcls.numel = 1;
+        for (int i = 0; i < tcls.ndim; i++)
+            tcls.numel *= tcls.shape[i];
+        target = &tcls;
+    }
+    /* (a non-finite loss is the core's NN_ENONFINITE) */
+    return nn_loss_forward(p->loss, p->reduction, p->loss_param, out, target, p->classes,
+                           &p->loss_value, p->dout, err);
+}
+
+enum nn_status srv_pass_run(struct srv_pass *p, struct nn_err *err)
+{
+    const struct nn_net *net = p->net;
+    enum nn_status st = nn_net_run(net, &p->ws, err);
+    if (st)
+        return st;
     const void *dout = NULL;
-    size_t esz = nn_dtype_size(net->dtype);
-    char a[96], b[96];
-    switch (p->backward) {
-    case SRV_BWD_NONE: break;
-    case SRV_BWD_GRAD_OUTPUT:
+    if (p->backward == SRV_BWD_GRAD_OUTPUT) {
+        const struct nn_tensor *out = srv_pass_output(p);
+        char a[96], b[96];
         if (!same_shape(&p->grad_output, out))
             return nn_err_set(err, NN_EINVAL, "grad_output: expected the output's shape %s, got %s",
                               nn_shape_str(a, sizeof a, out->shape, out->ndim),
                               nn_shape_str(b, sizeof b, p->grad_output.shape, p->grad_output.ndim));
         dout = p->grad_output.data;
-        break;
-    case SRV_BWD_LOSS:
-    case SRV_BWD_SUM:
-        if (!(p->dout = calloc(out->numel ? out->numel : 1, esz)))
-            return nn_err_set(err, NN_ENOMEM, "out of memory for the output gradient");
+    } else if (p->backward != SRV_BWD_NONE) {
+        if ((st = output_grad(p, err)))
+            return st;
         dout = p->dout;
-        if (p->backward == SRV_BWD_SUM) {
-            for (size_t i = 0; i < out->numel; i++) {
-                if (net->dtype == NN_F32)
-                    ((float *)p->dout)[i] = 1.0f;
-                else
-                    ((double *)p->dout)[i] = 1.0;
-            }
-            break;
-        }
-        {
-            struct nn_tensor tcls = {0};
-            const struct nn_tensor *target = &p->target;
-            if (nn_losses[p->loss].class_target) {
-                tcls.dtype = net->dtype;
-                tcls.ndim = p->target_cls.ndim;
-                memcpy(tcls.shape, p->target_cls.shape, sizeof tcls.shape);
-                tcls.numel = 1;
-                for (int i = 0; i < tcls.ndim; i++)
-                    tcls.numel *= tcls.shape[i];
-                target = &tcls;
-            }
-            if ((st = nn_loss_forward(p->loss, p->reduction, p->loss_param, out, target, p->classes,
-                                      &p->loss_value, p->dout, err)))
-                return st;
-            if (!isfinite(p->loss_value))
-                return nn_err_set(err, NN_ENONFINITE, "loss: the %s loss is not finite",
-                                  nn_losses[p->loss].name);
-        }
-        break;
     }
     if (dout) {
         if ((st = nn_net_backward(net, &p->ws, dout, err)))
             return st;
-        if ((st = check_grads(p, err)))
-            return st;
+        /* gradients are checked finite where they are written (the reply names them) */
         if (p->clip > 0) {
             p->total_norm = nn_clip_grad_norm(net, &p->ws, p->clip);
             if (!isfinite(p->total_norm))
-                return nn_err_set(err, NN_ENONFINITE, "gradients.total_norm: not finite");
+                return nn_err_set(err, NN_ENONFINITE,
+                                  "gradients.total_norm: not finite (a gradient overflowed)");
         }
     }
     if (p->want_stats) {
@@ -163,23 +128,20 @@ enum nn_status srv_pass_run(struct srv_pass *p, size_t max_elems, size_t max_ws_
     return NN_OK;
 }
 
-enum nn_status srv_pass_loss_opts(struct srv_pass *p, const cJSON *obj, const char *where,
-                                  struct nn_err *err)
+enum nn_status srv_pass_loss_opts(struct srv_pass *p, const struct srv_json *d, srv_jv obj,
+                                  const char *where, struct nn_err *err)
 {
     const struct nn_loss_info *li = &nn_losses[p->loss];
     p->loss_param = li->param_def;
-    const cJSON *pv = li->param ? cJSON_GetObjectItemCaseSensitive(obj, li->param) : NULL;
-    if (pv) {
-        if (!cJSON_IsNumber(pv) || !isfinite(pv->valuedouble))
-            return nn_err_set(err, NN_EINVAL, "%s.%s: expected a number", where, li->param);
-        p->loss_param = pv->valuedouble; /* its range is the core's to check */
-    }
+    srv_jv pv = li->param ? srv_json_get(d, obj, li->param) : 0;
+    if (pv && !srv_json_number(d, pv, &p->loss_param)) /* its range is the core's to check */
+        return nn_err_set(err, NN_EINVAL, "%s.%s: expected a number", where, li->param);
     p->reduction = NN_MEAN;
-    const cJSON *red = cJSON_GetObjectItemCaseSensitive(obj, "reduction");
+    srv_jv red = srv_json_get(d, obj, "reduction");
     if (red) {
-        if (cJSON_IsString(red) && !strcmp(red->valuestring, "sum"))
+        if (srv_json_str_is(d, red, "sum"))
             p->reduction = NN_SUM;
-        else if (!cJSON_IsString(red) || strcmp(red->valuestring, "mean"))
+        else if (!srv_json_str_is(d, red, "mean"))
             return nn_err_set(err, NN_EINVAL, "%s.reduction: expected \"mean\" or \"sum\"", where);
     }
     return NN_OK;
@@ -187,73 +149,87 @@ enum nn_status srv_pass_loss_opts(struct srv_pass *p, const cJSON *obj, const ch
 
 size_t srv_pass_samples(const struct srv_pass *p)
 {
-    const struct nn_tensor *t = &p->input;
-    return t->ndim > 1 && t->shape[t->ndim - 1] ? t->numel / t->shape[t->ndim - 1] : 1;
+    size_t n = 1;
+    for (int i = 0; i < p->in_ndim - 1; i++)
+        n *= p->in_shape[i];
+    return p->in_ndim > 1 ? n : 1;
 }
 
-cJSON *srv_pass_stats_json(const struct srv_pass *p, struct srv_out *o)
+void srv_pass_write_stats(const struct srv_pass *p, struct srv_jw *w)
 {
-    cJSON *layers = cJSON_CreateArray();
+    srv_jw_arr(w);
     for (int i = 0; i < p->net->nlayers; i++) {
         const struct nn_layer_stats *ls = &p->stats[i];
-        cJSON *l = cJSON_CreateObject();
-        cJSON_AddStringToObject(l, "type", nn_kinds[p->net->layers[i].kind].name);
-        cJSON_AddItemToObject(l, "zero_fraction", srv_out_number(o, ls->zero_fraction, NN_F64));
-        cJSON *dead = cJSON_AddArrayToObject(l, "dead_units");
+        srv_jw_obj(w);
+        srv_jw_kstr(w, "type", nn_kinds[p->net->layers[i].kind].name);
+        srv_jw_key(w, "zero_fraction");
+        srv_jw_num(w, ls->zero_fraction, NN_F64, "stats.zero_fraction");
+        srv_jw_key(w, "dead_units");
+        srv_jw_arr(w);
         for (size_t k = 0; k < ls->ndead; k++)
-            cJSON_AddItemToArray(dead, cJSON_CreateNumber((double)ls->dead[k]));
-        if (ls->weight_grad_norm >= 0)
-            cJSON_AddItemToObject(l, "weight_grad_norm",
-                                  srv_out_number(o, ls->weight_grad_norm, p->net->dtype));
-        if (ls->bias_grad_norm >= 0)
-            cJSON_AddItemToObject(l, "bias_grad_norm",
-                                  srv_out_number(o, ls->bias_grad_norm, p->net->dtype));
-        cJSON_AddItemToArray(layers, l);
+            srv_jw_uint(w, ls->dead[k]);
+        srv_jw_end(w);
+        if (ls->weight_grad_norm >= 0) {
+            srv_jw_key(w, "weight_grad_norm");
+            srv_jw_num(w, ls->weight_grad_norm, p->net->dtype, "stats.weight_grad_norm");
+        }
+        if (ls->bias_grad_norm >= 0) {
+            srv_jw_key(w, "bias_grad_norm");
+            srv_jw_num(w, ls->bias_grad_norm, p->net->dtype, "stats.bias_grad_norm");
+        }
+        srv_jw_end(w);
     }
-    return layers;
+    srv_jw_end(w);
 }
 
-enum nn_status srv_pass_reply_v1(struct srv_pass *p, char **body, size_t *len, struct nn_err *err)
+void srv_pass_write_v1(const struct srv_pass *p, struct srv_jw *w)
 {
-    struct srv_out *o = srv_out_new();
-    cJSON *root = cJSON_CreateObject();
-    enum nn_status st = NN_OK;
-    *body = NULL;
-    if (!o || !root) {
-        st = nn_err_set(err, NN_ENOMEM, "out of memory building the response");
-        goto done;
-    }
     const struct nn_net *net = p->net;
-    cJSON_AddItemToObject(root, "output", srv_out_tensor(o, srv_pass_output(p), (int)p->form));
-    if (p->backward == SRV_BWD_LOSS)
-        cJSON_AddItemToObject(root, "loss", srv_out_number(o, p->loss_value, net->dtype));
+    srv_jw_obj(w);
+    srv_jw_key(w, "output");
+    srv_jw_tensor(w, srv_pass_output(p), p->form, "output");
+    if (p->backward == SRV_BWD_LOSS) {
+        srv_jw_key(w, "loss");
+        srv_jw_num(w, p->loss_value, net->dtype, "loss");
+    }
     if (p->backward != SRV_BWD_NONE) {
-        cJSON *g = cJSON_AddObjectToObject(root, "gradients");
-        cJSON_AddItemToObject(g, "input", srv_out_tensor(o, &p->ws.dinput, (int)p->form));
-        cJSON *layers = cJSON_AddArrayToObject(g, "layers");
+        srv_jw_key(w, "gradients");
+        srv_jw_obj(w);
+        srv_jw_key(w, "input");
+        srv_jw_tensor(w, &p->ws.dinput, p->form, "gradients.input");
+        srv_jw_key(w, "layers");
+        srv_jw_arr(w);
         for (int i = 0; i < net->nlayers; i++) {
-            cJSON *l = cJSON_CreateObject();
-            if (p->ws.dweight[i].ndim)
-                cJSON_AddItemToObject(l, "weight",
-                                      srv_out_tensor(o, &p->ws.dweight[i], (int)p->form));
-            if (net->layers[i].kind == NN_LINEAR)
-                cJSON_AddItemToObject(l, "bias",
-                                      p->ws.dbias[i].ndim
-                                          ? srv_out_tensor(o, &p->ws.dbias[i], (int)p->form)
-                                          : cJSON_CreateNull());
-            cJSON_AddItemToArray(layers, l);
+            char where[64];
+            srv_jw_obj(w);
+            if (p->ws.dweight[i].ndim) {
+                snprintf(where, sizeof where, "gradients.layers[%d].weight", i);
+                srv_jw_key(w, "weight");
+                srv_jw_tensor(w, &p->ws.dweight[i], p->form, where);
+            }
+            if (net->layers[i].kind == NN_LINEAR) {
+                srv_jw_key(w, "bias");
+                snprintf(where, sizeof where, "gradients.layers[%d].bias", i);
+                if (p->ws.dbias[i].ndim)
+                    srv_jw_tensor(w, &p->ws.dbias[i], p->form, where);
+                else
+                    srv_jw_null(w);
+            }
+            srv_jw_end(w);
         }
-        if (p->clip > 0)
-            cJSON_AddItemToObject(g, "total_norm", srv_out_number(o, p->total_norm, net->dtype));
+        srv_jw_end(w);
+        if (p->clip > 0) {
+            srv_jw_key(w, "total_norm");
+            srv_jw_num(w, p->total_norm, net->dtype, "gradients.total_norm");
+        }
+        srv_jw_end(w);
     }
     if (p->want_stats) {
-        cJSON *stats = cJSON_AddObjectToObject(root, "stats");
-        cJSON_AddItemToObject(stats, "layers", srv_pass_stats_json(p, o));
+        srv_jw_key(w, "stats");
+        srv_jw_obj(w);
+        srv_jw_key(w, "layers");
+        srv_pass_write_stats(p, w);
+        srv_jw_end(w);
     }
-    if (!(*body = srv_out_print(o, root, len, err)))
-        st = srv_out_status(o);
-done:
-    cJSON_Delete(root);
-    srv_out_free(o);
-    return st;
+    srv_jw_end(w);
 }

@@ -5,8 +5,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "server/json.h"
 #include "server/models.h"
 #include "server/srv.h"
+#include "server/status.h"
 
 /* Constant-time comparison, so the token can't be guessed byte by byte from timings. */
 static int token_eq(const char *a, const char *b)
@@ -39,17 +41,50 @@ static int authorized(struct srv_req *req, struct srv_reply *rep)
     return 1;
 }
 
-static void reply_status(struct srv_reply *rep, unsigned status, const char *name,
-                         const char *state, const char *err)
+/* {"name": ..., "state": ...} with status, or the error. */
+static void reply_state(struct srv_reply *rep, enum nn_status st, unsigned status, const char *name,
+                        const char *state, const struct nn_err *err)
 {
-    if (status >= 400) {
-        srv_reply_error(rep, status, "%s", err);
+    if (st) {
+        srv_reply_nn_error(rep, st, err);
         return;
     }
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "name", name);
-    cJSON_AddStringToObject(o, "state", state);
-    srv_reply_json(rep, status, o);
+    struct srv_jw w;
+    srv_jw_init(&w, 128, 0);
+    srv_jw_obj(&w);
+    srv_jw_kstr(&w, "name", name);
+    srv_jw_kstr(&w, "state", state);
+    srv_jw_end(&w);
+    srv_reply_jw(rep, status, &w);
+}
+
+struct index_ctx {
+    struct srv_jw *w;
+    int ready_only;
+};
+
+static void index_entry(void *ctx, const char *name, enum srv_model_state state, const char *reason,
+                        const struct srv_model_stats *stats, const struct srv_model *model)
+{
+    struct index_ctx *c = ctx;
+    (void)stats, (void)model;
+    if (c->ready_only && state != SRV_MODEL_READY)
+        return;
+    srv_jw_obj(c->w);
+    srv_jw_kstr(c->w, "name", name);
+    srv_jw_kstr(c->w, "version", "1");
+    srv_jw_kstr(c->w, "state", srv_model_state_names[state]);
+    srv_jw_kstr(c->w, "reason", reason);
+    srv_jw_end(c->w);
+}
+
+/* The repository index array, as Triton's POST /v2/repository/index. */
+static void write_index(struct srv_models *m, int ready_only, struct srv_jw *w)
+{
+    struct index_ctx c = {w, ready_only};
+    srv_jw_arr(w);
+    srv_models_foreach(m, index_entry, &c);
+    srv_jw_end(w);
 }
 
 void srv_h_repo_index(struct srv_req *req, struct srv_reply *rep)
@@ -58,58 +93,68 @@ void srv_h_repo_index(struct srv_req *req, struct srv_reply *rep)
         return;
     int ready_only = 0;
     if (req->len) { /* optional {"ready": true} */
-        cJSON *b = cJSON_ParseWithLength(req->body, req->len);
-        if (!cJSON_IsObject(b)) {
-            cJSON_Delete(b);
+        struct srv_json *d = NULL;
+        struct nn_err err;
+        if (srv_json_parse(req->body, req->len, req->srv->cfg.max_json_values, &d, &err) ||
+            srv_json_type(d, srv_json_root(d)) != SRV_J_OBJECT) {
+            srv_json_free(d);
             srv_reply_error(rep, 400, "body: expected a JSON object like {\"ready\": true}");
             return;
         }
-        ready_only = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "ready"));
-        cJSON_Delete(b);
+        ready_only = srv_json_is_true(d, srv_json_get(d, srv_json_root(d), "ready"));
+        srv_json_free(d);
     }
-    srv_reply_json(rep, 200, srv_models_index(req->srv->models, ready_only));
+    struct srv_jw w;
+    srv_jw_init(&w, 1024, 0);
+    write_index(req->srv->models, ready_only, &w);
+    srv_reply_jw(rep, 200, &w);
 }
 
 void srv_h_models_list(struct srv_req *req, struct srv_reply *rep)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "models", srv_models_index(req->srv->models, 0));
-    srv_reply_json(rep, 200, o);
+    struct srv_jw w;
+    srv_jw_init(&w, 1024, 0);
+    srv_jw_obj(&w);
+    srv_jw_key(&w, "models");
+    write_index(req->srv->models, 0, &w);
+    srv_jw_end(&w);
+    srv_reply_jw(rep, 200, &w);
 }
 
 void srv_h_repo_load(struct srv_req *req, struct srv_reply *rep)
 {
     if (!authorized(req, rep))
         return;
-    char err[NN_ERR_LEN + 128] = "";
-    unsigned st = srv_models_load(req->srv->models, req->name, err, sizeof err);
-    reply_status(rep, st, req->name, "READY", err);
+    struct nn_err err;
+    enum nn_status st = srv_models_load(req->srv->models, req->name, &err);
+    reply_state(rep, st, 200, req->name, "READY", &err);
 }
 
 void srv_h_repo_unload(struct srv_req *req, struct srv_reply *rep)
 {
     if (!authorized(req, rep))
         return;
-    char err[NN_ERR_LEN + 128] = "";
-    unsigned st = srv_models_unload(req->srv->models, req->name, err, sizeof err);
-    reply_status(rep, st, req->name, "UNLOADED", err);
+    struct nn_err err;
+    enum nn_status st = srv_models_unload(req->srv->models, req->name, &err);
+    reply_state(rep, st, 200, req->name, "UNLOADED", &err);
 }
 
 void srv_h_model_put(struct srv_req *req, struct srv_reply *rep)
 {
     if (!authorized(req, rep))
         return;
-    char err[NN_ERR_LEN + 128] = "";
-    unsigned st = srv_models_put(req->srv->models, req->name, req->body ? req->body : "", req->len,
-                                 err, sizeof err);
-    reply_status(rep, st, req->name, "READY", err);
+    struct nn_err err;
+    int created;
+    enum nn_status st = srv_models_put(req->srv->models, req->name, req->body ? req->body : "",
+                                       req->len, &created, &err);
+    reply_state(rep, st, created ? 201 : 200, req->name, "READY", &err);
 }
 
 void srv_h_model_delete(struct srv_req *req, struct srv_reply *rep)
 {
     if (!authorized(req, rep))
         return;
-    char err[NN_ERR_LEN + 128] = "";
-    unsigned st = srv_models_delete(req->srv->models, req->name, err, sizeof err);
-    reply_status(rep, st, req->name, "DELETED", err);
+    struct nn_err err;
+    enum nn_status st = srv_models_delete(req->srv->models, req->name, &err);
+    reply_state(rep, st, 200, req->name, "DELETED", &err);
 }

@@ -1,6 +1,5 @@
 /* safetensors reader: header parse with full bounds checks, read-only mapping, copies into
  * the net's dtype. See safetensors.h for the format and the copy decision. */
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <float.h>
@@ -14,6 +13,7 @@
 #include <unistd.h>
 
 #include "server/safetensors.h"
+#include "server/json.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c reads little-endian data in place: port the loads for this host"
@@ -80,75 +80,79 @@ void srv_st_close(struct srv_st_file *f)
     f->data_len = 0;
 }
 
-/* A header integer: a JSON number that is integral and in [0, 2^53). */
-static int st_uint(const cJSON *v, size_t *out)
+/* Header integers: a flat array of count numbers, each integral and in [0, 2^53). */
+static int st_uints(const struct srv_json *d, srv_jv v, size_t count, size_t *out)
 {
-    if (!cJSON_IsNumber(v))
+    int64_t x[NN_MAX_DIMS];
+    size_t n;
+    int nd;
+    if (count > NN_MAX_DIMS || !srv_json_numarray(d, v, NULL, &nd, &n) || nd != 1 || n != count ||
+        srv_json_read(d, v, SRV_I64, x, n, "", NULL))
         return -1;
-    double d = v->valuedouble;
-    if (!(d >= 0) || d >= 0x1p53 || d != floor(d))
-        return -1;
-    if ((uint64_t)d > SIZE_MAX)
-        return -1;
-    *out = (size_t)d;
+    for (size_t i = 0; i < n; i++) {
+        if (x[i] < 0 || x[i] >= (int64_t)1 << 53)
+            return -1;
+        out[i] = (size_t)x[i];
+    }
     return 0;
 }
 
-static enum nn_status st_tensor_parse(struct srv_st_file *f, const cJSON *item,
+static enum nn_status st_tensor_parse(struct srv_st_file *f, const struct srv_json *d, srv_jv item,
                                       struct srv_st_tensor *t, struct nn_err *err)
 {
     const char *L = f->label, *N = t->name;
-    if (!cJSON_IsObject(item))
+    if (srv_json_type(d, item) != SRV_J_OBJECT)
         return nn_err_set(err, NN_EINVAL, "%s: tensor \"%s\" is not an object", L, N);
-    const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(item, "dtype");
-    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(item, "shape");
-    const cJSON *offs = cJSON_GetObjectItemCaseSensitive(item, "data_offsets");
-    if (!cJSON_IsString(dtype))
+    srv_jv dtype = srv_json_get(d, item, "dtype"), shape = srv_json_get(d, item, "shape");
+    srv_jv offs = srv_json_get(d, item, "data_offsets");
+    char dname[40];
+    if (srv_json_str(d, dtype, dname, sizeof dname) == (size_t)-1)
         return nn_err_set(err, NN_EINVAL, "%s: tensor \"%s\": dtype is missing or not a string", L,
                           N);
     int found = 0;
-    for (int d = 0; d < SRV_ST_DTYPE_COUNT; d++) {
-        if (strcmp(dtype->valuestring, srv_st_dtype_names[d]) == 0) {
-            t->dtype = (enum srv_st_dtype)d;
+    for (int k = 0; k < SRV_ST_DTYPE_COUNT && !found; k++)
+        if (strcmp(dname, srv_st_dtype_names[k]) == 0) {
+            t->dtype = (enum srv_st_dtype)k;
             found = 1;
-            break;
         }
-    }
     if (!found)
         return nn_err_set(err, NN_EINVAL, "%s: tensor \"%s\": unknown dtype \"%.32s\"", L, N,
-                          dtype->valuestring);
-    if (!cJSON_IsArray(shape))
-        return nn_err_set(err, NN_EINVAL, "%s: tensor \"%s\": shape is missing or not an array", L,
-                          N);
-    int rank = cJSON_GetArraySize(shape);
+                          dname);
+    size_t rank;
+    if (!srv_json_numarray(d, shape, NULL, NULL, &rank))
+        return nn_err_set(err, NN_EINVAL,
+                          "%s: tensor \"%s\": shape is missing or not an array of integers", L, N);
     if (rank > NN_MAX_DIMS)
-        return nn_err_set(err, NN_EINVAL, "%s: tensor \"%s\": rank %d is over %d", L, N, rank,
+        return nn_err_set(err, NN_EINVAL, "%s: tensor \"%s\": rank %zu is over %d", L, N, rank,
                           NN_MAX_DIMS);
-    t->ndim = rank;
-    size_t numel = 1;
-    int k = 0;
-    const cJSON *dim;
-    cJSON_ArrayForEach(dim, shape)
-    {
-        if (st_uint(dim, &t->shape[k]))
+    t->ndim = (int)rank;
+    int64_t dims[NN_MAX_DIMS];
+    if (srv_json_read(d, shape, SRV_I64, dims, rank, "shape", NULL))
+        return nn_err_set(
+            err, NN_EINVAL,
+            "%s: tensor \"%s\": shape holds a value that is not a non-negative integer", L, N);
+    for (int k = 0; k < t->ndim; k++) {
+        if (dims[k] < 0 || dims[k] >= (int64_t)1 << 53)
             return nn_err_set(err, NN_EINVAL,
                               "%s: tensor \"%s\": shape[%d] is not a non-negative integer", L, N,
                               k);
+        t->shape[k] = (size_t)dims[k];
+    }
+    size_t numel = 1;
+    for (int k = 0; k < t->ndim; k++)
         if (__builtin_mul_overflow(numel, t->shape[k], &numel))
             return nn_err_set(err, NN_EINVAL, "%s: tensor \"%s\": shape overflows", L, N);
-        k++;
-    }
     t->numel = numel;
-    size_t nbytes;
+    size_t nbytes, be[2];
     if (__builtin_mul_overflow(numel, (size_t)st_sizes[t->dtype], &nbytes))
         return nn_err_set(err, NN_EINVAL, "%s: tensor \"%s\": shape overflows", L, N);
-    if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2 ||
-        st_uint(cJSON_GetArrayItem(offs, 0), &t->begin) ||
-        st_uint(cJSON_GetArrayItem(offs, 1), &t->end))
+    if (st_uints(d, offs, 2, be))
         return nn_err_set(err, NN_EINVAL,
                           "%s: tensor \"%s\": data_offsets must be [begin, end], two "
                           "non-negative integers",
                           L, N);
+    t->begin = be[0];
+    t->end = be[1];
     if (t->begin > t->end)
         return nn_err_set(err, NN_EINVAL, "%s: tensor \"%s\" data_offsets [%zu, %zu]: begin > end",
                           L, N, t->begin, t->end);
@@ -168,13 +172,6 @@ static enum nn_status st_tensor_parse(struct srv_st_file *f, const cJSON *item,
     return NN_OK;
 }
 
-static int st_cmp_name(const void *a, const void *b)
-{
-    const struct srv_st_tensor *x = *(const struct srv_st_tensor *const *)a;
-    const struct srv_st_tensor *y = *(const struct srv_st_tensor *const *)b;
-    return strcmp(x->name, y->name);
-}
-
 static int st_cmp_offset(const void *a, const void *b)
 {
     const struct srv_st_tensor *x = *(const struct srv_st_tensor *const *)a;
@@ -184,7 +181,7 @@ static int st_cmp_offset(const void *a, const void *b)
     return x->end < y->end ? -1 : x->end > y->end;
 }
 
-/* Names appear once, and the tensors tile the data buffer exactly, as the format requires
+/* The tensors tile the data buffer exactly, as the format requires
  * ("entirely indexed, no holes": no overlap, no gap, nothing after the last tensor), so a
  * file the reference implementation refuses is refused here too. */
 static enum nn_status st_check_table(struct srv_st_file *f, struct nn_err *err)
@@ -196,13 +193,7 @@ static enum nn_status st_check_table(struct srv_st_file *f, struct nn_err *err)
     enum nn_status st = NN_OK;
     for (int i = 0; i < n; i++)
         ix[i] = &f->tensors[i];
-    if (n > 1)
-        qsort(ix, (size_t)n, sizeof *ix, st_cmp_name);
-    for (int i = 1; i < n && st == NN_OK; i++)
-        if (strcmp(ix[i - 1]->name, ix[i]->name) == 0)
-            st = nn_err_set(err, NN_EINVAL, "%s: tensor \"%s\" appears twice in the header",
-                            f->label, ix[i]->name);
-    if (st == NN_OK) {
+    { /* (a name twice is refused by the JSON reader: a duplicate key) */
         if (n > 1)
             qsort(ix, (size_t)n, sizeof *ix, st_cmp_offset);
         size_t at = 0;                           /* where the next tensor must begin */
@@ -262,37 +253,24 @@ enum nn_status srv_st_parse(struct srv_st_file *f, const void *buf, size_t len, 
     f->data = p + 8 + hn;
     f->data_len = len - 8 - hn;
 
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(hdr, hn, &end, 0);
-    if (!root) {
-        const char *at = cJSON_GetErrorPtr();
-        size_t off = at && at >= hdr && at <= hdr + hn ? (size_t)(at - hdr) : 0;
-        return nn_err_set(err, NN_EINVAL, "%s: header is not valid JSON (near byte %zu)", L,
-                          off + 8);
+    /* writers pad the header with spaces to 8-byte alignment: the reader skips them */
+    struct srv_json *d = NULL;
+    struct nn_err jerr;
+    enum nn_status st = srv_json_parse(hdr, hn, 0, &d, &jerr);
+    if (st) {
+        if (st == NN_ENOMEM)
+            return nn_err_set(err, NN_ENOMEM, "%s: out of memory", L);
+        return nn_err_set(err, NN_EINVAL, "%s: header is not valid JSON: %s", L, jerr.msg);
     }
-    /* writers pad the header with spaces to 8-byte alignment; anything else is garbage */
-    for (const char *q = end; q && q < hdr + hn; q++) {
-        if (*q != ' ' && *q != '\t' && *q != '\n' && *q != '\r') {
-            cJSON_Delete(root);
-            return nn_err_set(err, NN_EINVAL, "%s: header has trailing bytes after the JSON object",
-                              L);
-        }
-    }
-    enum nn_status st = NN_OK;
-    if (!cJSON_IsObject(root)) {
+    srv_jv root = srv_json_root(d);
+    if (srv_json_type(d, root) != SRV_J_OBJECT) {
         st = nn_err_set(err, NN_EINVAL, "%s: header is not a JSON object", L);
         goto out;
     }
     int n = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, root)
-    {
-        if (!it->string) {
-            st = nn_err_set(err, NN_EINVAL, "%s: header is not a JSON object", L);
-            goto out;
-        }
-        if (strcmp(it->string, "__metadata__") == 0) {
-            if (!cJSON_IsObject(it)) {
+    for (srv_jv it = srv_json_child(d, root); it; it = srv_json_next(d, it)) {
+        if (srv_json_key_is(d, it, "__metadata__")) {
+            if (srv_json_type(d, it) != SRV_J_OBJECT) {
                 st = nn_err_set(err, NN_EINVAL, "%s: __metadata__ is not an object", L);
                 goto out;
             }
@@ -305,24 +283,22 @@ enum nn_status srv_st_parse(struct srv_st_file *f, const void *buf, size_t len, 
         st = nn_err_set(err, NN_ENOMEM, "%s: out of memory", L);
         goto out;
     }
-    cJSON_ArrayForEach(it, root)
-    {
-        if (strcmp(it->string, "__metadata__") == 0)
+    for (srv_jv it = srv_json_child(d, root); it; it = srv_json_next(d, it)) {
+        if (srv_json_key_is(d, it, "__metadata__"))
             continue;
         struct srv_st_tensor *t = &f->tensors[f->ntensors];
-        t->name = strdup(it->string);
-        if (!t->name) {
+        if (!(t->name = srv_json_keydup(d, it))) {
             st = nn_err_set(err, NN_ENOMEM, "%s: out of memory", L);
             goto out;
         }
         f->ntensors++;
-        st = st_tensor_parse(f, it, t, err);
+        st = st_tensor_parse(f, d, it, t, err);
         if (st != NN_OK)
             goto out;
     }
     st = st_check_table(f, err);
 out:
-    cJSON_Delete(root);
+    srv_json_free(d);
     if (st != NN_OK)
         srv_st_close(f);
     return st;
@@ -370,28 +346,68 @@ struct srv_st_tensor *srv_st_find(struct srv_st_file *f, const char *name)
     return NULL;
 }
 
-static double st_elem(enum srv_st_dtype dt, const unsigned char *p)
+/* The loadable dtypes as double, one loader each (bytes in the file are unaligned). */
+static inline double ld_F64(const unsigned char *p)
 {
-    switch (dt) {
-    case SRV_ST_F64: {
-        double d;
-        memcpy(&d, p, sizeof d);
-        return d;
-    }
-    case SRV_ST_F32: {
-        float v;
-        memcpy(&v, p, sizeof v);
-        return v;
-    }
-    case SRV_ST_F16:
-    case SRV_ST_BF16: {
-        unsigned short h;
-        memcpy(&h, p, sizeof h);
-        return dt == SRV_ST_F16 ? srv_st_f16_to_f32(h) : srv_st_bf16_to_f32(h);
-    }
-    default: return NAN; /* not loadable: refused before the loop */
-    }
+    double d;
+    memcpy(&d, p, sizeof d);
+    return d;
 }
+static inline double ld_F32(const unsigned char *p)
+{
+    float v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline double ld_F16(const unsigned char *p)
+{
+    unsigned short h;
+    memcpy(&h, p, sizeof h);
+    return srv_st_f16_to_f32(h);
+}
+static inline double ld_BF16(const unsigned char *p)
+{
+    unsigned short h;
+    memcpy(&h, p, sizeof h);
+    return srv_st_bf16_to_f32(h);
+}
+
+/* One converter per (file dtype, parameter dtype), chosen once per tensor: a loop with the
+ * load inlined. Returns the index of the first value that is not finite or out of the
+ * parameter dtype's range, or n. */
+#define ST_CONVERT(SRC)                                                   \
+    static size_t SRC##_to_f32(const unsigned char *s, size_t n, void *d) \
+    {                                                                     \
+        for (size_t i = 0; i < n; i++) {                                  \
+            double v = ld_##SRC(s + i * st_sizes[SRV_ST_##SRC]);          \
+            if (!(fabs(v) <= FLT_MAX))                                    \
+                return i;                                                 \
+            ((float *)d)[i] = (float)v;                                   \
+        }                                                                 \
+        return n;                                                         \
+    }                                                                     \
+    static size_t SRC##_to_f64(const unsigned char *s, size_t n, void *d) \
+    {                                                                     \
+        for (size_t i = 0; i < n; i++) {                                  \
+            double v = ld_##SRC(s + i * st_sizes[SRV_ST_##SRC]);          \
+            if (!isfinite(v))                                             \
+                return i;                                                 \
+            ((double *)d)[i] = v;                                         \
+        }                                                                 \
+        return n;                                                         \
+    }
+ST_CONVERT(F64)
+ST_CONVERT(F32)
+ST_CONVERT(F16)
+ST_CONVERT(BF16)
+
+typedef size_t st_convert_fn(const unsigned char *src, size_t n, void *dst);
+static st_convert_fn *const st_converters[SRV_ST_DTYPE_COUNT][NN_DTYPE_COUNT] = {
+    [SRV_ST_F64] = {[NN_F32] = F64_to_f32, [NN_F64] = F64_to_f64},
+    [SRV_ST_F32] = {[NN_F32] = F32_to_f32, [NN_F64] = F32_to_f64},
+    [SRV_ST_F16] = {[NN_F32] = F16_to_f32, [NN_F64] = F16_to_f64},
+    [SRV_ST_BF16] = {[NN_F32] = BF16_to_f32, [NN_F64] = BF16_to_f64},
+};
 
 enum nn_status srv_st_tensor_load(const struct srv_st_file *f, struct srv_st_tensor *t,
                                   enum nn_dtype dt, struct nn_tensor *out, struct nn_err *err)
@@ -413,25 +429,16 @@ enum nn_status srv_st_tensor_load(const struct srv_st_file *f, struct srv_st_ten
     if (!data)
         return nn_err_set(err, NN_ENOMEM, "%s: tensor \"%s\": out of memory for %zu bytes", L, N,
                           bytes);
-    size_t ss = st_sizes[t->dtype];
-    for (size_t i = 0; i < t->numel; i++) {
-        double v = st_elem(t->dtype, t->data + i * ss);
-        if (!isfinite(v)) {
-            free(data);
-            return nn_err_set(err, NN_EINVAL, "%s: tensor \"%s\" holds a non-finite value at %zu",
-                              L, N, i);
-        }
-        if (dt == NN_F32) {
-            if (fabs(v) > FLT_MAX) {
-                free(data);
-                return nn_err_set(err, NN_EINVAL,
-                                  "%s: tensor \"%s\" value %g at %zu is out of float32 range", L, N,
-                                  v, i);
-            }
-            ((float *)data)[i] = (float)v;
-        } else {
-            ((double *)data)[i] = v;
-        }
+    size_t i = st_converters[t->dtype][dt](t->data, t->numel, data);
+    if (i < t->numel) {
+        double v = t->dtype == SRV_ST_F64 ? ld_F64(t->data + i * 8) : NAN;
+        free(data);
+        if (isfinite(v)) /* only float64 can overflow float32 */
+            return nn_err_set(err, NN_EINVAL,
+                              "%s: tensor \"%s\" value %g at %zu is out of float32 range", L, N, v,
+                              i);
+        return nn_err_set(err, NN_EINVAL, "%s: tensor \"%s\" holds a non-finite value at %zu", L, N,
+                          i);
     }
     memset(out, 0, sizeof *out);
     out->dtype = dt;

@@ -1,31 +1,22 @@
-/* POST /v1/forward: layers (or a model) + input -> output, and on request loss,
- * gradients, clipping and per-layer diagnostics. */
+/* POST /v1/forward: layers (or a model) + input -> output, and on request loss, gradients,
+ * clipping and per-layer diagnostics. The request flows parse -> plan -> run -> reply:
+ * the body is read once (json.h), the input's shape found, the net checked and the
+ * workspace sized, then the input decoded straight into the workspace. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/json.h"
 #include "server/layers.h"
 #include "server/models.h"
 #include "server/pass.h"
 #include "server/srv.h"
+#include "server/tensors.h"
 
 static const char *const body_keys[] = {"input",       "layers", "model",     "dtype",
                                         "grad_output", "loss",   "gradients", "clip_grad_norm",
                                         "stats",       NULL};
-
-/* The body's unknown key, if any. */
-static const char *unknown_key(const cJSON *root, const char *const *known)
-{
-    for (const cJSON *f = root->child; f; f = f->next) {
-        int ok = 0;
-        for (int i = 0; known[i] && !ok; i++)
-            ok = !strcmp(f->string, known[i]);
-        if (!ok)
-            return f->string;
-    }
-    return NULL;
-}
 
 static void known_list(char *buf, size_t len, const char *const *known)
 {
@@ -35,49 +26,181 @@ static void known_list(char *buf, size_t len, const char *const *known)
         n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? ", " : "", known[i]);
 }
 
-static int get_bool(const cJSON *root, const char *key, int *v, struct nn_err *err)
+/* A flag: absent or null is false; anything but true/false is an error. */
+static enum nn_status get_bool(const struct srv_json *d, srv_jv root, const char *key, int *v,
+                               struct nn_err *err)
 {
-    const cJSON *b = cJSON_GetObjectItemCaseSensitive(root, key);
-    *v = 0;
-    if (!b || cJSON_IsNull(b))
-        return 0;
-    if (!cJSON_IsBool(b))
+    srv_jv b = srv_json_get(d, root, key);
+    enum srv_jtype t = srv_json_type(d, b);
+    *v = srv_json_is_true(d, b);
+    if (t != SRV_J_NONE && t != SRV_J_NULL && t != SRV_J_BOOL)
         return nn_err_set(err, NN_EINVAL, "%s: expected true or false", key);
-    *v = cJSON_IsTrue(b);
-    return 0;
+    return NN_OK;
 }
 
-/* The "loss" object. */
-static enum nn_status parse_loss(const struct srv_doc *doc, const cJSON *lo, struct srv_pass *p,
-                                 size_t max_elems, struct nn_err *err)
+/* One /v1/forward request while it is handled. */
+struct forward {
+    struct srv_json *d;
+    srv_jv root;
+    struct srv_pass p;
+    struct nn_net inline_net;
+    struct srv_model *model;
+    struct srv_tfind input;
+};
+
+/* The "loss" object: its type, options and target (loaded into the pass). */
+static enum nn_status parse_loss(struct forward *f, srv_jv lo, size_t max_elems, struct nn_err *err)
 {
-    if (!cJSON_IsObject(lo))
+    const struct srv_json *d = f->d;
+    struct srv_pass *p = &f->p;
+    char type[48];
+    if (srv_json_type(d, lo) != SRV_J_OBJECT)
         return nn_err_set(err, NN_EINVAL, "loss: expected an object with \"type\" and \"target\"");
-    const cJSON *type = cJSON_GetObjectItemCaseSensitive(lo, "type");
-    if (!cJSON_IsString(type))
+    if (srv_json_str(d, srv_json_get(d, lo, "type"), type, sizeof type) == (size_t)-1)
         return nn_err_set(err, NN_EINVAL, "loss.type: expected a loss name");
-    enum nn_status st = nn_loss_lookup(type->valuestring, &p->loss, err);
+    enum nn_status st = nn_loss_lookup(type, &p->loss, err);
     if (st)
         return st;
     const struct nn_loss_info *li = &nn_losses[p->loss];
     const char *known[] = {"type", "target", "reduction", li->param, NULL};
-    const char *bad = unknown_key(lo, known);
+    srv_jv bad = srv_json_unknown_key(d, lo, known);
     if (bad) {
-        char k[96];
+        char k[96], key[64];
         known_list(k, sizeof k, known);
-        return nn_err_set(err, NN_EINVAL, "loss: unknown field \"%.60s\" for %s (known: %s)", bad,
-                          li->name, k);
+        return nn_err_set(err, NN_EINVAL, "loss: unknown field \"%s\" for %s (known: %s)",
+                          srv_json_key(d, bad, key, sizeof key), li->name, k);
     }
-    if ((st = srv_pass_loss_opts(p, lo, "loss", err)))
+    if ((st = srv_pass_loss_opts(p, d, lo, "loss", err)))
         return st;
-    const cJSON *tg = cJSON_GetObjectItemCaseSensitive(lo, "target");
+    srv_jv tg = srv_json_get(d, lo, "target");
     if (!tg)
         return nn_err_set(err, NN_EINVAL, "loss.target: required");
-    if (li->class_target)
-        return srv_doc_tensor_i64(doc, tg, max_elems, "loss.target", p->target_cls.shape,
-                                  &p->target_cls.ndim, &p->classes, err);
-    enum srv_form form;
-    return srv_doc_tensor(doc, tg, p->net->dtype, max_elems, "loss.target", &p->target, &form, err);
+    if (!li->class_target)
+        return srv_tensor_load(d, tg, p->net->dtype, max_elems, "loss.target", &p->target, NULL,
+                               err);
+    struct srv_tfind tf;
+    if ((st = srv_tensor_find(d, tg, max_elems, 1, "loss.target", &tf, err)))
+        return st;
+    if (!(p->classes = malloc(tf.numel ? tf.numel * sizeof *p->classes : 1)))
+        return nn_err_set(err, NN_ENOMEM, "loss.target: out of memory");
+    p->target.ndim = tf.scalar ? 0 : tf.ndim;
+    memcpy(p->target.shape, tf.shape, sizeof tf.shape);
+    return srv_tensor_read(d, &tf, SRV_I64, p->classes, "loss.target", err);
+}
+
+/* The net: a registered model, or the layers inline. */
+static enum nn_status parse_net(struct forward *f, struct srv_req *req, unsigned *status,
+                                struct nn_err *err)
+{
+    const struct srv_json *d = f->d;
+    const struct cfg *c = &req->srv->cfg;
+    srv_jv jmodel = srv_json_get(d, f->root, "model"), jlayers = srv_json_get(d, f->root, "layers");
+    srv_jv jdtype = srv_json_get(d, f->root, "dtype");
+    enum nn_dtype dt = NN_F32;
+    enum nn_status st;
+    if (jdtype && (st = srv_dtype_parse(d, jdtype, "dtype", &dt, err)))
+        return st;
+    if (jmodel && jlayers)
+        return nn_err_set(err, NN_EINVAL, "body: give either \"model\" or \"layers\", not both");
+    if (!jmodel) {
+        if (!jlayers)
+            return nn_err_set(err, NN_EINVAL, "layers: required (or \"model\": a model name)");
+        if ((st = srv_layers_parse(d, jlayers, dt, c->max_layers, c->max_tensor_elements, NULL,
+                                   NULL, &f->inline_net, err)))
+            return st;
+        f->p.net = &f->inline_net;
+        return NN_OK;
+    }
+    char name[SRV_MODEL_NAME];
+    if (srv_json_str(d, jmodel, name, sizeof name) == (size_t)-1)
+        return nn_err_set(err, NN_EINVAL, "model: expected a model name");
+    struct nn_err merr;
+    f->model = srv_models_get(req->srv->models, name, &st, &merr);
+    if (!f->model) {
+        *status = st == NN_ENOTFOUND ? 404 : 503;
+        return nn_err_set(err, NN_EINVAL, "model: %s", merr.msg);
+    }
+    snprintf(req->model, sizeof req->model, "%s", f->model->name);
+    if (jdtype && dt != f->model->dtype)
+        return nn_err_set(err, NN_EINVAL, "dtype: model %s is %s; omit dtype or send \"%s\"",
+                          f->model->name, nn_dtype_names[f->model->dtype],
+                          nn_dtype_names[f->model->dtype]);
+    f->p.net = &f->model->net;
+    return NN_OK;
+}
+
+/* What the request asks besides the forward pass: grad_output, a loss, gradients, clipping,
+ * stats. */
+static enum nn_status parse_backward(struct forward *f, size_t max_elems, struct nn_err *err)
+{
+    const struct srv_json *d = f->d;
+    struct srv_pass *p = &f->p;
+    srv_jv jgo = srv_json_get(d, f->root, "grad_output"), jloss = srv_json_get(d, f->root, "loss");
+    if (srv_json_type(d, jgo) == SRV_J_NULL)
+        jgo = 0;
+    if (srv_json_type(d, jloss) == SRV_J_NULL)
+        jloss = 0;
+    if (jgo && jloss)
+        return nn_err_set(err, NN_EINVAL,
+                          "body: give either \"grad_output\" or \"loss\", not both");
+    int want_grads;
+    enum nn_status st;
+    if ((st = get_bool(d, f->root, "gradients", &want_grads, err)) ||
+        (st = get_bool(d, f->root, "stats", &p->want_stats, err)))
+        return st;
+    if (jgo) {
+        if ((st = srv_tensor_load(d, jgo, p->net->dtype, max_elems, "grad_output", &p->grad_output,
+                                  NULL, err)))
+            return st;
+        p->backward = SRV_BWD_GRAD_OUTPUT;
+    } else if (jloss) {
+        if ((st = parse_loss(f, jloss, max_elems, err)))
+            return st;
+        p->backward = SRV_BWD_LOSS;
+    } else if (want_grads) {
+        p->backward = SRV_BWD_SUM;
+    }
+    srv_jv jclip = srv_json_get(d, f->root, "clip_grad_norm");
+    if (jclip && srv_json_type(d, jclip) != SRV_J_NULL) {
+        if (!srv_json_number(d, jclip, &p->clip) || !(p->clip > 0))
+            return nn_err_set(err, NN_EINVAL, "clip_grad_norm: expected a max_norm > 0");
+        if (!p->backward)
+            return nn_err_set(err, NN_EINVAL,
+                              "clip_grad_norm: needs gradients (send \"grad_output\", \"loss\" or "
+                              "\"gradients\": true)");
+    }
+    return NN_OK;
+}
+
+/* parse: the body, the net, the input's shape and what else the request asks. */
+static enum nn_status parse(struct forward *f, struct srv_req *req, unsigned *status,
+                            struct nn_err *err)
+{
+    const struct cfg *c = &req->srv->cfg;
+    enum nn_status st = srv_json_parse(req->body, req->len, c->max_json_values, &f->d, err);
+    if (st)
+        return st;
+    f->root = srv_json_root(f->d);
+    if (srv_json_type(f->d, f->root) != SRV_J_OBJECT)
+        return nn_err_set(err, NN_EINVAL, "body: expected a JSON object");
+    srv_jv bad = srv_json_unknown_key(f->d, f->root, body_keys);
+    if (bad) {
+        char k[160], key[64];
+        known_list(k, sizeof k, body_keys);
+        return nn_err_set(err, NN_EINVAL, "body: unknown field \"%s\" (known: %s)",
+                          srv_json_key(f->d, bad, key, sizeof key), k);
+    }
+    if ((st = parse_net(f, req, status, err)))
+        return st;
+    srv_jv jin = srv_json_get(f->d, f->root, "input");
+    if (!jin)
+        return nn_err_set(err, NN_EINVAL, "input: required");
+    if ((st = srv_tensor_find(f->d, jin, c->max_tensor_elements, 0, "input", &f->input, err)))
+        return st;
+    f->p.in_ndim = f->input.ndim;
+    memcpy(f->p.in_shape, f->input.shape, sizeof f->input.shape);
+    f->p.form = f->input.form;
+    return parse_backward(f, c->max_tensor_elements, err);
 }
 
 void srv_h_forward(struct srv_req *req, struct srv_reply *rep)
@@ -85,154 +208,44 @@ void srv_h_forward(struct srv_req *req, struct srv_reply *rep)
     struct srv *s = req->srv;
     const struct cfg *c = &s->cfg;
     struct nn_err err = {{0}};
-    struct srv_pass p;
-    srv_pass_init(&p);
-    p.cancel = &s->cancel;
-    struct nn_net inline_net = {0};
-    struct srv_model *model = NULL;
-    uint64_t tm[4] = {srv_now_ns(), 0, 0, 0}; /* model statistics: as the OIP's infer */
-    struct srv_doc *doc = NULL;
-    enum nn_status st = srv_doc_parse_ex(req->body ? req->body : "", req->len, 0, &doc, &err);
-    unsigned status = 0; /* set by a model lookup that fails */
-    if (st)
-        goto fail;
-    const cJSON *root = srv_doc_root(doc);
-    if (!cJSON_IsObject(root)) {
-        st = nn_err_set(&err, NN_EINVAL, "body: expected a JSON object");
-        goto fail;
-    }
-    const char *bad = unknown_key(root, body_keys);
-    if (bad) {
-        char k[160];
-        known_list(k, sizeof k, body_keys);
-        st = nn_err_set(&err, NN_EINVAL, "body: unknown field \"%.60s\" (known: %s)", bad, k);
-        goto fail;
-    }
-    const cJSON *jmodel = cJSON_GetObjectItemCaseSensitive(root, "model");
-    const cJSON *jlayers = cJSON_GetObjectItemCaseSensitive(root, "layers");
-    const cJSON *jdtype = cJSON_GetObjectItemCaseSensitive(root, "dtype");
-    enum nn_dtype dt = NN_F32;
-    if (jdtype && (st = srv_dtype_parse(jdtype, "dtype", &dt, &err)))
-        goto fail;
-    if (jmodel && jlayers) {
-        st = nn_err_set(&err, NN_EINVAL, "body: give either \"model\" or \"layers\", not both");
-        goto fail;
-    }
-    if (jmodel) {
-        if (!cJSON_IsString(jmodel)) {
-            st = nn_err_set(&err, NN_EINVAL, "model: expected a model name");
-            goto fail;
-        }
-        char msg[NN_ERR_LEN];
-        unsigned mstatus = 404;
-        model = srv_models_get(s->models, jmodel->valuestring, &mstatus, msg, sizeof msg);
-        if (!model) {
-            status = mstatus;
-            st = nn_err_set(&err, NN_EINVAL, "model: %s", msg);
-            goto fail;
-        }
-        snprintf(req->model, sizeof req->model, "%s", model->name);
-        if (jdtype && dt != model->dtype) {
-            st =
-                nn_err_set(&err, NN_EINVAL, "dtype: model %s is %s; omit dtype or send \"%s\"",
-                           model->name, nn_dtype_names[model->dtype], nn_dtype_names[model->dtype]);
-            goto fail;
-        }
-        p.net = &model->net;
-    } else {
-        if (!jlayers) {
-            st = nn_err_set(&err, NN_EINVAL, "layers: required (or \"model\": a model name)");
-            goto fail;
-        }
-        if ((st = srv_layers_parse(doc, jlayers, dt, c->max_layers, c->max_tensor_elements, NULL,
-                                   NULL, &inline_net, &err)))
-            goto fail;
-        p.net = &inline_net;
-    }
-    dt = p.net->dtype;
-
-    const cJSON *jin = cJSON_GetObjectItemCaseSensitive(root, "input");
-    if (!jin) {
-        st = nn_err_set(&err, NN_EINVAL, "input: required");
-        goto fail;
-    }
-    if ((st = srv_doc_tensor(doc, jin, dt, c->max_tensor_elements, "input", &p.input, &p.form,
-                             &err)))
-        goto fail;
-    const cJSON *jgo = cJSON_GetObjectItemCaseSensitive(root, "grad_output");
-    const cJSON *jloss = cJSON_GetObjectItemCaseSensitive(root, "loss");
-    if (cJSON_IsNull(jgo))
-        jgo = NULL;
-    if (cJSON_IsNull(jloss))
-        jloss = NULL;
-    if (jgo && jloss) {
-        st = nn_err_set(&err, NN_EINVAL, "body: give either \"grad_output\" or \"loss\", not both");
-        goto fail;
-    }
-    int want_grads, want_stats;
-    if (get_bool(root, "gradients", &want_grads, &err) ||
-        get_bool(root, "stats", &want_stats, &err)) {
-        st = NN_EINVAL;
-        goto fail;
-    }
-    p.want_stats = want_stats;
-    if (jgo) {
-        enum srv_form f;
-        if ((st = srv_doc_tensor(doc, jgo, dt, c->max_tensor_elements, "grad_output",
-                                 &p.grad_output, &f, &err)))
-            goto fail;
-        p.backward = SRV_BWD_GRAD_OUTPUT;
-    } else if (jloss) {
-        if ((st = parse_loss(doc, jloss, &p, c->max_tensor_elements, &err)))
-            goto fail;
-        p.backward = SRV_BWD_LOSS;
-    } else if (want_grads) {
-        p.backward = SRV_BWD_SUM;
-    }
-    const cJSON *jclip = cJSON_GetObjectItemCaseSensitive(root, "clip_grad_norm");
-    if (jclip && !cJSON_IsNull(jclip)) {
-        if (!cJSON_IsNumber(jclip) || !isfinite(jclip->valuedouble) || jclip->valuedouble <= 0) {
-            st = nn_err_set(&err, NN_EINVAL, "clip_grad_norm: expected a max_norm > 0");
-            goto fail;
-        }
-        if (!p.backward) {
-            st = nn_err_set(&err, NN_EINVAL,
-                            "clip_grad_norm: needs gradients (send \"grad_output\", \"loss\" or "
-                            "\"gradients\": true)");
-            goto fail;
-        }
-        p.clip = jclip->valuedouble;
-    }
-
+    struct forward f;
+    memset(&f, 0, sizeof f);
+    srv_pass_init(&f.p);
+    f.p.cancel = &s->cancel;
+    uint64_t tm[4] = {srv_now_ns(), 0, 0, 0}; /* model statistics, as the OIP's infer */
+    unsigned status = 0;                      /* set by a model lookup that fails */
+    enum nn_status st = parse(&f, req, &status, &err);
+    /* plan, then decode the input straight into the workspace */
+    if (!st)
+        st = srv_pass_plan(&f.p, c->max_tensor_elements, c->max_workspace_bytes, &err);
+    if (!st)
+        st = srv_tensor_read(f.d, &f.input, f.p.net->dtype == NN_F32 ? SRV_F32 : SRV_F64,
+                             srv_pass_input(&f.p), "input", &err);
     tm[1] = srv_now_ns();
-    if ((st = srv_pass_run(&p, c->max_tensor_elements, c->max_workspace_bytes, &err)))
-        goto fail;
-    size_t len;
+    if (!st)
+        st = srv_pass_run(&f.p, &err);
     tm[2] = srv_now_ns();
-    char *out;
-    if ((st = srv_pass_reply_v1(&p, &out, &len, &err)))
-        goto fail;
-    srv_reply_body(rep, 200, "application/json", out, len);
-    if (model) {
-        tm[3] = srv_now_ns();
-        srv_model_stats_observe(model->stats, 1, tm, srv_pass_samples(&p));
-    }
-    srv_pass_free(&p);
-    srv_net_free(&inline_net);
-    srv_model_release(model);
-    srv_doc_free(doc);
-    return;
-fail:
-    if (model) {
-        tm[3] = srv_now_ns();
-        srv_model_stats_observe(model->stats, 0, tm, 0);
-    }
-    if (status)
+    if (!st) {
+        struct srv_jw w;
+        const struct nn_tensor *out = srv_pass_output(&f.p);
+        size_t per = f.p.net->dtype == NN_F32 ? 16 : 25; /* the writer's guess per value */
+        size_t guess =
+            (out->numel + (f.p.backward ? f.p.ws.dinput.numel + f.p.plan.param_elems : 0)) * per;
+        srv_jw_init(&w, guess + 256, 0);
+        srv_pass_write_v1(&f.p, &w);
+        srv_reply_jw(rep, 200, &w);
+        st = rep->status == 200 ? NN_OK : NN_EINVAL;
+    } else if (status) {
         srv_reply_error(rep, status, "%s", err.msg);
-    else
+    } else {
         srv_reply_nn_error(rep, st, &err);
-    srv_pass_free(&p);
-    srv_net_free(&inline_net);
-    srv_model_release(model);
-    srv_doc_free(doc);
+    }
+    if (f.model) {
+        tm[3] = srv_now_ns();
+        srv_model_stats_observe(f.model->stats, !st, tm, st ? 0 : srv_pass_samples(&f.p));
+    }
+    srv_pass_free(&f.p);
+    srv_net_free(&f.inline_net);
+    srv_model_release(f.model);
+    srv_json_free(f.d);
 }

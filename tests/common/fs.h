@@ -15,5 +15,8 @@ void t_rm_dir(const char *dir);
 void t_write_file(const char *dir, const char *name, const void *data, size_t len);
 void t_write_str(const char *dir, const char *name, const char *s);
 int t_file_exists(const char *dir, const char *name);
+/* Reads a whole file (malloc'd, NUL-terminated; *len without the NUL, len may be NULL)
+ * or NULL. */
+char *t_read_file(const char *path, size_t *len);
 
 #endif

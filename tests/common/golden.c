@@ -3,11 +3,13 @@
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int fail(char *msg, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(char *msg, size_t len, const char *fmt, ...)
@@ -347,4 +349,25 @@ void t_list_free(char **paths, int n)
     for (int i = 0; i < n; i++)
         free(paths[i]);
     free(paths);
+}
+
+/* The repository root: walk up from the binary until core/nn.h is there. */
+void t_repo_root(char *out, size_t len)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash;
+        while ((slash = strrchr(exe, '/'))) {
+            *slash = '\0';
+            char probe[PATH_MAX + 16];
+            snprintf(probe, sizeof probe, "%s/core/nn.h", exe);
+            if (access(probe, R_OK) == 0) {
+                snprintf(out, len, "%s", exe);
+                return;
+            }
+        }
+    }
+    snprintf(out, len, ".");
 }

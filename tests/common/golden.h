@@ -49,4 +49,8 @@ int t_close(double actual, double expected, double rtol, double atol);
 int t_list_json(const char *dir, char ***paths);
 void t_list_free(char **paths, int n);
 
+/* The repository root: walked up from the test binary to where core/nn.h is ("." if
+ * none), so a test finds its files from any working directory. */
+void t_repo_root(char *out, size_t len);
+
 #endif

@@ -1,6 +1,8 @@
 /* Test helpers: the real daemon as a child process, libcurl requests. */
 #include "tests/common/http.h"
 
+#include "tests/common/fs.h"
+
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,36 +25,6 @@ const char *t_root(void)
 {
     const char *r = getenv("RELUD_ROOT");
     return r && *r ? r : ".";
-}
-
-char *t_read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    size_t got;
-    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) {
-            char *nb = realloc(buf, cap * 2 + 1);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (!buf)
-        return NULL;
-    buf[n] = 0;
-    if (len)
-        *len = n;
-    return buf;
 }
 
 char *t_daemon_log(const struct t_daemon *d) { return t_read_file(d->log_path, NULL); }

@@ -53,8 +53,6 @@ const cJSON *t_item(const cJSON *o, const char *key);
 /* The entry named name in a repository index array (NULL if absent). */
 const cJSON *t_index_entry(const cJSON *idx, const char *name);
 
-/* Reads a whole file (malloc'd, NUL-terminated) or NULL. */
-char *t_read_file(const char *path, size_t *len);
 /* Repo root (from $RELUD_ROOT or the current directory). */
 const char *t_root(void);
 

@@ -17,7 +17,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "server/codec.h"
+#include "server/http.h"
+#include "server/log.h"
+#include "server/metrics.h"
 #include "server/models.h"
 #include "server/srv.h"
 
@@ -41,14 +43,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     srv.cfg.max_layers = 32;
     srv.cfg.linger_timeout = 1;
     srv.cfg.connection_timeout = 1;
+    srv.cfg.max_json_values = 4096;
     srv_log_init(CFG_LOG_ERROR, CFG_LOG_TEXT, 0);
-    srv_alloc_hooks_init();
-    srv_doc_set_max_values(4096);
     const char *dir = getenv("RELUD_FUZZ_MODELS");
-    srv.models = srv_models_new(dir ? dir : "config/models");
-    char err[256];
-    srv_models_load_all(srv.models, 0, err, sizeof err);
+    srv.models = srv_models_new(dir ? dir : "config/models", 4096);
+    struct nn_err merr;
+    srv_models_load_all(srv.models, 0, &merr);
     srv.metrics = srv_metrics_new();
+    char err[256];
     if (srv_start(&srv, err, sizeof err)) {
         fprintf(stderr, "fuzz_http: %s\n", err);
         exit(1);

@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/http.h"
+#include "server/log.h"
+#include "server/metrics.h"
 #include "server/models.h"
 #include "server/srv.h"
 
@@ -23,12 +26,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     srv.cfg.max_tensor_elements = 1 << 14;
     srv.cfg.max_workspace_bytes = 4 << 20;
     srv.cfg.max_layers = 32;
+    srv.cfg.max_json_values = 4096;
     srv_log_init(CFG_LOG_ERROR, CFG_LOG_TEXT, 0);
-    srv_alloc_hooks_init();
     const char *dir = getenv("RELUD_FUZZ_MODELS");
-    srv.models = srv_models_new(dir ? dir : "config/models");
-    char err[256];
-    srv_models_load_all(srv.models, 0, err, sizeof err);
+    srv.models = srv_models_new(dir ? dir : "config/models", 4096);
+    struct nn_err err;
+    srv_models_load_all(srv.models, 0, &err);
     srv.metrics = srv_metrics_new();
     return 0;
 }

@@ -35,6 +35,7 @@
 #include "config/cfg.h"
 #include "core/nn.h"
 #include "server/srv.h"
+#include "server/status.h"
 #include "tests/common/fs.h"
 #include "tests/common/http.h"
 

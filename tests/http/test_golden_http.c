@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "tests/common/fs.h"
 #include "tests/common/http.h"
 
 static struct t_daemon d;

@@ -19,6 +19,7 @@
 #include <curl/curl.h>
 
 #include "server/srv.h"
+#include "tests/common/fs.h"
 #include "tests/common/http.h"
 
 static struct t_daemon d;

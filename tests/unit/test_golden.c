@@ -104,27 +104,6 @@ static void skipped(void **state)
     skip();
 }
 
-/* The repository root: walk up from the binary until core/nn.h is there. */
-static void repo_root(char *out, size_t len)
-{
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash;
-        while ((slash = strrchr(exe, '/'))) {
-            *slash = '\0';
-            char probe[PATH_MAX + 16];
-            snprintf(probe, sizeof probe, "%s/core/nn.h", exe);
-            if (access(probe, R_OK) == 0) {
-                snprintf(out, len, "%s", exe);
-                return;
-            }
-        }
-    }
-    snprintf(out, len, ".");
-}
-
 static int run_dir(const char *group, const char *dir)
 {
     char **paths;
@@ -163,7 +142,7 @@ static int run_dir(const char *group, const char *dir)
 int main(void)
 {
     char root[PATH_MAX], own[PATH_MAX + 32], shared[PATH_MAX + 32];
-    repo_root(root, sizeof root);
+    t_repo_root(root, sizeof root);
     snprintf(own, sizeof own, "%s/tests/golden/vectors", root);
     const char *env = getenv("RELUD_SHARED_GOLDEN");
     if (env && *env)

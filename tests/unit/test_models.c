@@ -18,7 +18,10 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
+#include "server/log.h"
+#include "server/metrics.h"
 #include "server/models.h"
+#include "server/status.h"
 #include "tests/common/fs.h"
 #include "tests/common/http.h"
 
@@ -126,6 +129,96 @@ static int t_forward(const struct srv_model *mo, const double *x, size_t in, dou
     return rc;
 }
 
+
+/* ---- the repository through the HTTP codes the handlers map its statuses to ---------- */
+static unsigned t_code(enum nn_status st, const struct nn_err *e, char *err)
+{
+    snprintf(err, 512, "%s", st ? e->msg : "");
+    return st ? srv_status_from_nn(st) : 200;
+}
+static unsigned t_delete(struct srv_models *m, const char *name, char *err)
+{
+    struct nn_err e;
+    return t_code(srv_models_delete(m, name, &e), &e, err);
+}
+static unsigned t_unload(struct srv_models *m, const char *name, char *err)
+{
+    struct nn_err e;
+    return t_code(srv_models_unload(m, name, &e), &e, err);
+}
+static unsigned t_load(struct srv_models *m, const char *name, char *err)
+{
+    struct nn_err e;
+    return t_code(srv_models_load(m, name, &e), &e, err);
+}
+static int t_load_all(struct srv_models *m, int strict, char *err)
+{
+    struct nn_err e;
+    enum nn_status st = srv_models_load_all(m, strict, &e);
+    snprintf(err, 512, "%s", st ? e.msg : "");
+    return st ? -1 : 0;
+}
+static struct srv_model *t_mget(struct srv_models *m, const char *name, unsigned *status,
+                               char *err)
+{
+    struct nn_err e;
+    enum nn_status st;
+    struct srv_model *mo = srv_models_get(m, name, &st, &e);
+    *status = t_code(st, &e, err);
+    return mo;
+}
+static unsigned t_put_raw(struct srv_models *m, const char *name, const char *body, size_t len,
+                          char *err)
+{
+    struct nn_err e;
+    int created;
+    enum nn_status st = srv_models_put(m, name, body, len, &created, &e);
+    return st ? t_code(st, &e, err) : created ? 201 : 200;
+}
+
+static void t_index_visit(void *ctx, const char *name, enum srv_model_state state,
+                          const char *reason, const struct srv_model_stats *stats,
+                          const struct srv_model *model)
+{
+    cJSON **arr = ctx;
+    (void)stats, (void)model;
+    if (!arr[1] || state == SRV_MODEL_READY) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", name);
+        cJSON_AddStringToObject(o, "version", "1");
+        cJSON_AddStringToObject(o, "state", srv_model_state_names[state]);
+        cJSON_AddStringToObject(o, "reason", reason);
+        cJSON_AddItemToArray(arr[0], o);
+    }
+}
+/* The index as the repository's visitor sees it, as JSON (ready_only: READY only). */
+static cJSON *t_models_index(struct srv_models *m, int ready_only)
+{
+    cJSON *arr[2] = {cJSON_CreateArray(), ready_only ? (cJSON *)1 : NULL};
+    srv_models_foreach(m, t_index_visit, arr);
+    return arr[0];
+}
+
+struct t_stats_ctx {
+    const char *name;
+    const struct srv_model_stats *st;
+};
+static void t_stats_visit(void *ctx, const char *name, enum srv_model_state state,
+                          const char *reason, const struct srv_model_stats *stats,
+                          const struct srv_model *model)
+{
+    struct t_stats_ctx *c = ctx;
+    (void)state, (void)reason, (void)model;
+    if (!strcmp(name, c->name))
+        c->st = stats;
+}
+static const struct srv_model_stats *t_models_stats(struct srv_models *m, const char *name)
+{
+    struct t_stats_ctx c = {name, NULL};
+    srv_models_foreach(m, t_stats_visit, &c);
+    return c.st;
+}
+
 static const char *t_field(const cJSON *e, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(e, key);
@@ -143,7 +236,7 @@ static const char *t_field(const cJSON *e, const char *key)
 static void t_expect_state(struct srv_models *m, const char *name, const char *state,
                            const char *reason)
 {
-    cJSON *idx = srv_models_index(m, 0);
+    cJSON *idx = t_models_index(m, 0);
     assert_non_null(idx);
     const cJSON *e = t_index_entry(idx, name);
     if (!e)
@@ -171,7 +264,7 @@ static unsigned t_put(struct srv_models *m, const char *name, double v)
 {
     char body[512], err[512];
     t_model_json(body, sizeof body, name, v);
-    unsigned st = srv_models_put(m, name, body, strlen(body), err, sizeof err);
+    unsigned st = t_put_raw(m, name, body, strlen(body), err);
     if (st != 200 && st != 201)
         fail_msg("PUT %s: %u %s", name, st, err);
     return st;
@@ -181,7 +274,7 @@ static struct srv_model *model_get(struct srv_models *m, const char *name)
 {
     unsigned status = 0;
     char err[512];
-    struct srv_model *mo = srv_models_get(m, name, &status, err, sizeof err);
+    struct srv_model *mo = t_mget(m, name, &status, err);
     if (!mo)
         fail_msg("get %s: %u %s", name, status, err);
     assert_int_equal(status, 200);
@@ -221,15 +314,15 @@ static void test_fixture_repository(void **state)
 {
     if (!t_file_exists(FIX, "tiny.json"))
         skip();
-    struct srv_models *m = srv_models_new(FIX);
+    struct srv_models *m = srv_models_new(FIX, 0);
     assert_non_null(m);
     char err[512];
-    assert_int_equal(srv_models_load_all(m, 0, err, sizeof err), 0);
+    assert_int_equal(t_load_all(m, 0, err), 0);
 
-    cJSON *idx = srv_models_index(m, 0);
+    cJSON *idx = t_models_index(m, 0);
     assert_int_equal(cJSON_GetArraySize(idx), 6); /* *.safetensors and README.md not listed */
     cJSON_Delete(idx);
-    idx = srv_models_index(m, 1);
+    idx = t_models_index(m, 1);
     assert_int_equal(cJSON_GetArraySize(idx), 1);
     assert_string_equal(t_field(cJSON_GetArrayItem(idx, 0), "name"), "tiny");
     cJSON_Delete(idx);
@@ -245,13 +338,13 @@ static void test_fixture_repository(void **state)
     t_expect_state(m, "bad_header", "UNAVAILABLE", "bad_header.safetensors: header length");
 
     unsigned status = 0;
-    assert_null(srv_models_get(m, "bad_shape", &status, err, sizeof err));
+    assert_null(t_mget(m, "bad_shape", &status, err));
     assert_int_equal(status, 503);
     ASSERT_HAS(err, "model \"bad_shape\" is unavailable: layers[2] (linear)");
-    assert_null(srv_models_get(m, "nope", &status, err, sizeof err));
+    assert_null(t_mget(m, "nope", &status, err));
     assert_int_equal(status, 404);
     assert_string_equal(err, "unknown model \"nope\"");
-    assert_null(srv_models_get(m, "../tiny", &status, err, sizeof err));
+    assert_null(t_mget(m, "../tiny", &status, err));
     assert_int_equal(status, 404);
 
     /* tiny computes what torch computed (tests/golden/models/tiny_expected.json) */
@@ -259,7 +352,6 @@ static void test_fixture_repository(void **state)
     assert_int_equal(tiny->dtype, NN_F64);
     assert_int_equal(tiny->in_features, 4);
     assert_int_equal(tiny->out_features, 3);
-    assert_null(tiny->map);
     assert_string_equal(tiny->name, "tiny");
     ASSERT_HAS(tiny->description, "Linear(4, 3)");
     static const double x[2][4] = {{0.5, -1.0, 2.0, 0.0}, {-0.25, 0.75, -1.5, 3.0}};
@@ -280,30 +372,30 @@ static void test_fixture_strict(void **state)
 {
     if (!t_file_exists(FIX, "tiny.json"))
         skip();
-    struct srv_models *m = srv_models_new(FIX);
+    struct srv_models *m = srv_models_new(FIX, 0);
     char err[512];
-    assert_int_equal(srv_models_load_all(m, 1, err, sizeof err), -1);
+    assert_int_equal(t_load_all(m, 1, err), -1);
     /* the first broken file in name order */
     ASSERT_HAS(err, FIX "/bad_header.json: bad_header.safetensors: header length");
     srv_models_free(m);
 
     char dir[64];
     assert_int_equal(t_tmp_copy(dir, sizeof dir, "test-models", NULL), 0);
-    m = srv_models_new(dir);
+    m = srv_models_new(dir, 0);
     t_write_str(dir, "bad name.json", "{}");
-    assert_int_equal(srv_models_load_all(m, 1, err, sizeof err), -1);
+    assert_int_equal(t_load_all(m, 1, err), -1);
     ASSERT_HAS(err, "bad name.json: \"bad name\" is not a valid model name");
     srv_models_free(m);
     /* the same directory without strict: skipped, start goes on */
-    m = srv_models_new(dir);
-    assert_int_equal(srv_models_load_all(m, 0, err, sizeof err), 0);
+    m = srv_models_new(dir, 0);
+    assert_int_equal(t_load_all(m, 0, err), 0);
     srv_models_free(m);
     /* a missing model_dir stops the start, strict or not: ready must mean serving what was
        configured (a mistyped mount must not pass a readiness probe with no models) */
-    m = srv_models_new("/nonexistent/relud/models");
-    assert_int_equal(srv_models_load_all(m, 1, err, sizeof err), -1);
+    m = srv_models_new("/nonexistent/relud/models", 0);
+    assert_int_equal(t_load_all(m, 1, err), -1);
     assert_non_null(strstr(err, "model_dir /nonexistent/relud/models: No such file or directory"));
-    assert_int_equal(srv_models_load_all(m, 0, err, sizeof err), -1);
+    assert_int_equal(t_load_all(m, 0, err), -1);
     assert_non_null(strstr(err, "model_dir /nonexistent/relud/models: No such file or directory"));
     srv_models_free(m);
     t_rm_dir(dir);
@@ -313,9 +405,9 @@ static void test_bundled_models(void **state)
 {
     if (!t_file_exists("config/models", "mnist_mlp.json"))
         skip();
-    struct srv_models *m = srv_models_new("config/models/");
+    struct srv_models *m = srv_models_new("config/models/", 0);
     char err[512];
-    assert_int_equal(srv_models_load_all(m, 1, err, sizeof err), 0);
+    assert_int_equal(t_load_all(m, 1, err), 0);
     struct srv_model *s = model_get(m, "simple_nn");
     assert_int_equal(s->in_features, 10);
     assert_int_equal(s->out_features, 5);
@@ -392,9 +484,9 @@ static void test_model_file_rules(void **state)
     t_write_str(dir, "x.json.bak", "{");
     t_write_str(dir, ".json", "{");
 
-    struct srv_models *m = srv_models_new(dir);
-    assert_int_equal(srv_models_load_all(m, 0, err, sizeof err), 0);
-    cJSON *idx = srv_models_index(m, 0);
+    struct srv_models *m = srv_models_new(dir, 0);
+    assert_int_equal(t_load_all(m, 0, err), 0);
+    cJSON *idx = t_models_index(m, 0);
     assert_int_equal(cJSON_GetArraySize(idx), 13);
     cJSON_Delete(idx);
     t_expect_state(m, "good", "READY", NULL);
@@ -437,13 +529,13 @@ static void test_put_replace_keeps_old_version(void **state)
 {
     char dir[64], err[512];
     assert_int_equal(t_tmp_copy(dir, sizeof dir, "test-models", NULL), 0);
-    struct srv_models *m = srv_models_new(dir);
-    assert_int_equal(srv_models_load_all(m, 0, err, sizeof err), 0);
+    struct srv_models *m = srv_models_new(dir, 0);
+    assert_int_equal(t_load_all(m, 0, err), 0);
     assert_int_equal(t_put(m, "m", 2), 201);
     struct srv_model *a = model_get(m, "m");
     assert_int_equal(atomic_load(&a->refs), 2); /* the repository's + ours */
     srv_model_stats_observe(a->stats, 1, (const uint64_t[4]){0, 0, 0, 1000000}, 4);
-    assert_ptr_equal(a->stats, srv_models_stats(m, "m"));
+    assert_ptr_equal(a->stats, t_models_stats(m, "m"));
 
     assert_int_equal(t_put(m, "m", 3), 200); /* replaced while a request holds v1 */
     assert_int_equal(atomic_load(&a->refs), 1); /* only ours now */
@@ -457,7 +549,7 @@ static void test_put_replace_keeps_old_version(void **state)
     assert_string_equal(b->description, "scale by 3");
     srv_model_release(a); /* last reference: freed here (ASan: no leak, no later use) */
     /* statistics belong to the name and survive the replacement */
-    assert_ptr_equal(b->stats, srv_models_stats(m, "m"));
+    assert_ptr_equal(b->stats, t_models_stats(m, "m"));
     assert_int_equal(atomic_load(&b->stats->success_count), 1);
     assert_int_equal(atomic_load(&b->stats->inference_count), 4);
     srv_model_release(b);
@@ -470,11 +562,11 @@ static void test_put_atomic_and_durable(void **state)
 {
     char dir[64], err[512];
     assert_int_equal(t_tmp_copy(dir, sizeof dir, "test-models", NULL), 0);
-    struct srv_models *m = srv_models_new(dir);
-    assert_int_equal(srv_models_load_all(m, 0, err, sizeof err), 0);
+    struct srv_models *m = srv_models_new(dir, 0);
+    assert_int_equal(t_load_all(m, 0, err), 0);
     char body[512];
     t_model_json(body, sizeof body, "m", 5);
-    assert_int_equal(srv_models_put(m, "m", body, strlen(body), err, sizeof err), 201);
+    assert_int_equal(t_put_raw(m, "m", body, strlen(body), err), 201);
     char *disk = t_read(dir, "m.json");
     assert_non_null(disk);
     assert_string_equal(disk, body); /* the body, byte for byte */
@@ -501,7 +593,7 @@ static void test_put_atomic_and_durable(void **state)
         "invalid JSON",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        assert_int_equal(srv_models_put(m, "m", bad[i], strlen(bad[i]), err, sizeof err), 400);
+        assert_int_equal(t_put_raw(m, "m", bad[i], strlen(bad[i]), err), 400);
         ASSERT_HAS(err, why[i]);
         disk = t_read(dir, "m.json");
         assert_string_equal(disk, body);
@@ -513,7 +605,7 @@ static void test_put_atomic_and_durable(void **state)
     /* names that must never reach the file system */
     static const char *const bad_names[] = {"../x", ".x", "a/b", "", "..", "x y"};
     for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
-        assert_int_equal(srv_models_put(m, bad_names[i], body, strlen(body), err, sizeof err),
+        assert_int_equal(t_put_raw(m, bad_names[i], body, strlen(body), err),
                          400);
         ASSERT_HAS(err, "invalid model name");
     }
@@ -526,16 +618,16 @@ static void test_put_atomic_and_durable(void **state)
     const double *vals[1] = {w};
     t_write_st64(dir, "ref.safetensors", 1, names, shapes, vals);
     const char *ref = "{\"weights\": \"ref.safetensors\", \"layers\": [{\"type\": \"linear\"}]}";
-    assert_int_equal(srv_models_put(m, "ref", ref, strlen(ref), err, sizeof err), 201);
+    assert_int_equal(t_put_raw(m, "ref", ref, strlen(ref), err), 201);
     t_expect_state(m, "ref", "READY", NULL);
 
     /* a crash mid-PUT leaves a temp file: ignored at the next start, the last whole
        version loads, a restart finds what PUT wrote */
     t_write_str(dir, ".m.json.tmp.99999.3", "{\"name\": \"m\", \"layers\": [{\"ty");
     srv_models_free(m);
-    m = srv_models_new(dir);
-    assert_int_equal(srv_models_load_all(m, 1, err, sizeof err), 0);
-    cJSON *idx = srv_models_index(m, 0);
+    m = srv_models_new(dir, 0);
+    assert_int_equal(t_load_all(m, 1, err), 0);
+    cJSON *idx = t_models_index(m, 0);
     assert_int_equal(cJSON_GetArraySize(idx), 2);
     cJSON_Delete(idx);
     struct srv_model *mo = model_get(m, "m");
@@ -551,31 +643,31 @@ static void test_delete(void **state)
 {
     char dir[64], err[512];
     assert_int_equal(t_tmp_copy(dir, sizeof dir, "test-models", NULL), 0);
-    struct srv_models *m = srv_models_new(dir);
-    assert_int_equal(srv_models_load_all(m, 0, err, sizeof err), 0);
+    struct srv_models *m = srv_models_new(dir, 0);
+    assert_int_equal(t_load_all(m, 0, err), 0);
     t_put(m, "m", 2);
     t_write_str(dir, "m.safetensors", "not ours to delete");
     struct srv_model *held = model_get(m, "m");
-    assert_int_equal(srv_models_delete(m, "m", err, sizeof err), 200);
+    assert_int_equal(t_delete(m, "m", err), 200);
     assert_false(t_file_exists(dir, "m.json"));
     assert_true(t_file_exists(dir, "m.safetensors"));
     unsigned status;
-    assert_null(srv_models_get(m, "m", &status, err, sizeof err));
+    assert_null(t_mget(m, "m", &status, err));
     assert_int_equal(status, 404);
-    cJSON *idx = srv_models_index(m, 0);
+    cJSON *idx = t_models_index(m, 0);
     assert_int_equal(cJSON_GetArraySize(idx), 0);
     cJSON_Delete(idx);
-    assert_null(srv_models_stats(m, "m"));
+    assert_null(t_models_stats(m, "m"));
     /* a request that started before the DELETE finishes on its model */
     double x[2] = {1, 1}, y[2];
     assert_int_equal(t_forward(held, x, 2, y, 2), 2);
     assert_true(y[0] == 2);
     srv_model_release(held);
 
-    assert_int_equal(srv_models_delete(m, "m", err, sizeof err), 404);
+    assert_int_equal(t_delete(m, "m", err), 404);
     assert_string_equal(err, "unknown model \"m\"");
-    assert_int_equal(srv_models_delete(m, "../m", err, sizeof err), 404);
-    assert_int_equal(srv_models_delete(m, "m.safetensors", err, sizeof err), 404);
+    assert_int_equal(t_delete(m, "../m", err), 404);
+    assert_int_equal(t_delete(m, "m.safetensors", err), 404);
     assert_true(t_file_exists(dir, "m.safetensors"));
     /* PUT again: created, and the name's statistics carry on */
     assert_int_equal(t_put(m, "m", 4), 201);
@@ -588,23 +680,23 @@ static void test_load_unload(void **state)
 {
     char dir[64], err[512];
     assert_int_equal(t_tmp_copy(dir, sizeof dir, "test-models", NULL), 0);
-    struct srv_models *m = srv_models_new(dir);
+    struct srv_models *m = srv_models_new(dir, 0);
     t_put(m, "m", 2);
     struct srv_model *held = model_get(m, "m");
-    assert_int_equal(srv_models_unload(m, "m", err, sizeof err), 200);
+    assert_int_equal(t_unload(m, "m", err), 200);
     t_expect_state(m, "m", "UNLOADED", "unloaded");
     unsigned status;
-    assert_null(srv_models_get(m, "m", &status, err, sizeof err));
+    assert_null(t_mget(m, "m", &status, err));
     assert_int_equal(status, 503);
     assert_string_equal(err, "model \"m\" is unloaded");
     double x[2] = {1, 1}, y[2];
     assert_int_equal(t_forward(held, x, 2, y, 2), 2); /* running requests finish */
     srv_model_release(held);
-    cJSON *idx = srv_models_index(m, 1);
+    cJSON *idx = t_models_index(m, 1);
     assert_int_equal(cJSON_GetArraySize(idx), 0);
     cJSON_Delete(idx);
 
-    assert_int_equal(srv_models_load(m, "m", err, sizeof err), 200);
+    assert_int_equal(t_load(m, "m", err), 200);
     t_expect_state(m, "m", "READY", NULL);
     held = model_get(m, "m");
 
@@ -612,7 +704,7 @@ static void test_load_unload(void **state)
     char body[512];
     t_model_json(body, sizeof body, "m", 7);
     t_write_str(dir, "m.json", body);
-    assert_int_equal(srv_models_load(m, "m", err, sizeof err), 200);
+    assert_int_equal(t_load(m, "m", err), 200);
     struct srv_model *now = model_get(m, "m");
     assert_ptr_not_equal(held, now);
     assert_int_equal(t_forward(now, x, 2, y, 2), 2);
@@ -622,25 +714,25 @@ static void test_load_unload(void **state)
 
     /* a broken file on reload: 400, and the working version keeps serving */
     t_write_str(dir, "m.json", "{\"name\": \"m\", \"layers\": [{\"type\": \"relu\", \"x\": 1}]}");
-    assert_int_equal(srv_models_load(m, "m", err, sizeof err), 400);
+    assert_int_equal(t_load(m, "m", err), 400);
     ASSERT_HAS(err, "layers[0]: unknown field \"x\" for relu");
     t_expect_state(m, "m", "READY", NULL);
     now = model_get(m, "m");
     srv_model_release(now);
     /* ...but a model that was not serving becomes UNAVAILABLE with the reason */
-    assert_int_equal(srv_models_unload(m, "m", err, sizeof err), 200);
-    assert_int_equal(srv_models_load(m, "m", err, sizeof err), 400);
+    assert_int_equal(t_unload(m, "m", err), 200);
+    assert_int_equal(t_load(m, "m", err), 400);
     t_expect_state(m, "m", "UNAVAILABLE", "layers[0]: unknown field \"x\"");
 
-    assert_int_equal(srv_models_load(m, "nope", err, sizeof err), 404);
+    assert_int_equal(t_load(m, "nope", err), 404);
     ASSERT_HAS(err, "model \"nope\": no file");
-    assert_int_equal(srv_models_load(m, "../m", err, sizeof err), 400);
-    assert_int_equal(srv_models_unload(m, "nope", err, sizeof err), 404);
+    assert_int_equal(t_load(m, "../m", err), 400);
+    assert_int_equal(t_unload(m, "nope", err), 404);
     assert_string_equal(err, "unknown model \"nope\"");
     /* load of a file that appeared after start */
     t_model_json(body, sizeof body, "late", 1);
     t_write_str(dir, "late.json", body);
-    assert_int_equal(srv_models_load(m, "late", err, sizeof err), 200);
+    assert_int_equal(t_load(m, "late", err), 200);
     t_expect_state(m, "late", "READY", NULL);
     srv_models_free(m);
     t_rm_dir(dir);
@@ -650,12 +742,12 @@ static void test_metrics(void **state)
 {
     char dir[64], err[512];
     assert_int_equal(t_tmp_copy(dir, sizeof dir, "test-models", NULL), 0);
-    struct srv_models *m = srv_models_new(dir);
+    struct srv_models *m = srv_models_new(dir, 0);
     t_put(m, "a", 1);
     t_put(m, "b", 1);
     t_write_str(dir, "c.json", "{");
-    assert_int_equal(srv_models_load_all(m, 0, err, sizeof err), 0);
-    struct srv_model_stats *s = srv_models_stats(m, "a");
+    assert_int_equal(t_load_all(m, 0, err), 0);
+    struct srv_model_stats *s = (struct srv_model_stats *)t_models_stats(m, "a");
     assert_non_null(s);
     srv_model_stats_observe(s, 1, (const uint64_t[4]){0, 0, 0, 1500000000ull}, 3);
     srv_model_stats_observe(s, 1, (const uint64_t[4]){0, 0, 0, 500000000ull}, 2);
@@ -664,12 +756,12 @@ static void test_metrics(void **state)
     assert_int_equal(atomic_load(&s->exec_count), 2);
     assert_true(atomic_load(&s->last_inference_ms) > 1700000000000ull);
 
-    struct srv_sb sb = {0};
-    srv_models_render_metrics(m, &sb);
-    srv_models_render_metrics(NULL, &sb); /* no-op */
-    assert_false(sb.oom);
-    srv_sb_printf(&sb, "%s", ""); /* NUL-terminated */
-    const char *t = sb.p;
+    static struct srv_blas blas;
+    struct srv_gauges g = {0, 0, 0, 1, &blas};
+    struct srv_metrics *mt = srv_metrics_new();
+    size_t len;
+    char *t = srv_metrics_render(mt, &g, m, &len);
+    assert_non_null(t);
     ASSERT_HAS(t, "# TYPE relud_model_requests_total counter\n");
     ASSERT_HAS(t, "relud_model_requests_total{model=\"a\",outcome=\"success\"} 2\n");
     ASSERT_HAS(t, "relud_model_requests_total{model=\"a\",outcome=\"failure\"} 1\n");
@@ -684,7 +776,8 @@ static void test_metrics(void **state)
     for (const char *p = t; (p = strstr(p, "# TYPE relud_model_")); p++)
         helps++;
     assert_int_equal(helps, 4);
-    free(sb.p);
+    free(t);
+    srv_metrics_free(mt);
     srv_models_free(m);
     t_rm_dir(dir);
 }
@@ -701,9 +794,9 @@ static void *t_race_worker(void *arg)
 {
     struct t_race *r = arg;
     while (!atomic_load(&r->stop)) {
-        unsigned status;
-        char err[256];
-        struct srv_model *mo = srv_models_get(r->m, "m", &status, err, sizeof err);
+        enum nn_status st;
+        struct nn_err err;
+        struct srv_model *mo = srv_models_get(r->m, "m", &st, &err);
         if (!mo) {
             atomic_fetch_add(&r->bad, 1);
             continue;
@@ -722,7 +815,7 @@ static void test_concurrent_replace(void **state)
 {
     char dir[64];
     assert_int_equal(t_tmp_copy(dir, sizeof dir, "test-models", NULL), 0);
-    struct t_race r = {.m = srv_models_new(dir)};
+    struct t_race r = {.m = srv_models_new(dir, 0)};
     t_put(r.m, "m", 1);
     pthread_t th[4];
     for (int i = 0; i < 4; i++)
@@ -730,9 +823,9 @@ static void test_concurrent_replace(void **state)
     for (int i = 0; i < 40; i++) {
         char body[512], err[512];
         t_model_json(body, sizeof body, "m", 1 + i % 8);
-        assert_int_equal(srv_models_put(r.m, "m", body, strlen(body), err, sizeof err), 200);
+        assert_int_equal(t_put_raw(r.m, "m", body, strlen(body), err), 200);
         if (i % 10 == 9) {
-            srv_models_load(r.m, "m", err, sizeof err);
+            t_load(r.m, "m", err);
         }
     }
     atomic_store(&r.stop, 1);
@@ -740,7 +833,7 @@ static void test_concurrent_replace(void **state)
         pthread_join(th[i], NULL);
     assert_int_equal(atomic_load(&r.bad), 0);
     assert_true(atomic_load(&r.passes) > 0);
-    assert_int_equal(atomic_load(&srv_models_stats(r.m, "m")->success_count),
+    assert_int_equal(atomic_load(&t_models_stats(r.m, "m")->success_count),
                      (unsigned long long)atomic_load(&r.passes));
     assert_int_equal(t_count(dir, ".tmp."), 0);
     srv_models_free(r.m);

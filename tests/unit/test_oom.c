@@ -14,6 +14,9 @@
 
 #include <cmocka.h>
 
+#include "server/http.h"
+#include "server/log.h"
+#include "server/metrics.h"
 #include "server/models.h"
 #include "server/srv.h"
 
@@ -176,11 +179,10 @@ static int setup(void **state)
     (void)state;
     cfg_defaults(&srv.cfg);
     srv_log_init(CFG_LOG_ERROR, CFG_LOG_TEXT, 0);
-    srv_alloc_hooks_init();
-    srv.models = srv_models_new("config/models");
-    char err[256];
-    if (srv_models_load_all(srv.models, 1, err, sizeof err)) {
-        fprintf(stderr, "%s\n", err);
+    srv.models = srv_models_new("config/models", 0);
+    struct nn_err err;
+    if (srv_models_load_all(srv.models, 1, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
         return -1;
     }
     srv.metrics = srv_metrics_new();

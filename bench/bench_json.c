@@ -1,17 +1,17 @@
-/* bench_codec: the JSON codec's decode and encode rates on random N(0,1)
- * float32 tensors, next to cJSON's own parse/print of the same array in the
- * same run (the ratio is what matters on a shared machine), and the bare
- * converter ceilings (fast_float over the validated text, std::to_chars,
- * strtof). Every figure is the median of RUNS runs.
+/* bench_json: the JSON reader's and writer's rates on random N(0,1) float32
+ * tensors (server/json.h, server/jsonw.h), next to cJSON's own parse/print of
+ * the same array in the same run (the ratio is what matters on a shared
+ * machine), and the bare converter ceilings (fast_float over the text,
+ * std::to_chars, strtof). Every figure is the median of RUNS runs.
  *
- *   build/bench/bench_codec [n_values]      (default 1000000)
+ *   build/bench/bench_json [n_values]      (default 1000000)
  *
  * Targets (issue 3): decode >= 30 M values/s, encode >= 20 M values/s at
  * <= 11.5 bytes/value.
  *
  * Times are the thread's CPU time (CLOCK_THREAD_CPUTIME_ID): the bench machine
  * is shared (2 cores, builds and other benches running), and time spent
- * descheduled is not the codec's. The relud lines also give the wall-clock rate.
+ * descheduled is not the reader's or writer's. The relud lines also give the wall-clock rate.
  */
 #include <math.h>
 #include <stdint.h>
@@ -20,7 +20,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "server/codec.h"
+#include <cjson/cJSON.h>
+
+#include "server/json.h"
+#include "server/jsonw.h"
+#include "server/numconv.h"
 
 #define RUNS 7
 
@@ -87,20 +91,21 @@ static double bench_decode(const char *body, size_t len, size_t n, float *dst)
     double t[RUNS], w[RUNS];
     for (int r = 0; r < RUNS; r++) {
         struct nn_err err;
+        struct srv_json *doc = NULL;
         double w0 = clk(CLOCK_MONOTONIC), t0 = now();
-        struct srv_doc *doc = srv_doc_parse(body, len, &err);
-        struct nn_tensor ten;
-        if (!doc || srv_doc_tensor(doc, cJSON_GetObjectItemCaseSensitive(srv_doc_root(doc), "input"),
-                                   NN_F32, 0, "input", &ten, NULL, &err) != NN_OK) {
-            fprintf(stderr, "bench_codec: decode failed: %s\n", err.msg);
+        float *out = malloc(n * sizeof *out);
+        if (!out || srv_json_parse(body, len, 0, &doc, &err) != NN_OK ||
+            srv_json_read(doc, srv_json_get(doc, srv_json_root(doc), "input"), SRV_F32, out, n,
+                          "input", &err) != NN_OK) {
+            fprintf(stderr, "bench_json: decode failed: %s\n", err.msg);
             exit(1);
         }
         t[r] = now() - t0;
         w[r] = clk(CLOCK_MONOTONIC) - w0;
-        sink += ((float *)ten.data)[n - 1];
-        if (r == 0) memcpy(dst, ten.data, n * sizeof(float));
-        free(ten.data);
-        srv_doc_free(doc);
+        sink += out[n - 1];
+        if (r == 0) memcpy(dst, out, n * sizeof(float));
+        free(out);
+        srv_json_free(doc);
     }
     wall_rate = (double)n / median(w, RUNS) / 1e6;
     return (double)n / median(t, RUNS) / 1e6;
@@ -124,10 +129,14 @@ static double bench_cjson_decode(const char *body, size_t len, size_t n, float *
 static double bench_fastfloat(const char *body, size_t len, size_t n, float *dst)
 {
     double t[RUNS];
-    const char *s = strchr(body, '['), *bad, *bad_end;
+    const char *s = strchr(body, '['), *bad;
+    enum srv_num_fail why;
     for (int r = 0; r < RUNS; r++) {
         double t0 = now();
-        if (srv_f32_parse_run(s, body + len, dst, n, &bad, &bad_end) != n) exit(1);
+        if (srv_f32_read(s, body + len - 1, dst, n, &bad, &why) != n) {
+            fprintf(stderr, "bench_json: fast_float stopped at byte %td (%d)\n", bad - body, (int)why);
+            exit(1);
+        }
         t[r] = now() - t0;
     }
     return (double)n / median(t, RUNS) / 1e6;
@@ -151,23 +160,23 @@ static double bench_strtof(const char *body, size_t n, float *dst)
 static double bench_encode(const float *v, size_t n, size_t *bytes)
 {
     double t[RUNS], w[RUNS];
-    size_t shape[NN_MAX_DIMS] = {n};
-    struct nn_tensor ten = {NN_F32, 1, {0}, n, (void *)v};
-    memcpy(ten.shape, shape, sizeof shape);
+    struct nn_tensor ten = {.dtype = NN_F32, .ndim = 1, .shape = {n}, .numel = n, .data = (void *)v};
     for (int r = 0; r < RUNS; r++) {
         struct nn_err err;
+        enum nn_status st;
         size_t len;
+        struct srv_jw jw;
         double w0 = clk(CLOCK_MONOTONIC), t0 = now();
-        struct srv_out *o = srv_out_new();
-        cJSON *root = cJSON_CreateObject();
-        cJSON_AddItemToObject(root, "output", srv_out_tensor(o, &ten, SRV_FORM_NESTED));
-        char *s = srv_out_print(o, root, &len, &err);
-        cJSON_Delete(root);
-        srv_out_free(o);
+        srv_jw_init(&jw, n * 12 + 64, 0);
+        srv_jw_obj(&jw);
+        srv_jw_key(&jw, "output");
+        srv_jw_tensor(&jw, &ten, SRV_FORM_NESTED, "output");
+        srv_jw_end(&jw);
+        char *s = srv_jw_finish(&jw, &len, &st, &err);
         t[r] = now() - t0;
         w[r] = clk(CLOCK_MONOTONIC) - w0;
         if (!s) {
-            fprintf(stderr, "bench_codec: encode failed: %s\n", err.msg);
+            fprintf(stderr, "bench_json: encode failed: %s\n", err.msg);
             exit(1);
         }
         *bytes = len - strlen("{\"output\":[]}");
@@ -213,7 +222,7 @@ int main(int argc, char **argv)
     char *buf = malloc(n * (SRV_F32_MAXLEN + 1));
     for (size_t i = 0; i < n; i++) v[i] = nrand();
 
-    printf("codec bench: %zu float32 values ~ N(0,1), median of %d runs, M values per CPU-second\n",
+    printf("json bench: %zu float32 values ~ N(0,1), median of %d runs, M values per CPU-second\n",
            n, RUNS);
 
     size_t len;
@@ -247,7 +256,7 @@ int main(int argc, char **argv)
            enc, enc_wall, (double)eb / (double)n, cje, (double)cb / (double)n, enc / cje, tc);
 
     int ok = dec >= 30 && enc >= 20 && (double)eb / (double)n <= 11.5;
-    printf("codec targets (decode >= 30, encode >= 20 M/s, <= 11.5 B/value): %s\n",
+    printf("json targets (decode >= 30, encode >= 20 M/s, <= 11.5 B/value): %s\n",
            ok ? "met" : "NOT met on this run");
     free(v);
     free(dst);

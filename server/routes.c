@@ -1,0 +1,21 @@
+/* The route table's names: see routes.h. */
+#include "server/routes.h"
+
+const char *const srv_route_methods[SRV_R_COUNT] = {
+#define X(ID, m, p, h) [SRV_R_##ID] = m,
+    SRV_ROUTE_LIST(X)
+#undef X
+        [SRV_R_OTHER] = "",
+};
+
+const char *const srv_route_patterns[SRV_R_COUNT] = {
+#define X(ID, m, p, h) [SRV_R_##ID] = p,
+    SRV_ROUTE_LIST(X)
+#undef X
+        [SRV_R_OTHER] = "other",
+};
+
+int srv_route_is_health(enum srv_route r)
+{
+    return r == SRV_R_LIVE || r == SRV_R_READY || r == SRV_R_METRICS;
+}
