@@ -43,10 +43,11 @@ void nn_plan_free(struct nn_plan *plan)
     memset(plan, 0, sizeof *plan);
 }
 
-/* A parameter tensor from outside: right dtype, data present, numel consistent. */
+/* A parameter tensor from outside: right dtype, data present, numel consistent. Not held
+ * to max_elems: that caps what a request makes the pass allocate (its input, the
+ * activations); a served model's weights were read once, under their own limits. */
 static enum nn_status check_param(const struct nn_tensor *t, int idx, const char *kname,
-                                  const char *pname, enum nn_dtype dt, size_t max_elems,
-                                  struct nn_err *err)
+                                  const char *pname, enum nn_dtype dt, struct nn_err *err)
 {
     char what[96], buf[160];
     snprintf(what, sizeof what, "layers[%d] (%s): %s", idx, kname, pname);
@@ -56,7 +57,7 @@ static enum nn_status check_param(const struct nn_tensor *t, int idx, const char
                                                                           : "of an unknown dtype",
                           nn_dtype_names[dt]);
     size_t n;
-    enum nn_status st = nn_shape_numel(t->shape, t->ndim, max_elems, &n, what, err);
+    enum nn_status st = nn_shape_numel(t->shape, t->ndim, 0, &n, what, err);
     if (st)
         return st;
     if (n == 0)
@@ -70,7 +71,7 @@ static enum nn_status check_param(const struct nn_tensor *t, int idx, const char
 }
 
 static enum nn_status check_layer_params(const struct nn_layer *l, int idx, enum nn_dtype dt,
-                                         size_t max_elems, struct nn_err *err)
+                                         struct nn_err *err)
 {
     const struct nn_kind_info *ki = &nn_kinds[l->kind];
     int has_w = 0, has_b = 0;
@@ -95,14 +96,14 @@ static enum nn_status check_layer_params(const struct nn_layer *l, int idx, enum
             if (l->weight.ndim == 0)
                 return nn_err_set(err, NN_EINVAL, "layers[%d] (%s): %s is missing", idx, ki->name,
                                   ps->name);
-            st = check_param(&l->weight, idx, ki->name, ps->name, dt, max_elems, err);
+            st = check_param(&l->weight, idx, ki->name, ps->name, dt, err);
             if (st)
                 return st;
             break;
         case NN_P_BIAS:
             has_b = 1;
             if (l->bias.ndim != 0) {
-                st = check_param(&l->bias, idx, ki->name, ps->name, dt, max_elems, err);
+                st = check_param(&l->bias, idx, ki->name, ps->name, dt, err);
                 if (st)
                     return st;
             }
@@ -194,7 +195,7 @@ enum nn_status nn_net_check(const struct nn_net *net, const size_t *in_shape, in
             st = nn_err_set(err, NN_EINVAL, "layers[%d]: unknown kind %d", i, (int)l->kind);
             goto fail;
         }
-        if ((st = check_layer_params(l, i, net->dtype, max_elems, err)))
+        if ((st = check_layer_params(l, i, net->dtype, err)))
             goto fail;
         t[i + 1] = t[i];
         if (nn_kind_ops[l->kind].check &&

@@ -71,6 +71,9 @@ enum nn_status nn_shape_numel(const size_t *shape, int ndim, size_t max_elems, s
                               const char *what, struct nn_err *err);
 /* "[5, 10]" into buf; returns buf. */
 char *nn_shape_str(char *buf, size_t len, const size_t *shape, int ndim);
+/* 1 when data (n values of dt) holds an inf or a nan. Bit test: vectorizes, and stays
+ * correct whatever the floating-point flags. */
+int nn_has_nonfinite(enum nn_dtype dt, const void *data, size_t n);
 
 /* ---- layer kinds: one list -------------------------------------------------
  * Elementwise activations are rows too; their fwd/bwd are generated from a
@@ -208,7 +211,9 @@ struct nn_plan {
 };
 
 /* Validates every layer against the input shape and computes all shapes and the
- * workspace size. Messages: "layers[2] (linear): weight is [5, 8] but the input has 10 features". */
+ * workspace size. Messages: "layers[2] (linear): weight is [5, 8] but the input has 10 features".
+ * max_elems (0 = none) caps the input and every activation (NN_ETOOBIG), not the
+ * parameters: the caller caps those where it reads them. */
 enum nn_status nn_net_check(const struct nn_net *net, const size_t *in_shape, int in_ndim,
                             unsigned flags, size_t max_elems, struct nn_plan *plan,
                             struct nn_err *err);

@@ -42,9 +42,6 @@ extern const struct nn_kind_ops nn_kind_ops[NN_KIND_COUNT];
 NN_LAYER_TABLE(NN_KIND_PROTOS_, _)
 #undef NN_KIND_PROTOS_
 
-/* 1 when data (n values of dt) holds an inf or a nan. Bit test: vectorizes, and stays
- * correct whatever the floating-point flags. */
-int nn_has_nonfinite(enum nn_dtype dt, const void *data, size_t n);
 /* dst = src (n values of dt) and the same test, in one pass. */
 int nn_copy_has_nonfinite(enum nn_dtype dt, void *dst, const void *src, size_t n);
 
