@@ -60,3 +60,15 @@ build/bench/bench_json: bench/bench_json.c build/libsrv.a build/libnncore.a
 	$(CC) $(JSON_BENCH_CFLAGS) -o $@ $< $(JSON_BENCH_LIBS)
 bench-json: build/bench/bench_json
 	build/bench/bench_json
+
+# ---- batching: dynamic batching on vs off under N closed-loop clients, vs 64/t64 ----------
+# A 336 MB MLP written to a temp dir, one daemon at a time; about 2 minutes on 2 cores.
+# BENCH_BATCH_ARGS passes options (--clients 1,64 --seconds 2 --format binary ...).
+.PHONY: bench-batch
+all: bench-batch
+build/bench/bench_batch: bench/bench_batch.c bench/stats.h build/libsrv.a build/libnncore.a \
+                         build/relud
+	@mkdir -p $(dir $@)
+	$(CC) $(REQ_BENCH_CFLAGS) -o $@ $< $(REQ_BENCH_LIBS)
+bench-batch: build/bench/bench_batch
+	build/bench/bench_batch $(BENCH_BATCH_ARGS)

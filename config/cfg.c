@@ -54,6 +54,11 @@ _Static_assert(sizeof cfg_type_names / sizeof cfg_type_names[0] == CFG_TYPE_COUN
       "overriding OPENBLAS_NUM_THREADS). 1 keeps each request on its own worker thread, "       \
       "best when many requests run at once; raise it, with fewer threads, for large "           \
       "batches. threads * blas_threads should not exceed the cores.")                           \
+    X(batch_workers, INT, "0", 0, 1024, NULL, 0,                                                \
+      "Engine threads that run dynamically batched passes (models with \"dynamic_batching\"); " \
+      "each uses blas_threads BLAS threads. Request threads never wait for them: a queued "     \
+      "request's connection is parked until its batch is done. 0 = cores / blas_threads (at "   \
+      "least 1). See \"Threads and cores\" in docs/configuration.md.")                          \
     X(blas_core, STRING, "auto", 0, 0, NULL, CFG_F_NONEMPTY,                                    \
       "The OpenBLAS kernel (its instruction set). auto: when OpenBLAS fell back to a generic "  \
       "kernel on a CPU newer than the library (e.g. Prescott on Sapphire Rapids, about 5x "     \
@@ -88,8 +93,9 @@ _Static_assert(sizeof cfg_type_names / sizeof cfg_type_names[0] == CFG_TYPE_COUN
     X(max_workspace_bytes, SIZE, "1GiB", 1 * KiB, 1 * TiB, NULL, 0,                             \
       "Most memory one request may use for activations (and gradients when asked), computed "   \
       "before the pass; a request needing more is refused with 413. Worst-case memory is "      \
-      "about max_buffered_bytes + threads * (6 * max_body_bytes + max_json_values * 256 B + "   \
-      "5 * max_workspace_bytes), plus the models (see Memory in docs/configuration.md).")       \
+      "about max_buffered_bytes + threads * (4 * max_body_bytes + max_json_values * 128 B + "   \
+      "5 * max_workspace_bytes), plus the models and batching's queues (see Memory in "         \
+      "docs/configuration.md).")                                                                \
     X(linger_timeout, SECONDS, "5", 0, 3600, NULL, 0,                                           \
       "A request refused before its body is read (413 over max_body_bytes, 503 overloaded "     \
       "or draining, 404/405/415) still has its body read and dropped, for up to this long "     \
@@ -1368,6 +1374,16 @@ static const char md_threads[] =
     "  fewer workers, more BLAS threads, e.g. on 8 cores `threads = 2`, `blas_threads = 4`,\n"
     "  or `threads = 1`, `blas_threads = 8` for one client at a time.\n"
     "- **Mixed**: split the difference, e.g. on 8 cores `threads = 4`, `blas_threads = 2`.\n"
+    "\n"
+    "**Dynamic batching** (models with `dynamic_batching`: many clients sending a row or two\n"
+    "each) moves the passes off the request threads: `batch_workers` engine threads run the\n"
+    "batches, each with `blas_threads` BLAS threads, while the `threads` request threads only\n"
+    "parse and reply (they never wait for a batch). The default, `batch_workers = 0`, is\n"
+    "cores / `blas_threads`. On 2 cores: `batch_workers = 1`, `blas_threads = 2` runs one\n"
+    "batch on both cores (lowest latency per batch), `batch_workers = 2`, `blas_threads = 1`\n"
+    "(the default) two batches side by side; on 8 cores 2 × 4 or 4 × 2; on 64 cores keep each\n"
+    "batch on a socket's share (e.g. 8 × 8) rather than 64 × 1, or the batches stay small.\n"
+    "See [batching.md](batching.md) for measurements.\n"
     "\n"
     "`threads = 0` means one worker per online CPU, as `sysconf(_SC_NPROCESSORS_ONLN)` reports\n"
     "at start. In a container limited by a CPU quota (`docker --cpus`, Kubernetes CPU limits)\n"

@@ -67,9 +67,10 @@ struct cfg {
     char *host; /* never NULL after cfg_defaults */
     int port;   /* 0..65535; 0 = any free port */
     /* CPU */
-    int threads;      /* >= 1 after load: 0 in a source is resolved to `cores` */
-    int blas_threads; /* >= 1 */
-    char *blas_core;  /* "auto", "keep" or an OpenBLAS kernel name (server/blas.h) */
+    int threads;       /* >= 1 after load: 0 in a source is resolved to `cores` */
+    int blas_threads;  /* >= 1 */
+    int batch_workers; /* 0 = cores / blas_threads, at least 1 (resolved by the server) */
+    char *blas_core;   /* "auto", "keep" or an OpenBLAS kernel name (server/blas.h) */
     /* models */
     char *model_dir; /* never NULL, never empty */
     int strict_models;

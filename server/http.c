@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "server/batch.h"
 #include "server/http.h"
 #include "server/log.h"
 #include "server/metrics.h"
@@ -137,7 +138,18 @@ static const char *req_header(const struct srv_req *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
+static void req_park(struct srv_req *req) { MHD_suspend_connection(req->conn); }
+static void req_wake(struct srv_req *req) { MHD_resume_connection(req->conn); }
+
 void srv_run_handler(struct srv_req *req, struct srv_reply *rep) { handlers[req->route](req, rep); }
+
+/* The deferred reply's finish, once (rep gets the reply). */
+static void run_finish(struct srv_req *req, struct srv_reply *rep)
+{
+    void (*fn)(struct srv_req *, struct srv_reply *, void *) = req->finish;
+    req->finish = NULL;
+    fn(req, rep, req->finish_ctx);
+}
 
 /* ---- request ids ------------------------------------------------------------------ */
 static int id_ok(const char *v)
@@ -295,6 +307,8 @@ static enum MHD_Result first_call(struct srv *s, struct MHD_Connection *conn, co
     req->srv = s;
     req->conn = conn;
     req->header = req_header;
+    req->park = req_park;
+    req->wake = req_wake;
     req->method = method;
     req->t0_ns = srv_now_ns();
     snprintf(req->path, sizeof req->path, "%s", url);
@@ -415,6 +429,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return first_call(s, conn, url, method, version, con_cls);
     if (h->status) /* a reply is queued already */
         return MHD_YES;
+    if (h->r.finish) { /* woken after srv_req_defer */
+        struct srv_reply rep = {0};
+        run_finish(&h->r, &rep);
+        return queue_reply(h, &rep);
+    }
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
@@ -439,6 +458,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         h->r.body[h->r.len] = 0;
     struct srv_reply rep = {0};
     srv_run_handler(&h->r, &rep);
+    if (!rep.status && h->r.finish) /* deferred: the connection is parked */
+        return MHD_YES;
     return queue_reply(h, &rep);
 }
 
@@ -450,6 +471,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)conn;
     if (!h)
         return;
+    if (h->r.finish) { /* woken, but closed (a stop) before it ran: it frees its work */
+        struct srv_reply rep = {0};
+        run_finish(&h->r, &rep);
+        free(rep.body);
+    }
     double us = (double)(srv_now_ns() - h->r.t0_ns) / 1e3;
     /* What the log and metrics record is what the client got. */
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
@@ -554,8 +580,8 @@ int srv_start(struct srv *s, char *err, size_t errlen)
         snprintf(err, errlen, "host: cannot resolve \"%s\": %s", s->cfg.host, gai_strerror(gai));
         return -1;
     }
-    unsigned flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+                     MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     unsigned threads = s->cfg.threads > 0 ? (unsigned)s->cfg.threads : 1;
@@ -623,11 +649,18 @@ void srv_drain_and_stop(struct srv *s)
                 s->stop_signals && atomic_load(s->stop_signals) > 1 ? "second stop signal"
                                                                     : "drain_timeout near",
                 left);
+        /* what is still queued for a batch is answered 503 now, with the cut passes (and a
+         * late request's submit is refused) */
+        srv_engine_stop(s->engine);
         left = wait_idle(s, t0 + drain);
         if (left > 0)
             srv_log(CFG_LOG_WARN, "%ld request(s) still in flight at drain_timeout; closing them",
                     left);
     }
+    /* The batch workers join before libmicrohttpd stops: it refuses to stop with a parked
+     * connection, and every queued request has been answered (woken) by then. The engine
+     * is freed after it (main.c): request threads use it until they are gone. */
+    srv_engine_stop(s->engine);
     MHD_stop_daemon(s->daemon);
     s->daemon = NULL;
 }

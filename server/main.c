@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "server/batch.h"
 #include "server/blas.h"
 #include "server/http.h"
 #include "server/log.h"
@@ -121,12 +122,24 @@ int main(int argc, char **argv)
         fprintf(stderr, "relud: out of memory\n");
         return 1;
     }
+    int workers = s.cfg.batch_workers;
+    if (workers == 0)
+        workers = s.cfg.cores / s.cfg.blas_threads > 1 ? s.cfg.cores / s.cfg.blas_threads : 1;
+    struct nn_err eerr;
+    s.engine = srv_engine_start(workers, s.cfg.max_tensor_elements, s.cfg.max_workspace_bytes,
+                                &s.cancel, &eerr);
+    if (!s.engine) {
+        srv_log(CFG_LOG_ERROR, "%s", eerr.msg);
+        return 1;
+    }
     if (srv_start(&s, err, sizeof err)) {
         srv_log(CFG_LOG_ERROR, "%s", err);
         return 1;
     }
-    srv_log(CFG_LOG_INFO, "relud %s listening on http://%s:%d (threads=%d, blas_threads=%d)",
-            RELUD_VERSION, s.cfg.host, s.port, s.cfg.threads, s.cfg.blas_threads);
+    srv_log(CFG_LOG_INFO,
+            "relud %s listening on http://%s:%d (threads=%d, blas_threads=%d, batch_workers=%d)",
+            RELUD_VERSION, s.cfg.host, s.port, s.cfg.threads, s.cfg.blas_threads,
+            srv_engine_workers(s.engine));
     if (s.cfg.log_level >= CFG_LOG_DEBUG)
         cfg_print_effective(stderr, &s.cfg);
 
@@ -147,6 +160,7 @@ int main(int argc, char **argv)
     srv_log(CFG_LOG_INFO, "received %s",
             atomic_load(&last_signal) == SIGINT ? "SIGINT" : "SIGTERM");
     srv_drain_and_stop(&s);
+    srv_engine_free(s.engine);
     srv_models_free(s.models);
     srv_metrics_free(s.metrics);
     cfg_free(&s.cfg);

@@ -46,6 +46,33 @@ void srv_metrics_protocol_error(struct srv_metrics *m, unsigned status)
         atomic_fetch_add(&m->protocol_errors[status - 400], 1);
 }
 
+/* A model's histogram from n per-bucket counts (the last is +Inf) and their sum. */
+static void histogram(struct srv_sb *sb, const char *family, const char *model, const double *le,
+                      const atomic_ullong *counts, int n, double sum)
+{
+    unsigned long long cum = 0;
+    for (int i = 0; i < n; i++) {
+        cum += atomic_load(&counts[i]);
+        if (i < n - 1)
+            srv_sb_printf(sb, "%s_bucket{model=\"%s\",le=\"%g\"} %llu\n", family, model, le[i],
+                          cum);
+        else
+            srv_sb_printf(sb, "%s_bucket{model=\"%s\",le=\"+Inf\"} %llu\n", family, model, cum);
+    }
+    srv_sb_printf(sb, "%s_sum{model=\"%s\"} %.9g\n%s_count{model=\"%s\"} %llu\n", family, model,
+                  sum, family, model, cum);
+}
+
+/* A model that batches, or did: its queue series are worth a scrape. */
+static int batching(const struct srv_model_stats *st, const struct srv_model *model)
+{
+    unsigned long long queued = 0;
+    for (int i = 0; i < SRV_QUEUE_HIST; i++)
+        queued += atomic_load(&st->batch.queue_hist[i]);
+    return (model && model->batcher) || queued || atomic_load(&st->batch.rejected_full) ||
+           atomic_load(&st->batch.rejected_timeout);
+}
+
 /* The repository's series, one family at a time: a visitor per family. */
 struct model_series {
     struct srv_sb *sb;
@@ -79,8 +106,26 @@ static void model_series(void *ctx, const char *name, enum srv_model_state state
         srv_sb_printf(sb, "relud_model_inferences_total{model=\"%s\"} %llu\n", name,
                       atomic_load(&st->inference_count));
         break;
-    default:
+    case 3:
         srv_sb_printf(sb, "relud_model_ready{model=\"%s\"} %d\n", name, state == SRV_MODEL_READY);
+        break;
+    case 4:
+        histogram(sb, "relud_model_batch_size", name, srv_batch_hist_le, st->batch.size_hist,
+                  SRV_BATCH_HIST, (double)atomic_load(&st->batch.size_sum));
+        break;
+    case 5:
+        if (!batching(st, model))
+            break;
+        histogram(sb, "relud_model_queue_seconds", name, srv_queue_hist_le, st->batch.queue_hist,
+                  SRV_QUEUE_HIST, (double)atomic_load(&st->batch.queue_sum_ns) / 1e9);
+        break;
+    default:
+        if (!batching(st, model))
+            break;
+        srv_sb_printf(sb, "relud_model_rejected_total{model=\"%s\",reason=\"queue_full\"} %llu\n",
+                      name, atomic_load(&st->batch.rejected_full));
+        srv_sb_printf(sb, "relud_model_rejected_total{model=\"%s\",reason=\"timeout\"} %llu\n",
+                      name, atomic_load(&st->batch.rejected_timeout));
     }
 }
 
@@ -95,8 +140,15 @@ static void render_models(struct srv_models *models, struct srv_sb *sb)
         "# TYPE relud_model_inferences_total counter\n",
         "# HELP relud_model_ready 1 when the model is ready to serve.\n"
         "# TYPE relud_model_ready gauge\n",
+        "# HELP relud_model_batch_size Rows per pass (executions) per model: batches, and "
+        "requests run alone.\n# TYPE relud_model_batch_size histogram\n",
+        "# HELP relud_model_queue_seconds Time requests waited in a model's batch queue.\n"
+        "# TYPE relud_model_queue_seconds histogram\n",
+        "# HELP relud_model_rejected_total Requests a model's batch queue refused: queue_full "
+        "(max_queue_size) or timeout (still queued past their timeout).\n"
+        "# TYPE relud_model_rejected_total counter\n",
     };
-    for (int f = 0; f < 4; f++) {
+    for (int f = 0; f < (int)(sizeof heads / sizeof *heads); f++) {
         struct model_series ms = {sb, f};
         srv_sb_puts(sb, heads[f]);
         srv_models_foreach(models, model_series, &ms);

@@ -52,7 +52,9 @@ struct srv_models {
     unsigned tmp_seq; /* temp file names: .NAME.json.tmp.<pid>.<seq> (under ctl) */
 };
 
-static const char *const model_keys[] = {"name", "description", "dtype", "layers", "weights", NULL};
+static const char *const model_keys[] = {
+    "name",           "description",      "dtype", "layers", "weights",
+    "max_batch_size", "dynamic_batching", NULL};
 
 const char *const srv_model_state_names[] = {
     [SRV_MODEL_READY] = "READY",
@@ -81,6 +83,7 @@ static void model_free(struct srv_model *model)
 {
     if (!model)
         return;
+    srv_batcher_free(model->batcher);
     srv_net_free(&model->net);
     free(model->description);
     free(model);
@@ -164,7 +167,8 @@ static enum nn_status model_build(const struct srv_models *m, const char *name, 
     }
     if ((bad = srv_json_unknown_key(d, root, model_keys))) {
         st = nn_err_set(err, NN_EINVAL,
-                        "unknown field \"%s\" (known: name, description, dtype, layers, weights)",
+                        "unknown field \"%s\" (known: name, description, dtype, layers, weights, "
+                        "max_batch_size, dynamic_batching)",
                         srv_json_key(d, bad, k, sizeof k));
         goto fail;
     }
@@ -235,8 +239,13 @@ static enum nn_status model_build(const struct srv_models *m, const char *name, 
             goto fail;
         }
     }
-    if ((st = model_features(model, err)))
+    if ((st = model_features(model, err)) ||
+        (st = srv_batch_cfg_parse(d, root, &model->batch, err)))
         goto fail;
+    if (model->batch.dynamic && !(model->batcher = srv_batcher_new(&model->net, &model->batch))) {
+        st = nn_err_set(err, NN_ENOMEM, "out of memory");
+        goto fail;
+    }
     srv_st_close(&stf);
     srv_json_free(d);
     *out = model;
@@ -346,6 +355,7 @@ static struct entry *entry_get_or_add(struct srv_models *m, const char *name)
     if (!e)
         return NULL;
     snprintf(e->name, sizeof e->name, "%s", name);
+    srv_batch_stats_init(&e->stats.batch);
     e->state = SRV_MODEL_UNAVAILABLE;
     memmove(&m->entries[i + 1], &m->entries[i], (size_t)(m->n - i) * sizeof *m->entries);
     m->entries[i] = e;
@@ -423,6 +433,7 @@ void srv_models_free(struct srv_models *m)
         return;
     for (int i = 0; i < m->n; i++) {
         srv_model_release(m->entries[i]->model);
+        srv_batch_stats_destroy(&m->entries[i]->stats.batch);
         free(m->entries[i]);
     }
     free(m->entries);
@@ -578,18 +589,19 @@ struct srv_model *srv_models_get(struct srv_models *m, const char *name, enum nn
     return model;
 }
 
-void srv_model_stats_observe(struct srv_model_stats *s, int ok, const uint64_t t[4], size_t samples)
+void srv_model_stats_observe(struct srv_model_stats *s, int ok, const struct srv_req_times *t,
+                             size_t samples)
 {
     if (!s)
         return;
-    uint64_t ns = t[3] - t[0];
+    uint64_t ns = t->reply_built - t->start;
     if (ok) {
         atomic_fetch_add(&s->success_count, 1);
         atomic_fetch_add(&s->success_ns, ns);
-        atomic_fetch_add(&s->compute_input_ns, t[1] - t[0]);
-        atomic_fetch_add(&s->compute_infer_ns, t[2] - t[1]);
-        atomic_fetch_add(&s->compute_output_ns, t[3] - t[2]);
-        atomic_fetch_add(&s->exec_count, 1);
+        atomic_fetch_add(&s->queue_ns, t->pass_start - t->inputs_read);
+        atomic_fetch_add(&s->compute_input_ns, t->inputs_read - t->start + t->in_extra);
+        atomic_fetch_add(&s->compute_infer_ns, t->pass_end - t->pass_start);
+        atomic_fetch_add(&s->compute_output_ns, t->reply_built - t->pass_end + t->out_extra);
         atomic_fetch_add(&s->inference_count, samples);
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -599,6 +611,14 @@ void srv_model_stats_observe(struct srv_model_stats *s, int ok, const uint64_t t
         atomic_fetch_add(&s->fail_count, 1);
         atomic_fetch_add(&s->fail_ns, ns);
     }
+}
+
+void srv_model_stats_exec(struct srv_model_stats *s, size_t rows, const struct srv_req_times *t)
+{
+    if (!s)
+        return;
+    srv_batch_stats_exec(&s->batch, rows, t->inputs_read - t->start, t->pass_end - t->pass_start,
+                         t->reply_built - t->pass_end);
 }
 
 static enum nn_status bad_name(const char *name, struct nn_err *err)

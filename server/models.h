@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "core/nn.h"
+#include "server/batch.h"
 
 #define SRV_MODEL_NAME 128
 
@@ -17,10 +18,10 @@
 struct srv_model_stats {
     atomic_ullong success_count, success_ns;
     atomic_ullong fail_count, fail_ns;
-    atomic_ullong exec_count;        /* successful passes (batches) */
     atomic_ullong inference_count;   /* samples */
     atomic_ullong last_inference_ms; /* unix ms */
     atomic_ullong queue_ns, compute_input_ns, compute_infer_ns, compute_output_ns;
+    struct srv_batch_stats batch; /* executions by batch size, queue times, rejections */
 };
 
 struct srv_model {
@@ -32,6 +33,8 @@ struct srv_model {
                             tensors "i.weight" and "i.bias" (copied out of their file) */
     size_t in_features;            /* last-dim size the first layer needs (0 = any) */
     size_t out_features;           /* last-dim size of the output (0 = same as the input) */
+    struct srv_batch_cfg batch;    /* max_batch_size, dynamic_batching */
+    struct srv_batcher *batcher;   /* this version's queue; NULL without dynamic_batching */
     struct srv_model_stats *stats; /* its name's statistics: they survive replacement; valid
                                       until srv_models_free */
 };
@@ -57,12 +60,21 @@ struct srv_model *srv_models_get(struct srv_models *m, const char *name, enum nn
                                  struct nn_err *err);
 void srv_model_release(struct srv_model *model);
 
-/* Records one inference request on s (may be NULL). t: monotonic ns at its start, when its
- * inputs were read, when the pass was done and when the reply was built (Triton's
- * compute_input, compute_infer, compute_output). ok -> success_count/ns, the phases,
- * exec_count, inference_count += samples, last_inference_ms; else fail_count/ns. */
-void srv_model_stats_observe(struct srv_model_stats *s, int ok, const uint64_t t[4],
+/* One inference request's times (monotonic ns), Triton's phases: start; inputs read;
+ * the pass started (after its time queued, for a batched request) and done; reply built. A
+ * batched request's compute_input and compute_output include its batch's gather and
+ * scatter (in_extra, out_extra). */
+struct srv_req_times {
+    uint64_t start, inputs_read, pass_start, pass_end, reply_built;
+    uint64_t in_extra, out_extra;
+};
+
+/* Records one inference request on s (may be NULL). ok -> success_count/ns, the phases,
+ * inference_count += samples, last_inference_ms; else fail_count/ns. */
+void srv_model_stats_observe(struct srv_model_stats *s, int ok, const struct srv_req_times *t,
                              size_t samples);
+/* One execution: a request run alone of rows rows (a batch records itself). */
+void srv_model_stats_exec(struct srv_model_stats *s, size_t rows, const struct srv_req_times *t);
 
 /* Control. */
 /* (Re)loads NAME.json from disk (Triton's load): NN_ENOTFOUND without the file. */

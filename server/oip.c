@@ -77,6 +77,49 @@ void srv_h_model_meta(struct srv_req *req, struct srv_reply *rep)
     srv_reply_jw(rep, 200, &w);
 }
 
+/* One input or output of Triton's model configuration: without the batch dimension when
+ * the model has max_batch_size (Triton's convention), else the whole shape. */
+static void config_tensor(struct srv_jw *w, const char *name, const struct srv_model *m,
+                          size_t features)
+{
+    srv_jw_obj(w);
+    srv_jw_kstr(w, "name", name);
+    srv_jw_kstr(w, "data_type", m->dtype == NN_F32 ? "TYPE_FP32" : "TYPE_FP64");
+    srv_jw_key(w, "dims");
+    srv_jw_arr(w);
+    if (!m->batch.max_batch_size)
+        srv_jw_int(w, -1);
+    srv_jw_int(w, features ? (long long)features : -1);
+    srv_jw_end(w);
+    srv_jw_end(w);
+}
+
+/* Triton's model configuration (GET /v2/models/NAME/config), as its JSON form. */
+void srv_h_model_config(struct srv_req *req, struct srv_reply *rep)
+{
+    struct srv_model *m = get_model(req, rep);
+    if (!m)
+        return;
+    struct srv_jw w;
+    srv_jw_init(&w, 1024, 0);
+    srv_jw_obj(&w);
+    srv_jw_kstr(&w, "name", m->name);
+    srv_jw_kstr(&w, "platform", "relud_json");
+    srv_jw_kstr(&w, "backend", "relud");
+    srv_batch_cfg_write(&m->batch, &w);
+    srv_jw_key(&w, "input");
+    srv_jw_arr(&w);
+    config_tensor(&w, "input", m, m->in_features);
+    srv_jw_end(&w);
+    srv_jw_key(&w, "output");
+    srv_jw_arr(&w);
+    config_tensor(&w, "output", m, m->out_features);
+    srv_jw_end(&w);
+    srv_jw_end(&w);
+    srv_model_release(m);
+    srv_reply_jw(rep, 200, &w);
+}
+
 void srv_h_model_ready(struct srv_req *req, struct srv_reply *rep)
 {
     struct srv_model *m = get_model(req, rep);
@@ -103,6 +146,18 @@ static void duration(struct srv_jw *w, const char *key, unsigned long long count
     srv_jw_end(w);
 }
 
+/* One entry of Triton's batch_stats. */
+static void batch_stat(void *ctx, const struct srv_batch_size_stat *b)
+{
+    struct srv_jw *w = ctx;
+    srv_jw_obj(w);
+    srv_jw_kuint(w, "batch_size", b->batch_size);
+    duration(w, "compute_input", b->count, b->input_ns);
+    duration(w, "compute_infer", b->count, b->infer_ns);
+    duration(w, "compute_output", b->count, b->output_ns);
+    srv_jw_end(w);
+}
+
 struct stats_ctx {
     struct srv_jw *w;
     const char *only; /* one model's name, or NULL for all */
@@ -122,7 +177,7 @@ static void model_stats(void *ctx, const char *name, enum srv_model_state state,
     srv_jw_kstr(w, "version", "1");
     srv_jw_kuint(w, "last_inference", atomic_load(&st->last_inference_ms));
     srv_jw_kuint(w, "inference_count", atomic_load(&st->inference_count));
-    srv_jw_kuint(w, "execution_count", atomic_load(&st->exec_count));
+    srv_jw_kuint(w, "execution_count", atomic_load(&st->batch.executions));
     srv_jw_key(w, "inference_stats");
     srv_jw_obj(w);
     duration(w, "success", ok, atomic_load(&st->success_ns));
@@ -134,6 +189,7 @@ static void model_stats(void *ctx, const char *name, enum srv_model_state state,
     srv_jw_end(w);
     srv_jw_key(w, "batch_stats");
     srv_jw_arr(w);
+    srv_batch_stats_foreach(&st->batch, batch_stat, w);
     srv_jw_end(w);
     srv_jw_end(w);
 }
@@ -218,17 +274,16 @@ static int listed(const struct srv_json *d, srv_jv member, const char *const *li
 /* One infer request while it is handled. */
 struct infer {
     struct srv_req *req;
-    const struct srv_model *m;
+    struct srv_model *m;
     struct srv_json *d;
     srv_jv root, params;
     struct srv_pass p;
     int has_loss, want_grads, binary_out;
     const char *bin; /* the body after the JSON header: binary tensor data */
     size_t bin_len, bin_off;
-    /* the input, located; decoded into the workspace after the plan */
-    struct srv_tfind in_json;
-    enum srv_wire in_wire;
-    const void *in_bin; /* binary data, or NULL: JSON */
+    uint64_t timeout_us; /* Triton's "timeout": the most time queued for a batch */
+    struct srv_req_times tm;
+    struct srv_batch_job job; /* a batched request's */
 };
 
 /* relud's extension parameters (see the file comment). Flags that are not booleans are
@@ -266,6 +321,12 @@ static enum nn_status parse_params(struct infer *q, struct nn_err *err)
     q->want_grads = srv_json_is_true(d, srv_json_get(d, params, "gradients")) || jloss;
     q->p.want_stats = srv_json_is_true(d, srv_json_get(d, params, "stats"));
     q->binary_out = srv_json_is_true(d, srv_json_get(d, params, "binary_data_output"));
+    srv_jv tmo = srv_json_get(d, params, "timeout");
+    int64_t us;
+    if (tmo && (srv_json_int(d, tmo, &us, "parameters.timeout", NULL) || us < 0))
+        return nn_err_set(err, NN_EINVAL,
+                          "parameters.timeout: expected microseconds, an integer >= 0");
+    q->timeout_us = tmo ? (uint64_t)us : 0;
     srv_jv clip = srv_json_get(d, params, "clip_grad_norm");
     if (clip) {
         if (!srv_json_number(d, clip, &q->p.clip) || !(q->p.clip > 0))
@@ -697,58 +758,96 @@ static enum nn_status parse(struct infer *q, struct located *input, struct nn_er
     return read_inputs(q, input, err);
 }
 
-void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
+/* The reply once the pass ran (or failed with st), the statistics, and the request's
+ * memory: the end of every infer, batched or not. */
+static void infer_reply(struct infer *q, enum nn_status st, struct nn_err *err,
+                        struct srv_reply *rep)
 {
-    struct srv *s = req->srv;
-    uint64_t tm[4] = {srv_now_ns(), 0, 0, 0}; /* start, inputs read, pass done, reply built */
-    struct srv_model *m = get_model(req, rep);
-    if (!m)
-        return;
-    struct nn_err err = {{0}};
-    struct infer q;
-    memset(&q, 0, sizeof q);
-    q.req = req;
-    q.m = m;
-    srv_pass_init(&q.p);
-    q.p.cancel = &s->cancel;
-    q.p.net = &m->net;
-    struct located input;
+    const struct srv_model *m = q->m;
     struct oip_out *outs = NULL;
     int *order = NULL;
-    enum nn_status st = parse(&q, &input, &err);
-    if (!st) { /* plan, then the input straight into the workspace */
-        q.p.in_ndim = input.ndim;
-        memcpy(q.p.in_shape, input.shape, sizeof input.shape);
-        st = srv_pass_plan(&q.p, s->cfg.max_tensor_elements, s->cfg.max_workspace_bytes, &err);
-    }
-    if (!st)
-        st = decode(&q, &input, m->dtype == NN_F32 ? SRV_F32 : SRV_F64, srv_pass_input(&q.p), &err);
-    tm[1] = srv_now_ns();
-    if (!st)
-        st = srv_pass_run(&q.p, &err);
-    tm[2] = srv_now_ns();
     struct nn_tensor loss = {.dtype = m->dtype, .ndim = 1, .shape = {1}, .numel = 1};
-    double loss_d = q.p.loss_value;
-    float loss_f = (float)q.p.loss_value;
+    double loss_d = q->p.loss_value;
+    float loss_f = (float)q->p.loss_value;
     loss.data = m->dtype == NN_F32 ? (void *)&loss_f : (void *)&loss_d;
     size_t room = 2 * (size_t)m->net.nlayers + 3;
     if (!st && (!(outs = calloc(room, sizeof *outs)) || !(order = calloc(room, sizeof *order))))
-        st = nn_err_set(&err, NN_ENOMEM, "out of memory");
+        st = nn_err_set(err, NN_ENOMEM, "out of memory");
     if (!st) {
-        int nsel = select_outputs(&q, outs, offered_outputs(&q.p, &loss, outs), order, &err);
+        int nsel = select_outputs(q, outs, offered_outputs(&q->p, &loss, outs), order, err);
         if (nsel < 0)
             st = NN_EINVAL;
         else
-            write_reply(&q, rep, outs, order, nsel);
+            write_reply(q, rep, outs, order, nsel);
     }
     if (st)
-        srv_reply_nn_error(rep, st, &err);
-    tm[3] = srv_now_ns();
+        srv_reply_nn_error(rep, st, err);
+    q->tm.reply_built = srv_now_ns();
     int ok = !st && rep->status == 200;
-    srv_model_stats_observe(m->stats, ok, tm, ok ? srv_pass_samples(&q.p) : 0);
+    size_t rows = q->p.in_ndim >= 2 ? q->p.in_shape[0] : 1;
+    if (ok && !q->job.done) /* a batch records its own execution */
+        srv_model_stats_exec(m->stats, rows, &q->tm);
+    srv_model_stats_observe(m->stats, ok, &q->tm, ok ? srv_pass_samples(&q->p) : 0);
     free(outs);
     free(order);
-    srv_pass_free(&q.p);
-    srv_json_free(q.d);
-    srv_model_release(m);
+    srv_pass_free(&q->p);
+    srv_json_free(q->d);
+    srv_model_release(q->m);
+    free(q);
+}
+
+/* A batched request, woken: its output rows are in its workspace, or the job failed. */
+static void infer_finish(struct srv_req *req, struct srv_reply *rep, void *ctx)
+{
+    struct infer *q = ctx;
+    (void)req;
+    enum nn_status st = q->job.st;
+    struct nn_err err = q->job.err;
+    srv_pass_job_times(&q->job, &q->tm);
+    infer_reply(q, st, &err, rep);
+    if (st == NN_EUNAVAILABLE) /* queue full, or queued past its timeout */
+        srv_reply_header(rep, "Retry-After", "1");
+}
+
+void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
+{
+    struct srv *s = req->srv;
+    uint64_t t0 = srv_now_ns();
+    struct srv_model *m = get_model(req, rep);
+    if (!m)
+        return;
+    struct infer *q = calloc(1, sizeof *q);
+    if (!q) {
+        srv_model_release(m);
+        srv_reply_error(rep, 503, "out of memory");
+        srv_reply_header(rep, "Retry-After", "1");
+        return;
+    }
+    struct nn_err err = {{0}};
+    q->req = req;
+    q->m = m;
+    q->tm.start = t0;
+    srv_pass_init(&q->p);
+    q->p.cancel = &s->cancel;
+    q->p.net = &m->net;
+    struct located input;
+    enum nn_status st = parse(q, &input, &err);
+    if (!st) { /* plan, then the input straight into the workspace */
+        q->p.in_ndim = input.ndim;
+        memcpy(q->p.in_shape, input.shape, sizeof input.shape);
+        st = srv_batch_check_rows(&m->batch, input.shape, input.ndim, input.where, &err);
+    }
+    if (!st)
+        st = srv_pass_plan(&q->p, s->cfg.max_tensor_elements, s->cfg.max_workspace_bytes, &err);
+    if (!st)
+        st = decode(q, &input, m->dtype == NN_F32 ? SRV_F32 : SRV_F64, srv_pass_input(&q->p), &err);
+    q->tm.inputs_read = q->tm.pass_start = srv_now_ns();
+    if (!st && srv_pass_batchable(&q->p, m)) {
+        srv_pass_defer(&q->p, req, m, q->timeout_us, &q->job, infer_finish, q);
+        return;
+    }
+    if (!st)
+        st = srv_pass_run(&q->p, &err);
+    q->tm.pass_end = srv_now_ns();
+    infer_reply(q, st, &err, rep);
 }

@@ -57,6 +57,44 @@ enum nn_status srv_pass_plan(struct srv_pass *p, size_t max_elems, size_t max_ws
     return NN_OK;
 }
 
+/* ---- batching ------------------------------------------------------------------------- */
+int srv_pass_batchable(const struct srv_pass *p, const struct srv_model *m)
+{
+    return m && m->batcher && p->backward == SRV_BWD_NONE && !p->want_stats && p->have_ws &&
+           srv_batch_fits(m->batcher, p->in_shape, p->in_ndim) &&
+           !nn_has_nonfinite(m->dtype, p->ws.act[0].data, p->ws.act[0].numel);
+}
+
+static void job_woken(struct srv_batch_job *j) { srv_req_wake(j->ctx); }
+
+void srv_pass_defer(struct srv_pass *p, struct srv_req *req, struct srv_model *m,
+                    uint64_t timeout_us, struct srv_batch_job *j,
+                    void (*finish)(struct srv_req *req, struct srv_reply *rep, void *ctx),
+                    void *ctx)
+{
+    j->input = srv_pass_input(p);
+    j->output = srv_pass_output(p)->data;
+    memcpy(j->shape, p->in_shape, sizeof j->shape);
+    j->ndim = p->in_ndim;
+    j->timeout_us = timeout_us;
+    j->stats = &m->stats->batch;
+    j->done = job_woken;
+    j->ctx = req;
+    srv_req_defer(req, finish, ctx);
+    if (srv_batch_submit(req->srv->engine, m->batcher, j, &j->err)) {
+        j->st = NN_EUNAVAILABLE; /* answered at once */
+        srv_req_wake(req);
+    }
+}
+
+void srv_pass_job_times(const struct srv_batch_job *j, struct srv_req_times *tm)
+{
+    tm->pass_start = j->t_started ? j->t_started : tm->inputs_read;
+    tm->pass_end = j->t_ended ? j->t_ended : tm->pass_start;
+    tm->in_extra = j->input_ns;
+    tm->out_extra = j->output_ns;
+}
+
 /* d loss / d output into p->dout: the loss's, or ones for gradients of the sum. */
 static enum nn_status output_grad(struct srv_pass *p, struct nn_err *err)
 {

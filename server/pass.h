@@ -12,8 +12,11 @@
 #include <stdatomic.h>
 
 #include "core/nn.h"
+#include "server/batch.h"
 #include "server/json.h"
 #include "server/jsonw.h"
+#include "server/models.h"
+#include "server/srv.h"
 
 enum srv_bwd { SRV_BWD_NONE, SRV_BWD_GRAD_OUTPUT, SRV_BWD_LOSS, SRV_BWD_SUM };
 
@@ -62,6 +65,22 @@ enum nn_status srv_pass_loss_opts(struct srv_pass *p, const struct srv_json *d, 
 /* Samples in the input: its elements over its last dim (a 1-D input is one sample). */
 size_t srv_pass_samples(const struct srv_pass *p);
 const struct nn_tensor *srv_pass_output(const struct srv_pass *p);
+/* ---- batching (server/batch.h) --------------------------------------------------------
+ * Whether this planned pass, its input decoded, may join model m's batches: m batches, the
+ * pass is forward only (no gradients, loss or stats: those are per pass), the input's shape
+ * fits (batch.h) and its values are finite (a non-finite one gets its own error alone). */
+int srv_pass_batchable(const struct srv_pass *p, const struct srv_model *m);
+/* Queues the pass on m's batcher instead of running it and parks the request: the batch
+ * writes the rows into the pass's output, then finish(req, rep, ctx) runs on a request
+ * thread (see srv_req_defer); j (the caller's, alive until finish) says how it went
+ * (j->st, j->err). A submit refused (queue full, stopping) is answered the same way. */
+void srv_pass_defer(struct srv_pass *p, struct srv_req *req, struct srv_model *m,
+                    uint64_t timeout_us, struct srv_batch_job *j,
+                    void (*finish)(struct srv_req *req, struct srv_reply *rep, void *ctx),
+                    void *ctx);
+/* A finished job's times into the request's: its pass, and its batch's gather and scatter. */
+void srv_pass_job_times(const struct srv_batch_job *j, struct srv_req_times *tm);
+
 /* The per-layer diagnostics as a JSON array. */
 void srv_pass_write_stats(const struct srv_pass *p, struct srv_jw *w);
 /* The /v1/forward reply: output, loss, gradients, stats. */

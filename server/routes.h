@@ -4,26 +4,28 @@
 #ifndef RELUD_ROUTES_H
 #define RELUD_ROUTES_H
 
-#define SRV_ROUTE_LIST(X)                                                                    \
-    X(V2_META, "GET", "/v2", srv_h_server_meta)                                              \
-    X(LIVE, "GET", "/v2/health/live", srv_h_live)                                            \
-    X(READY, "GET", "/v2/health/ready", srv_h_ready)                                         \
-    X(METRICS, "GET", "/metrics", srv_h_metrics)                                             \
-    X(FORWARD, "POST", "/v1/forward", srv_h_forward)                                         \
-    X(MODELS_LIST, "GET", "/v1/models", srv_h_models_list)                                   \
-    X(MODEL_PUT, "PUT", "/v1/models/{name}", srv_h_model_put)                                \
-    X(MODEL_DELETE, "DELETE", "/v1/models/{name}", srv_h_model_delete)                       \
-    X(ALL_STATS, "GET", "/v2/models/stats", srv_h_model_stats)                               \
-    X(MODEL_META, "GET", "/v2/models/{name}", srv_h_model_meta)                              \
-    X(MODEL_META_V, "GET", "/v2/models/{name}/versions/{version}", srv_h_model_meta)         \
-    X(MODEL_READY, "GET", "/v2/models/{name}/ready", srv_h_model_ready)                      \
-    X(MODEL_READY_V, "GET", "/v2/models/{name}/versions/{version}/ready", srv_h_model_ready) \
-    X(INFER, "POST", "/v2/models/{name}/infer", srv_h_infer)                                 \
-    X(INFER_V, "POST", "/v2/models/{name}/versions/{version}/infer", srv_h_infer)            \
-    X(MODEL_STATS, "GET", "/v2/models/{name}/stats", srv_h_model_stats)                      \
-    X(MODEL_STATS_V, "GET", "/v2/models/{name}/versions/{version}/stats", srv_h_model_stats) \
-    X(REPO_INDEX, "POST", "/v2/repository/index", srv_h_repo_index)                          \
-    X(REPO_LOAD, "POST", "/v2/repository/models/{name}/load", srv_h_repo_load)               \
+#define SRV_ROUTE_LIST(X)                                                                       \
+    X(V2_META, "GET", "/v2", srv_h_server_meta)                                                 \
+    X(LIVE, "GET", "/v2/health/live", srv_h_live)                                               \
+    X(READY, "GET", "/v2/health/ready", srv_h_ready)                                            \
+    X(METRICS, "GET", "/metrics", srv_h_metrics)                                                \
+    X(FORWARD, "POST", "/v1/forward", srv_h_forward)                                            \
+    X(MODELS_LIST, "GET", "/v1/models", srv_h_models_list)                                      \
+    X(MODEL_PUT, "PUT", "/v1/models/{name}", srv_h_model_put)                                   \
+    X(MODEL_DELETE, "DELETE", "/v1/models/{name}", srv_h_model_delete)                          \
+    X(ALL_STATS, "GET", "/v2/models/stats", srv_h_model_stats)                                  \
+    X(MODEL_META, "GET", "/v2/models/{name}", srv_h_model_meta)                                 \
+    X(MODEL_META_V, "GET", "/v2/models/{name}/versions/{version}", srv_h_model_meta)            \
+    X(MODEL_READY, "GET", "/v2/models/{name}/ready", srv_h_model_ready)                         \
+    X(MODEL_READY_V, "GET", "/v2/models/{name}/versions/{version}/ready", srv_h_model_ready)    \
+    X(INFER, "POST", "/v2/models/{name}/infer", srv_h_infer)                                    \
+    X(INFER_V, "POST", "/v2/models/{name}/versions/{version}/infer", srv_h_infer)               \
+    X(MODEL_CONFIG, "GET", "/v2/models/{name}/config", srv_h_model_config)                      \
+    X(MODEL_CONFIG_V, "GET", "/v2/models/{name}/versions/{version}/config", srv_h_model_config) \
+    X(MODEL_STATS, "GET", "/v2/models/{name}/stats", srv_h_model_stats)                         \
+    X(MODEL_STATS_V, "GET", "/v2/models/{name}/versions/{version}/stats", srv_h_model_stats)    \
+    X(REPO_INDEX, "POST", "/v2/repository/index", srv_h_repo_index)                             \
+    X(REPO_LOAD, "POST", "/v2/repository/models/{name}/load", srv_h_repo_load)                  \
     X(REPO_UNLOAD, "POST", "/v2/repository/models/{name}/unload", srv_h_repo_unload)
 
 enum srv_route {

@@ -15,6 +15,7 @@
 #include "server/routes.h"
 
 struct MHD_Daemon;
+struct srv_engine;
 struct srv_metrics;
 struct srv_models;
 
@@ -31,9 +32,10 @@ struct srv {
     atomic_size_t buffered; /* request body bytes held across connections */
     struct srv_metrics *metrics;
     struct srv_models *models;
-    struct srv_blas blas;     /* the BLAS kernel in use and why (relud_build_info) */
-    uint64_t nonce;           /* request-id generator state */
-    atomic_int *stop_signals; /* SIGTERM/SIGINT count: a second one ends the drain */
+    struct srv_engine *engine; /* dynamic batching's workers (server/batch.h) */
+    struct srv_blas blas;      /* the BLAS kernel in use and why (relud_build_info) */
+    uint64_t nonce;            /* request-id generator state */
+    atomic_int *stop_signals;  /* SIGTERM/SIGINT count: a second one ends the drain */
 };
 
 /* ---- a reply ------------------------------------------------------------------------ */
@@ -78,9 +80,15 @@ struct srv_req {
     char *body; /* request body, NUL-terminated, capped */
     size_t len;
     char model[SRV_MAX_CAPTURE]; /* model used, for per-model metrics ("" none) */
-    /* The transport's: a header by name (NULL when absent), and its connection. */
+    /* The transport's: a header by name (NULL when absent), its connection, and parking
+     * it (see srv_req_defer). */
     const char *(*header)(const struct srv_req *req, const char *name);
+    void (*park)(struct srv_req *req);
+    void (*wake)(struct srv_req *req);
     void *conn;
+    /* A deferred reply (srv_req_defer). */
+    void (*finish)(struct srv_req *req, struct srv_reply *rep, void *ctx);
+    void *finish_ctx;
 };
 
 /* The request header name, or NULL. */
@@ -88,6 +96,23 @@ static inline const char *srv_req_header(const struct srv_req *req, const char *
 {
     return req->header ? req->header(req, name) : NULL;
 }
+
+/* A handler that hands its work to another thread (a batch) calls srv_req_defer and
+ * returns without a reply (status 0). The transport parks the connection: it is not read,
+ * timed out or answered while the work runs, and the thread goes on serving others. The
+ * thread that finishes the work calls srv_req_wake as its last touch of the request; the
+ * transport then calls finish(req, rep, ctx) on one of its own threads, which builds the
+ * reply as a handler would. finish runs exactly once: also when the connection is closed
+ * before, with a reply nobody will read, so that it always frees ctx. */
+static inline void
+srv_req_defer(struct srv_req *req,
+              void (*finish)(struct srv_req *req, struct srv_reply *rep, void *ctx), void *ctx)
+{
+    req->finish = finish;
+    req->finish_ctx = ctx;
+    req->park(req);
+}
+static inline void srv_req_wake(struct srv_req *req) { req->wake(req); }
 
 typedef void srv_handler_fn(struct srv_req *req, struct srv_reply *rep);
 #define X(ID, m, p, h) srv_handler_fn h;

@@ -38,14 +38,19 @@ static enum nn_status get_bool(const struct srv_json *d, srv_jv root, const char
     return NN_OK;
 }
 
-/* One /v1/forward request while it is handled. */
+/* One /v1/forward request while it is handled (heap: a batched one outlives the handler
+ * call). */
 struct forward {
+    struct srv_req *req;
     struct srv_json *d;
     srv_jv root;
     struct srv_pass p;
     struct nn_net inline_net;
     struct srv_model *model;
     struct srv_tfind input;
+    unsigned status; /* set by a model lookup that fails */
+    struct srv_req_times tm;
+    struct srv_batch_job job; /* a batched request's */
 };
 
 /* The "loss" object: its type, options and target (loaded into the pass). */
@@ -203,49 +208,83 @@ static enum nn_status parse(struct forward *f, struct srv_req *req, unsigned *st
     return parse_backward(f, c->max_tensor_elements, err);
 }
 
+/* The reply once the pass ran (or failed with st), the model's statistics, and the
+ * request's memory: the end of every /v1/forward, batched or not. */
+static void forward_reply(struct forward *f, enum nn_status st, const struct nn_err *err,
+                          struct srv_reply *rep)
+{
+    if (!st) {
+        struct srv_jw w;
+        const struct nn_tensor *out = srv_pass_output(&f->p);
+        size_t per = f->p.net->dtype == NN_F32 ? 16 : 25; /* the writer's guess per value */
+        size_t guess =
+            (out->numel + (f->p.backward ? f->p.ws.dinput.numel + f->p.plan.param_elems : 0)) * per;
+        srv_jw_init(&w, guess + 256, 0);
+        srv_pass_write_v1(&f->p, &w);
+        srv_reply_jw(rep, 200, &w);
+        st = rep->status == 200 ? NN_OK : NN_EINVAL;
+    } else if (f->status) {
+        srv_reply_error(rep, f->status, "%s", err->msg);
+    } else {
+        srv_reply_nn_error(rep, st, err);
+    }
+    if (f->model) {
+        f->tm.reply_built = srv_now_ns();
+        if (!st && !f->job.done) /* a batch records its own execution */
+            srv_model_stats_exec(f->model->stats, f->p.in_ndim >= 2 ? f->p.in_shape[0] : 1, &f->tm);
+        srv_model_stats_observe(f->model->stats, !st, &f->tm, st ? 0 : srv_pass_samples(&f->p));
+    }
+    srv_pass_free(&f->p);
+    srv_net_free(&f->inline_net);
+    srv_model_release(f->model);
+    srv_json_free(f->d);
+    free(f);
+}
+
+/* A batched request, woken: its output rows are in its workspace, or the job failed. */
+static void forward_finish(struct srv_req *req, struct srv_reply *rep, void *ctx)
+{
+    struct forward *f = ctx;
+    (void)req;
+    enum nn_status st = f->job.st;
+    struct nn_err err = f->job.err;
+    srv_pass_job_times(&f->job, &f->tm);
+    forward_reply(f, st, &err, rep);
+    if (st == NN_EUNAVAILABLE) /* queue full, or queued past its timeout */
+        srv_reply_header(rep, "Retry-After", "1");
+}
+
 void srv_h_forward(struct srv_req *req, struct srv_reply *rep)
 {
     struct srv *s = req->srv;
     const struct cfg *c = &s->cfg;
     struct nn_err err = {{0}};
-    struct forward f;
-    memset(&f, 0, sizeof f);
-    srv_pass_init(&f.p);
-    f.p.cancel = &s->cancel;
-    uint64_t tm[4] = {srv_now_ns(), 0, 0, 0}; /* model statistics, as the OIP's infer */
-    unsigned status = 0;                      /* set by a model lookup that fails */
-    enum nn_status st = parse(&f, req, &status, &err);
+    struct forward *f = calloc(1, sizeof *f);
+    if (!f) {
+        srv_reply_error(rep, 503, "out of memory");
+        srv_reply_header(rep, "Retry-After", "1");
+        return;
+    }
+    f->req = req;
+    srv_pass_init(&f->p);
+    f->p.cancel = &s->cancel;
+    f->tm.start = srv_now_ns(); /* model statistics, as the OIP's infer */
+    enum nn_status st = parse(f, req, &f->status, &err);
+    if (!st && f->model)
+        st = srv_batch_check_rows(&f->model->batch, f->p.in_shape, f->p.in_ndim, "input", &err);
     /* plan, then decode the input straight into the workspace */
     if (!st)
-        st = srv_pass_plan(&f.p, c->max_tensor_elements, c->max_workspace_bytes, &err);
+        st = srv_pass_plan(&f->p, c->max_tensor_elements, c->max_workspace_bytes, &err);
     if (!st)
-        st = srv_tensor_read(f.d, &f.input, f.p.net->dtype == NN_F32 ? SRV_F32 : SRV_F64,
-                             srv_pass_input(&f.p), "input", &err);
-    tm[1] = srv_now_ns();
+        st = srv_tensor_read(f->d, &f->input, f->p.net->dtype == NN_F32 ? SRV_F32 : SRV_F64,
+                             srv_pass_input(&f->p), "input", &err);
+    f->tm.inputs_read = f->tm.pass_start = srv_now_ns();
+    if (!st && srv_pass_batchable(&f->p, f->model)) {
+        srv_pass_defer(&f->p, req, f->model, 0, &f->job, forward_finish, f);
+        return;
+    }
     if (!st)
-        st = srv_pass_run(&f.p, &err);
-    tm[2] = srv_now_ns();
-    if (!st) {
-        struct srv_jw w;
-        const struct nn_tensor *out = srv_pass_output(&f.p);
-        size_t per = f.p.net->dtype == NN_F32 ? 16 : 25; /* the writer's guess per value */
-        size_t guess =
-            (out->numel + (f.p.backward ? f.p.ws.dinput.numel + f.p.plan.param_elems : 0)) * per;
-        srv_jw_init(&w, guess + 256, 0);
-        srv_pass_write_v1(&f.p, &w);
-        srv_reply_jw(rep, 200, &w);
-        st = rep->status == 200 ? NN_OK : NN_EINVAL;
-    } else if (status) {
-        srv_reply_error(rep, status, "%s", err.msg);
-    } else {
-        srv_reply_nn_error(rep, st, &err);
-    }
-    if (f.model) {
-        tm[3] = srv_now_ns();
-        srv_model_stats_observe(f.model->stats, !st, tm, st ? 0 : srv_pass_samples(&f.p));
-    }
-    srv_pass_free(&f.p);
-    srv_net_free(&f.inline_net);
-    srv_model_release(f.model);
-    srv_json_free(f.d);
+        st = srv_pass_run(&f->p, &err);
+    f->tm.pass_end = srv_now_ns();
+    forward_reply(f, st, &err, rep);
 }

@@ -261,6 +261,9 @@ def gen_mnist():
         "weights": "mnist_mlp.safetensors",
         "layers": [{"type": "linear"}, {"type": "relu"}, {"type": "linear"},
                    {"type": "relu"}, {"type": "linear"}],
+        # dynamic batching, Triton's settings (docs/batching.md)
+        "max_batch_size": 64,
+        "dynamic_batching": {"max_queue_delay_microseconds": 500, "preferred_batch_size": [64]},
     })
     files = [write(os.path.join(MODELS, "mnist_mlp.json"), text),
              write(os.path.join(MODELS, "mnist_mlp.safetensors"), st, "wb")]

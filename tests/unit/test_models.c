@@ -495,7 +495,8 @@ static void test_model_file_rules(void **state)
     t_expect_state(m, "mismatch", "UNAVAILABLE",
                    "name: \"other\" does not match the file name \"mismatch\"");
     t_expect_state(m, "unknown", "UNAVAILABLE",
-                   "unknown field \"foo\" (known: name, description, dtype, layers, weights)");
+                   "unknown field \"foo\" (known: name, description, dtype, layers, weights, "
+                   "max_batch_size, dynamic_batching)");
     t_expect_state(m, "unused", "UNAVAILABLE",
                    "weights: tensor \"6.weight\" is not used by any layer");
     t_expect_state(m, "trav", "UNAVAILABLE", "weights: expected the name of a safetensors file");
@@ -534,7 +535,7 @@ static void test_put_replace_keeps_old_version(void **state)
     assert_int_equal(t_put(m, "m", 2), 201);
     struct srv_model *a = model_get(m, "m");
     assert_int_equal(atomic_load(&a->refs), 2); /* the repository's + ours */
-    srv_model_stats_observe(a->stats, 1, (const uint64_t[4]){0, 0, 0, 1000000}, 4);
+    srv_model_stats_observe(a->stats, 1, &(struct srv_req_times){.reply_built = 1000000}, 4);
     assert_ptr_equal(a->stats, t_models_stats(m, "m"));
 
     assert_int_equal(t_put(m, "m", 3), 200); /* replaced while a request holds v1 */
@@ -749,11 +750,15 @@ static void test_metrics(void **state)
     assert_int_equal(t_load_all(m, 0, err), 0);
     struct srv_model_stats *s = (struct srv_model_stats *)t_models_stats(m, "a");
     assert_non_null(s);
-    srv_model_stats_observe(s, 1, (const uint64_t[4]){0, 0, 0, 1500000000ull}, 3);
-    srv_model_stats_observe(s, 1, (const uint64_t[4]){0, 0, 0, 500000000ull}, 2);
-    srv_model_stats_observe(s, 0, (const uint64_t[4]){0, 0, 0, 250000000ull}, 0);
-    srv_model_stats_observe(NULL, 1, (const uint64_t[4]){0, 0, 0, 1}, 1);
-    assert_int_equal(atomic_load(&s->exec_count), 2);
+    struct srv_req_times t1 = {.reply_built = 1500000000ull}, t2 = {.reply_built = 500000000ull};
+    struct srv_req_times t3 = {.reply_built = 250000000ull}, t4 = {.reply_built = 1};
+    srv_model_stats_observe(s, 1, &t1, 3);
+    srv_model_stats_exec(s, 3, &t1);
+    srv_model_stats_observe(s, 1, &t2, 2);
+    srv_model_stats_exec(s, 2, &t2);
+    srv_model_stats_observe(s, 0, &t3, 0);
+    srv_model_stats_observe(NULL, 1, &t4, 1);
+    assert_int_equal(atomic_load(&s->batch.executions), 2);
     assert_true(atomic_load(&s->last_inference_ms) > 1700000000000ull);
 
     static struct srv_blas blas;
@@ -775,7 +780,7 @@ static void test_metrics(void **state)
     int helps = 0;
     for (const char *p = t; (p = strstr(p, "# TYPE relud_model_")); p++)
         helps++;
-    assert_int_equal(helps, 4);
+    assert_int_equal(helps, 7);
     free(t);
     srv_metrics_free(mt);
     srv_models_free(m);
@@ -804,7 +809,7 @@ static void *t_race_worker(void *arg)
         double x[2] = {1, 2}, y[2];
         if (t_forward(mo, x, 2, y, 2) != 2 || y[1] != 2 * y[0] || y[0] < 1 || y[0] > 8)
             atomic_fetch_add(&r->bad, 1);
-        srv_model_stats_observe(mo->stats, 1, (const uint64_t[4]){0, 0, 0, 1000}, 1);
+        srv_model_stats_observe(mo->stats, 1, &(struct srv_req_times){.reply_built = 1000}, 1);
         srv_model_release(mo);
         atomic_fetch_add(&r->passes, 1);
     }
