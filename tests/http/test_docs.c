@@ -469,16 +469,28 @@ static int run(const char *cmd, struct str *out, struct str *err)
     return reap(pid, open_fds ? 0 : deadline);
 }
 
-/* Polls /metrics until at least `want` requests are in flight (the poll itself is one). */
+/* Polls /metrics until the background command's request is under way: at least 2
+ * requests in flight (the poll itself is one) and its body counted against
+ * max_buffered_bytes (the docs' background commands upload a body). In flight alone is
+ * not enough: a request is in flight from its first handler call, a moment before its
+ * body is reserved, and an example run in that moment races it. */
+static long metric(const char *body, const char *name)
+{
+    char key[96];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *p = strstr(body, key);
+    return p ? strtol(p + strlen(key), NULL, 10) : 0;
+}
+
 static int wait_inflight(const struct t_daemon *d, long want)
 {
     for (int i = 0; i < 500; i++) {
         struct t_resp r;
         if (t_get(d, "/metrics", &r) == 0 && r.status == 200) {
-            const char *p = strstr(r.body, "\nrelud_inflight_requests ");
-            long v = p ? strtol(p + strlen("\nrelud_inflight_requests "), NULL, 10) : 0;
+            long v = metric(r.body, "relud_inflight_requests");
+            long b = metric(r.body, "relud_buffered_body_bytes");
             t_resp_free(&r);
-            if (v >= want)
+            if (v >= want && b > 0)
                 return 0;
         } else {
             t_resp_free(&r);
