@@ -136,6 +136,11 @@ _Static_assert(sizeof cfg_type_names / sizeof cfg_type_names[0] == CFG_TYPE_COUN
     X(access_log, BOOL, "true", 0, 1, NULL, 0,                                                  \
       "One log line per request: method, route, status, bytes in and out, microseconds, "       \
       "request id.")                                                                            \
+    X(cors_origins, STRING, "", 0, 0, NULL, 0,                                                  \
+      "Web origins whose pages may call the API from a browser (CORS), comma-separated: "       \
+      "\"https://app.example.com,http://localhost:3000\", or * for any. Empty = none (the "      \
+      "browser's same-origin rule holds). Preflight OPTIONS requests are answered for them. "   \
+      "The admin routes answer only origins listed by name, never *.")                          \
     X(admin_token, STRING, "", 0, 0, NULL, CFG_F_SECRET,                                        \
       "Bearer token the model-control endpoints (PUT and DELETE /v1/models/NAME, "              \
       "/v2/repository/...) require. Empty = they answer 403. Never printed. Prefer "            \
@@ -960,8 +965,39 @@ static enum cfg_result apply_sources(struct cfg *c, struct argv_parse *ap, char 
 }
 
 /* Settings that are each legal but cannot work together. */
+/* cors_origins: "*" or origins "scheme://host[:port]", comma-separated (spaces allowed). */
+static enum cfg_result check_origins(const char *list, char *err, size_t errlen)
+{
+    for (const char *p = list; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',' && *e != ' ')
+            e++;
+        size_t n = (size_t)(e - p);
+        if (!n)
+            break;
+        const char *sep = memchr(p, ':', n);
+        int ok = n == 1 ? *p == '*'
+                        : sep && (size_t)(sep - p) >= 1 && (size_t)(e - sep) > 3 && !strncmp(sep, "://", 3) &&
+                              !memchr(sep + 3, '/', (size_t)(e - sep - 3));
+        for (const char *q = p; ok && q < sep; q++)
+            ok = (*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') || *q == '+' || *q == '-' ||
+                 *q == '.';
+        if (!ok)
+            return fail(err, errlen,
+                        "cors_origins: \"%.*s\" is not an origin (scheme://host[:port], no path, "
+                        "lower-case scheme) or *",
+                        (int)(n > 100 ? 100 : n), p);
+        p = e;
+    }
+    return CFG_OK;
+}
+
 static enum cfg_result cross_checks(const struct cfg *c, char *err, size_t errlen)
 {
+    if (check_origins(c->cors_origins, err, errlen))
+        return CFG_ERROR;
     if (c->max_buffered_bytes && c->max_buffered_bytes < c->max_body_bytes) {
         char a[32], b[32];
         fmt_size(a, sizeof a, c->max_buffered_bytes);

@@ -93,6 +93,8 @@ struct cfg {
     int log_level;  /* enum cfg_log_level */
     int log_format; /* enum cfg_log_format */
     int access_log;
+    /* browsers */
+    char *cors_origins; /* never NULL; "" none, "*" any, or "scheme://host[:port],..." */
     /* admin */
     char *admin_token;      /* never NULL; "" = admin endpoints answer 403. A secret. */
     char *admin_token_file; /* never NULL; "" = none. Already read into admin_token by cfg_load. */

@@ -36,6 +36,7 @@ struct hreq {
     size_t dropped;          /* body bytes read and dropped */
     int close;               /* the reply carries Connection: close */
     unsigned status;         /* the reply's status, once queued */
+    const char *cors;        /* Access-Control-Allow-Origin to send ("*" or the Origin), or NULL */
     const char *undelivered; /* why the queued reply never fully reached the client, or NULL */
     size_t bytes_out;
 };
@@ -118,14 +119,23 @@ static enum MHD_Result queue_reply(struct hreq *h, struct srv_reply *rep)
         return MHD_NO;
     }
     rep->body = NULL; /* owned by the response now */
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            rep->ctype ? rep->ctype : "application/json");
+    if (rep->status != 204)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                rep->ctype ? rep->ctype : "application/json");
     MHD_add_response_header(r, "X-Request-Id", h->r.id);
     MHD_add_response_header(r, "X-Relud-Instance", s->instance);
     for (int i = 0; i < rep->nhdr; i++)
         MHD_add_response_header(r, rep->hdr[i].name, rep->hdr[i].value);
     if (atomic_load(&s->ready) == 2 || h->close)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (h->cors) {
+        MHD_add_response_header(r, "Access-Control-Allow-Origin", h->cors);
+        MHD_add_response_header(r, "Access-Control-Expose-Headers",
+                                "X-Request-Id, X-Relud-Instance, Inference-Header-Content-Length, "
+                                "Retry-After");
+        if (strcmp(h->cors, "*"))
+            MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Origin");
+    }
     h->status = rep->status;
     h->bytes_out = rep->len;
     enum MHD_Result ret = MHD_queue_response(h->conn, rep->status, r);
@@ -177,6 +187,30 @@ static void req_id(struct srv *s, struct srv_req *req)
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     z ^= z >> 31;
     snprintf(req->id, sizeof req->id, "%016llx", (unsigned long long)z);
+}
+
+/* ---- CORS -------------------------------------------------------------------------- */
+/* What Access-Control-Allow-Origin answers the request's Origin on route: the Origin when
+ * cors_origins lists it, "*" when it has * (not on the admin routes), else NULL. */
+static const char *cors_allow(const struct srv *s, const struct srv_req *req, enum srv_route route)
+{
+    const char *o = srv_req_header(req, "Origin"), *p = s->cfg.cors_origins;
+    int any = 0;
+    if (!o || !*p)
+        return NULL;
+    size_t n = strlen(o);
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',' && *e != ' ')
+            e++;
+        if ((size_t)(e - p) == n && n && !strncasecmp(p, o, n))
+            return o;
+        any |= e - p == 1 && *p == '*';
+        p = e;
+    }
+    return any && !srv_route_is_admin(route) ? "*" : NULL;
 }
 
 /* ---- the access handler ---------------------------------------------------------- */
@@ -242,17 +276,19 @@ static int has_body(const struct hreq *h)
 }
 
 /* A refusal decided before the body is read. With `Expect: 100-continue` (the client waits
- * for the go-ahead) or no body, it is sent now; otherwise it waits while the body is read
- * and dropped (linger_timeout, linger_bytes), because a client that writes its whole body
- * first would see a reset connection instead of the reply. */
+ * for the go-ahead) it is sent now; otherwise it waits while the body, if any, is read and
+ * dropped (linger_timeout, linger_bytes), because a client that writes its whole body first
+ * would see a reset connection instead of the reply. */
 static enum MHD_Result refuse(struct hreq *h, struct srv_reply *rep)
 {
     const char *expect = srv_req_header(&h->r, MHD_HTTP_HEADER_EXPECT);
     release_body(h->r.srv, h);
-    if (!has_body(h) || (expect && !strcasecmp(expect, "100-continue"))) {
-        h->close = has_body(h);
+    if (has_body(h) && expect && !strcasecmp(expect, "100-continue")) {
+        h->close = 1;
         return queue_reply(h, rep);
     }
+    /* Without a body it waits for libmicrohttpd's last call all the same: a reply queued
+     * before the request is complete closes the connection (libmicrohttpd 0.9.75). */
     h->early = *rep;
     h->has_early = 1;
     h->linger_since = srv_now_ns();
@@ -292,6 +328,29 @@ static int bad_framing(struct hreq *h, struct srv_reply *rep)
         return 0;
     h->close = 1;
     return 1;
+}
+
+/* OPTIONS: the methods the path allows (RFC 9110 section 9.3.7), and to a browser's
+ * preflight from an allowed origin the CORS permissions. */
+static enum MHD_Result preflight(struct hreq *h, const char *url, const char *allow)
+{
+    struct srv_reply rep = {0};
+    struct srv_req *req = &h->r;
+    char scratch[128];
+    const char *want = srv_req_header(req, "Access-Control-Request-Method");
+    enum srv_route r =
+        want ? route_find(req, url, want, scratch, sizeof scratch) : SRV_R_OTHER;
+    h->cors = want && r != SRV_R_OTHER ? cors_allow(req->srv, req, r) : NULL;
+    srv_reply_body(&rep, 204, NULL, malloc(1), 0);
+    srv_reply_header(&rep, "Allow", "%s, OPTIONS", allow);
+    if (h->cors) {
+        srv_reply_header(&rep, "Access-Control-Allow-Methods", "%s", allow);
+        srv_reply_header(&rep, "Access-Control-Allow-Headers",
+                         "Content-Type, Authorization, Inference-Header-Content-Length, "
+                         "X-Request-Id, Content-Encoding");
+        srv_reply_header(&rep, "Access-Control-Max-Age", "600");
+    }
+    return refuse(h, &rep);
 }
 
 static enum MHD_Result first_call(struct srv *s, struct MHD_Connection *conn, const char *url,
@@ -334,6 +393,9 @@ static enum MHD_Result first_call(struct srv *s, struct MHD_Connection *conn, co
         srv_reply_header(&rep, "Retry-After", "1");
         return refuse(h, &rep);
     }
+    if (req->route == SRV_R_OTHER && allow[0] && !strcmp(method, "OPTIONS"))
+        return preflight(h, url, allow);
+    h->cors = cors_allow(s, req, req->route);
     if (req->route == SRV_R_OTHER) {
         if (allow[0]) {
             srv_reply_error(&rep, 405, "method %s not allowed on %s (allowed: %s)", method,

@@ -19,3 +19,9 @@ int srv_route_is_health(enum srv_route r)
 {
     return r == SRV_R_LIVE || r == SRV_R_READY || r == SRV_R_METRICS;
 }
+
+int srv_route_is_admin(enum srv_route r)
+{
+    return r == SRV_R_MODEL_PUT || r == SRV_R_MODEL_DELETE || r == SRV_R_REPO_INDEX ||
+           r == SRV_R_REPO_LOAD || r == SRV_R_REPO_UNLOAD;
+}

@@ -41,5 +41,7 @@ extern const char *const srv_route_patterns[SRV_R_COUNT];
 
 /* Health probes and /metrics: answered while draining and over the connection limit. */
 int srv_route_is_health(enum srv_route r);
+/* Model control (admin_token): never open to every web origin (cors_origins "*"). */
+int srv_route_is_admin(enum srv_route r);
 
 #endif

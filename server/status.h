@@ -9,6 +9,7 @@
 #define SRV_STATUS_LIST(X)                                     \
     X(200, "OK", "ok")                                         \
     X(201, "Created", "ok")                                    \
+    X(204, "No Content", "ok")                                 \
     X(400, "Bad Request", "invalid_request")                   \
     X(401, "Unauthorized", "unauthorized")                     \
     X(403, "Forbidden", "forbidden")                           \
