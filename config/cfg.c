@@ -138,7 +138,7 @@ _Static_assert(sizeof cfg_type_names / sizeof cfg_type_names[0] == CFG_TYPE_COUN
       "request id.")                                                                            \
     X(cors_origins, STRING, "", 0, 0, NULL, 0,                                                  \
       "Web origins whose pages may call the API from a browser (CORS), comma-separated: "       \
-      "\"https://app.example.com,http://localhost:3000\", or * for any. Empty = none (the "      \
+      "\"https://app.example.com,http://localhost:3000\", or * for any. Empty = none (the "     \
       "browser's same-origin rule holds). Preflight OPTIONS requests are answered for them. "   \
       "The admin routes answer only origins listed by name, never *.")                          \
     X(admin_token, STRING, "", 0, 0, NULL, CFG_F_SECRET,                                        \
@@ -978,9 +978,10 @@ static enum cfg_result check_origins(const char *list, char *err, size_t errlen)
         if (!n)
             break;
         const char *sep = memchr(p, ':', n);
-        int ok = n == 1 ? *p == '*'
-                        : sep && (size_t)(sep - p) >= 1 && (size_t)(e - sep) > 3 && !strncmp(sep, "://", 3) &&
-                              !memchr(sep + 3, '/', (size_t)(e - sep - 3));
+        int ok = n == 1
+                     ? *p == '*'
+                     : sep && (size_t)(sep - p) >= 1 && (size_t)(e - sep) > 3 &&
+                           !strncmp(sep, "://", 3) && !memchr(sep + 3, '/', (size_t)(e - sep - 3));
         for (const char *q = p; ok && q < sep; q++)
             ok = (*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') || *q == '+' || *q == '-' ||
                  *q == '.';

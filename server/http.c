@@ -338,8 +338,7 @@ static enum MHD_Result preflight(struct hreq *h, const char *url, const char *al
     struct srv_req *req = &h->r;
     char scratch[128];
     const char *want = srv_req_header(req, "Access-Control-Request-Method");
-    enum srv_route r =
-        want ? route_find(req, url, want, scratch, sizeof scratch) : SRV_R_OTHER;
+    enum srv_route r = want ? route_find(req, url, want, scratch, sizeof scratch) : SRV_R_OTHER;
     h->cors = want && r != SRV_R_OTHER ? cors_allow(req->srv, req, r) : NULL;
     srv_reply_body(&rep, 204, NULL, malloc(1), 0);
     srv_reply_header(&rep, "Allow", "%s, OPTIONS", allow);
