@@ -11,7 +11,8 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       gcc g++ libc6-dev make pkg-config binutils \
-      libmicrohttpd-dev libopenblas-dev libfast-float-dev \
+      libmicrohttpd-dev libopenblas-dev libfast-float-dev zlib1g-dev libgnutls28-dev \
+      libprotobuf-c-dev protobuf-c-compiler libonnx-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what the daemon is built from (see .dockerignore): edits to tests/docs keep this cache.
@@ -19,6 +20,8 @@ COPY Makefile ./
 COPY core/ core/
 COPY config/ config/
 COPY server/ server/
+# the web console and the OpenAPI document, compiled into the binary (server/console.c)
+COPY web/ web/
 RUN make -j"$(nproc)" build/relud \
  && strip --strip-unneeded build/relud \
  && build/relud --version
@@ -30,7 +33,7 @@ RUN printf 'path-exclude /usr/share/doc/*\npath-include /usr/share/doc/*/copyrig
       >/etc/dpkg/dpkg.cfg.d/90-relud-slim \
  && apt-get update \
  && apt-get install -y --no-install-recommends \
-      libmicrohttpd12 libopenblas0-pthread libstdc++6 curl \
+      libmicrohttpd12 libopenblas0-pthread libstdc++6 libprotobuf-c1 curl \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /var/cache/debconf/*-old /var/log/apt /var/log/dpkg.log \
  && groupadd --system --gid 10001 relud \

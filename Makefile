@@ -16,12 +16,16 @@ endif
 
 CC  ?= cc
 CXX ?= g++
-PKGS := libmicrohttpd openblas
+PKGS := libmicrohttpd openblas zlib gnutls libprotobuf-c
 # Debian packages: build, tests (cmocka, libcurl, nginx for the failover test; Python requests
-# and wget as third-party clients), bench (wrk).
-DEB_BUILD := gcc g++ make pkg-config libmicrohttpd-dev libopenblas-dev libfast-float-dev
+# and wget as third-party clients; prometheus for promtool; Chromium, its driver and Selenium
+# for the console in a browser; jsonschema for the OpenAPI document; torch for tools/relud-export's
+# test), bench (wrk).
+DEB_BUILD := gcc g++ make pkg-config libmicrohttpd-dev libopenblas-dev libfast-float-dev zlib1g-dev \
+             libgnutls28-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev
 DEB_TEST  := libcmocka-dev libcurl4-openssl-dev libcjson-dev curl nginx-light python3 python3-requests \
-             wget
+             python3-numpy python3-cryptography wget prometheus chromium chromium-driver \
+             python3-selenium python3-jsonschema python3-torch
 DEB_BENCH := wrk
 
 # -O3 and -fno-trapping-math let GCC vectorize the elementwise loops (relu and its
@@ -70,11 +74,29 @@ $(LIBCORE): $(call obj,$(CORE_SRC))
 	@rm -f $@; ar rcs $@ $^
 $(LIBCONFIG): $(call obj,$(CONFIG_SRC))
 	@rm -f $@; ar rcs $@ $^
-$(LIBSRV): $(call obj,$(SRV_C) $(SRV_CXX))
+$(LIBSRV): $(call obj,$(SRV_C) $(SRV_CXX)) $(B)/obj/gen/onnx.pb-c.o
 	@rm -f $@; ar rcs $@ $^
 
 $(RELUD): $(B)/obj/server/main.o $(LIBS)
 	@echo "LD  $@"; $(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+
+# The web console and the OpenAPI document (web/) are assembled into console.o (.incbin).
+WEB_FILES := $(wildcard web/*.html web/*.json web/console/*)
+$(B)/obj/server/console.o: $(WEB_FILES)
+
+# ONNX models (server/onnx.c) are decoded by protobuf-c code generated at build time from the
+# onnx.proto Debian's libonnx-dev installs: nothing generated is vendored. Its object is
+# compiled without relud's -Werror warnings (generated code, not ours).
+ONNX_PROTO := /usr/include/onnx/onnx.proto
+$(B)/gen/onnx/onnx.pb-c.c $(B)/gen/onnx/onnx.pb-c.h &: $(ONNX_PROTO)
+	@mkdir -p $(B)/gen
+	@echo "GEN $(B)/gen/onnx/onnx.pb-c.c"; protoc-c --proto_path=$(dir $(ONNX_PROTO)).. \
+	  --c_out=$(B)/gen onnx/onnx.proto
+$(B)/obj/gen/onnx.pb-c.o: $(B)/gen/onnx/onnx.pb-c.c
+	@mkdir -p $(dir $@)
+	@echo "CC  $<"; $(CC) -std=c11 $(OPT) -I$(B)/gen $(shell pkg-config --cflags libprotobuf-c) -c $< -o $@
+$(B)/obj/server/onnx.o: $(B)/gen/onnx/onnx.pb-c.h
+$(B)/obj/server/onnx.o: CFLAGS_ALL += -I$(B)/gen
 
 $(B)/tests/%: tests/unit/%.c $(TEST_COMMON) $(LIBS)
 	@mkdir -p $(dir $@)
@@ -90,7 +112,7 @@ tests-build: $(RELUD) $(UNIT_TESTS) $(HTTP_TESTS)
 test: deps
 	@$(MAKE) --no-print-directory tests-build
 	@RELUD=$(abspath $(RELUD)) tools/run-tests.sh $(UNIT_TESTS) $(HTTP_TESTS) tests/clients/run.sh \
-	  tests/layering/run.sh tests/failover/run.sh
+	  tests/layering/run.sh tests/failover/run.sh tests/openapi/run.sh tests/browser/run.sh
 
 # The golden, docs and HTTP suites once more under each OpenBLAS kernel below that the CPU
 # can run: results may differ in float32's last digits between kernels, and a test that
@@ -122,7 +144,8 @@ bench: deps $(RELUD)
 	@tools/deps.sh $(DEB_BENCH)
 	@$(MAKE) --no-print-directory -f bench/bench.mk
 
-# Regenerate golden vectors / example models (needs Debian's python3-torch).
+# Regenerate golden vectors / example models (needs Debian's python3-torch; the ONNX models
+# python3-onnx too: tools/gen_onnx.py).
 golden:
 	/usr/bin/python3 tests/golden/gen.py
 models:

@@ -72,3 +72,19 @@ build/bench/bench_batch: bench/bench_batch.c bench/stats.h build/libsrv.a build/
 	$(CC) $(REQ_BENCH_CFLAGS) -o $@ $< $(REQ_BENCH_LIBS)
 bench-batch: build/bench/bench_batch
 	build/bench/bench_batch $(BENCH_BATCH_ARGS)
+
+# ---- ONNX: a 10 M-parameter MLP loaded from NAME.onnx vs the same weights as safetensors ---
+# (the issue's ceiling: 1.5x), and one pass of each (the same engine). It writes the .onnx
+# file with the generated onnx.pb-c.h (made with build/libsrv.a).
+ONNX_BENCH_LIBS := build/libsrv.a build/libcfg.a build/libnncore.a \
+                   $(shell pkg-config --libs openblas libprotobuf-c libmicrohttpd zlib gnutls) \
+                   -lstdc++ -lm -pthread
+.PHONY: bench-onnx
+all: bench-onnx
+build/bench/bench_onnx: bench/bench_onnx.c bench/stats.h build/libsrv.a build/libnncore.a \
+                        build/relud
+	@mkdir -p $(dir $@)
+	$(CC) $(CORE_BENCH_CFLAGS) -Ibuild/gen -o $@ $< $(ONNX_BENCH_LIBS)
+bench-onnx: build/bench/bench_onnx
+	build/bench/bench_onnx
+

@@ -7,6 +7,7 @@
  *   2. a binary OIP infer (batch 256 x 1024 FP32 through a registered 1024 -> 1024 model):
  *      end-to-end time against nn_net_run alone, and the transport floor: the same bytes
  *      through a ReLU-only model;
+ *   3. a JSON reply of 256 x 1024 floats with and without gzip (bytes on the wire, time);
  * (the reader's memory for adversarial bodies is measured by tests/clients/memory.py, from
  * outside the daemon.)
  * The daemon is build/relud with one worker thread and blas_threads 1 (as this process).
@@ -343,6 +344,42 @@ static void bench_binary_oip(void)
     free(body);
 }
 
+/* ---- 3. compressed replies ------------------------------------------------------------ */
+/* A JSON reply of 256 x 1024 floats (a ReLU over the input), with Accept-Encoding: gzip and
+ * without: bytes on the wire and end-to-end time (the client does not inflate: that is its
+ * own cost, not the server's). */
+static void bench_gzip(void)
+{
+    struct buf b = {0};
+    puts_(&b, "{\"input\": ");
+    put_matrix(&b, x, B, N);
+    puts_(&b, ", \"layers\": [{\"type\": \"relu\"}]}");
+    struct curl_slist *plain = curl_slist_append(NULL, "Content-Type: application/json");
+    plain = curl_slist_append(plain, "Expect:");
+    struct curl_slist *gz = curl_slist_append(NULL, "Content-Type: application/json");
+    gz = curl_slist_append(gz, "Expect:");
+    gz = curl_slist_append(gz, "Accept-Encoding: gzip");
+    struct reply r = {0};
+    double tp[ROUNDS], tg[ROUNDS];
+    size_t np = 0, ng = 0;
+    post("/v1/forward", b.p, b.n, gz, &r); /* warm */
+    for (int i = 0; i < ROUNDS; i++) {
+        tp[i] = post("/v1/forward", b.p, b.n, plain, &r);
+        np = r.n;
+        tg[i] = post("/v1/forward", b.p, b.n, gz, &r);
+        ng = r.n;
+    }
+    double mp = median(tp, ROUNDS), mg = median(tg, ROUNDS);
+    printf("JSON reply of %dx%d floats (ReLU over the request's input), gzip_level 1\n", B, N);
+    printf("  identity: %zu bytes, %.1f ms; gzip: %zu bytes (%.2fx smaller), %.1f ms (%+.1f ms "
+           "to compress it)\n",
+           np, mp * 1e3, ng, (double)np / (double)(ng ? ng : 1), mg * 1e3, (mg - mp) * 1e3);
+    curl_slist_free_all(plain);
+    curl_slist_free_all(gz);
+    free(r.p);
+    free(b.p);
+}
+
 int main(void)
 {
     struct srv_blas bl;
@@ -374,6 +411,7 @@ int main(void)
            ROUNDS, bl.core);
     bench_large_json();
     bench_binary_oip();
+    bench_gzip();
     curl_easy_cleanup(curl);
     relud_stop();
     char cmd[600];

@@ -36,118 +36,148 @@ _Static_assert(sizeof cfg_type_names / sizeof cfg_type_names[0] == CFG_TYPE_COUN
 /* ---- The option table: the one list. ----
  * X(field, TYPE, default, min, max, enum values, flags, help)
  * field is both the struct cfg member and the option's name. */
-#define CFG_OPTIONS(X)                                                                          \
-    X(host, STRING, "127.0.0.1", 0, 0, NULL, CFG_F_NONEMPTY,                                    \
-      "Address to listen on: an IPv4 or IPv6 address or a host name. 127.0.0.1 accepts "        \
-      "local clients only; 0.0.0.0 (or ::) accepts clients from any network. relud speaks "     \
-      "plain HTTP: put a TLS-terminating proxy in front of it on an open network.")             \
-    X(port, INT, "8080", 0, 65535, NULL, 0,                                                     \
-      "TCP port to listen on. 0 picks a free port, which relud logs at start.")                 \
-    X(threads, INT, "0", 0, 1024, NULL, 0,                                                      \
-      "Worker threads serving requests; each request runs its whole pass on one of them. "      \
-      "0 = one per CPU core, detected at start. Keep threads * blas_threads at or below the "   \
-      "cores: for many small requests threads = cores and blas_threads = 1 (the defaults); "    \
-      "for a few large batches fewer threads and more BLAS threads (8 cores: threads = 2, "     \
-      "blas_threads = 4). See \"Threads and cores\" in docs/configuration.md.")                 \
-    X(blas_threads, INT, "1", 1, 1024, NULL, 0,                                                 \
-      "Threads OpenBLAS may use inside one matrix multiply (relud sets it at start, "           \
-      "overriding OPENBLAS_NUM_THREADS). 1 keeps each request on its own worker thread, "       \
-      "best when many requests run at once; raise it, with fewer threads, for large "           \
-      "batches. threads * blas_threads should not exceed the cores.")                           \
-    X(batch_workers, INT, "0", 0, 1024, NULL, 0,                                                \
-      "Engine threads that run dynamically batched passes (models with \"dynamic_batching\"); " \
-      "each uses blas_threads BLAS threads. Request threads never wait for them: a queued "     \
-      "request's connection is parked until its batch is done. 0 = cores / blas_threads (at "   \
-      "least 1). See \"Threads and cores\" in docs/configuration.md.")                          \
-    X(blas_core, STRING, "auto", 0, 0, NULL, CFG_F_NONEMPTY,                                    \
-      "The OpenBLAS kernel (its instruction set). auto: when OpenBLAS fell back to a generic "  \
-      "kernel on a CPU newer than the library (e.g. Prescott on Sapphire Rapids, about 5x "     \
-      "slower), relud re-executes itself once on the best kernel the CPU can run, after that "  \
-      "kernel passes a self-check; it keeps OPENBLAS_CORETYPE when the environment sets it. "   \
-      "keep: whatever OpenBLAS chose. Or a kernel name (SkylakeX, Haswell, Zen, Sandybridge, "  \
-      "Nehalem, Core2, Prescott), refused when the CPU cannot run it. The kernel in use is "    \
-      "logged, shown by --version and exported as relud_build_info in /metrics.")               \
-    X(model_dir, PATH, "config/models", 0, 0, NULL, CFG_F_NONEMPTY,                             \
-      "Directory of models loaded at start, one NAME.json per model (its weights inline or "    \
-      "in a .safetensors file beside it). A relative path is relative to the working "          \
-      "directory, not to this file.")                                                           \
-    X(strict_models, BOOL, "false", 0, 1, NULL, 0,                                              \
-      "true: a model file that fails to load stops the start. false: the model is listed as "   \
-      "unavailable, with the reason, and the others are served.")                               \
-    X(max_body_bytes, SIZE, "64MiB", 1 * KiB, 64 * GiB, NULL, 0,                                \
-      "Largest request body accepted; a larger one is refused with 413 before it is read.")     \
-    X(max_buffered_bytes, SIZE, "1GiB", 0, 1 * TiB, NULL, 0,                                    \
-      "Most memory all request bodies being received may take together; a request that "        \
-      "would go over it is refused with 503 and Retry-After (the client retries), so a burst "  \
-      "of large uploads cannot exhaust memory. 0 = no limit.")                                  \
-    X(max_json_values, UINT, "100000", 16, 1LL << 32, NULL, 0,                                  \
-      "Most JSON values (objects, arrays, strings, numbers, true/false/null) in one request "   \
-      "body outside its numeric arrays, which are tensors and cost no parse memory beyond "     \
-      "their own bytes; more is refused with 413 before the body is parsed. It bounds the "     \
-      "parse memory of a body full of tiny values, e.g. [\"\",\"\",...].")                      \
-    X(max_tensor_elements, UINT, "16777216", 1, 1LL << 36, NULL, 0,                             \
-      "Most elements in any one tensor of a request (input, target, grad_output, weights); "    \
-      "more is refused with 413.")                                                              \
-    X(max_layers, INT, "256", 1, 65536, NULL, 0,                                                \
-      "Most layers in a request's network; more is refused with 413.")                          \
-    X(max_workspace_bytes, SIZE, "1GiB", 1 * KiB, 1 * TiB, NULL, 0,                             \
-      "Most memory one request may use for activations (and gradients when asked), computed "   \
-      "before the pass; a request needing more is refused with 413. Worst-case memory is "      \
-      "about max_buffered_bytes + threads * (4 * max_body_bytes + max_json_values * 128 B + "   \
-      "5 * max_workspace_bytes), plus the models and batching's queues (see Memory in "         \
-      "docs/configuration.md).")                                                                \
-    X(linger_timeout, SECONDS, "5", 0, 3600, NULL, 0,                                           \
-      "A request refused before its body is read (413 over max_body_bytes, 503 overloaded "     \
-      "or draining, 404/405/415) still has its body read and dropped, for up to this long "     \
-      "and linger_bytes, so that a client that sends its whole body before reading the "        \
-      "reply sees the error instead of a reset connection (nginx's lingering close). A client " \
-      "that sent Expect: 100-continue gets the error at once, without sending the body.")       \
-    X(linger_bytes, SIZE, "64MiB", 0, 64 * GiB, NULL, 0,                                        \
-      "Most body bytes read and dropped after an early refusal (see linger_timeout); past it "  \
-      "the reply is sent and the connection closed.")                                           \
-    X(max_header_bytes, SIZE, "32KiB", 4 * KiB, 1 * MiB, NULL, 0,                               \
-      "Memory per connection for the request line, the headers and I/O buffers "                \
-      "(libmicrohttpd's connection memory limit). A header block that does not fit gets "       \
-      "libmicrohttpd's own 431 reply (see Errors libmicrohttpd answers in docs/api.md).")       \
-    X(connection_limit, INT, "1024", 1, 1000000, NULL, 0,                                       \
-      "Most simultaneous client connections served. A connection over it gets one 503 JSON "    \
-      "reply (Retry-After, Connection: close) to its first request (health probes and "         \
-      "/metrics are answered all the same); past connection_limit + "                           \
-      "max(16, connection_limit / 4) connections are closed at accept. Each needs a file "      \
-      "descriptor: keep it below the open-files limit (ulimit -n).")                            \
-    X(per_ip_connection_limit, INT, "0", 0, 1000000, NULL, 0,                                   \
-      "Most simultaneous connections from one IP address; 0 = no limit. Connections over it "   \
-      "are closed at accept. Useful when clients connect directly; behind a proxy every "       \
-      "client has the proxy's address.")                                                        \
-    X(connection_timeout, SECONDS, "30", 1, 86400, NULL, 0,                                     \
-      "Seconds a connection may stay idle (nothing received or sent) before relud closes "      \
-      "it. Connections are event-driven, so a slow client never holds a worker thread; this "   \
-      "frees its connection slot.")                                                             \
-    X(drain_timeout, SECONDS, "30", 0, 86400, NULL, 0,                                          \
-      "On SIGTERM or SIGINT, readiness turns 503 and new connections stop; requests under "     \
-      "way get this many seconds to finish. A pass still running half a second before the "     \
-      "end (a quarter of drain_timeout when shorter) is cut between two layers and answered "   \
-      "503 with Connection: close, and relud exits at drain_timeout (later only by the one "    \
-      "layer a cut pass was in). 0 = exit at once.")                                            \
-    X(log_level, ENUM, "info", 0, 0, cfg_log_level_names, 0,                                    \
-      "Least severe message written to stderr.")                                                \
-    X(log_format, ENUM, "text", 0, 0, cfg_log_format_names, 0,                                  \
-      "Log line format: text (for people) or json (one object per line, for collectors).")      \
-    X(access_log, BOOL, "true", 0, 1, NULL, 0,                                                  \
-      "One log line per request: method, route, status, bytes in and out, microseconds, "       \
-      "request id.")                                                                            \
-    X(cors_origins, STRING, "", 0, 0, NULL, 0,                                                  \
-      "Web origins whose pages may call the API from a browser (CORS), comma-separated: "       \
-      "\"https://app.example.com,http://localhost:3000\", or * for any. Empty = none (the "     \
-      "browser's same-origin rule holds). Preflight OPTIONS requests are answered for them. "   \
-      "The admin routes answer only origins listed by name, never *.")                          \
-    X(admin_token, STRING, "", 0, 0, NULL, CFG_F_SECRET,                                        \
-      "Bearer token the model-control endpoints (PUT and DELETE /v1/models/NAME, "              \
-      "/v2/repository/...) require. Empty = they answer 403. Never printed. Prefer "            \
-      "admin_token_file: flags show in ps, the environment in /proc.")                          \
-    X(admin_token_file, PATH, "", 0, 0, NULL, 0,                                                \
-      "File holding the admin token (trailing newline and spaces removed), e.g. a "             \
-      "Kubernetes or Docker secret; overrides admin_token. An unreadable or empty file "        \
+#define CFG_OPTIONS(X)                                                                           \
+    X(host, STRING, "127.0.0.1", 0, 0, NULL, CFG_F_NONEMPTY,                                     \
+      "Address to listen on: an IPv4 or IPv6 address or a host name. 127.0.0.1 accepts "         \
+      "local clients only; 0.0.0.0 (or ::) accepts clients from any network. relud speaks "      \
+      "plain HTTP: put a TLS-terminating proxy in front of it on an open network.")              \
+    X(port, INT, "8080", 0, 65535, NULL, 0,                                                      \
+      "TCP port to listen on. 0 picks a free port, which relud logs at start.")                  \
+    X(threads, INT, "0", 0, 1024, NULL, 0,                                                       \
+      "Worker threads serving requests; each request runs its whole pass on one of them. "       \
+      "0 = one per CPU core, detected at start. Keep threads * blas_threads at or below the "    \
+      "cores: for many small requests threads = cores and blas_threads = 1 (the defaults); "     \
+      "for a few large batches fewer threads and more BLAS threads (8 cores: threads = 2, "      \
+      "blas_threads = 4). See \"Threads and cores\" in docs/configuration.md.")                  \
+    X(blas_threads, INT, "1", 1, 1024, NULL, 0,                                                  \
+      "Threads OpenBLAS may use inside one matrix multiply (relud sets it at start, "            \
+      "overriding OPENBLAS_NUM_THREADS). 1 keeps each request on its own worker thread, "        \
+      "best when many requests run at once; raise it, with fewer threads, for large "            \
+      "batches. threads * blas_threads should not exceed the cores.")                            \
+    X(batch_workers, INT, "0", 0, 1024, NULL, 0,                                                 \
+      "Engine threads that run dynamically batched passes (models with \"dynamic_batching\"); "  \
+      "each uses blas_threads BLAS threads. Request threads never wait for them: a queued "      \
+      "request's connection is parked until its batch is done. 0 = cores / blas_threads (at "    \
+      "least 1). See \"Threads and cores\" in docs/configuration.md.")                           \
+    X(blas_core, STRING, "auto", 0, 0, NULL, CFG_F_NONEMPTY,                                     \
+      "The OpenBLAS kernel (its instruction set). auto: when OpenBLAS fell back to a generic "   \
+      "kernel on a CPU newer than the library (e.g. Prescott on Sapphire Rapids, about 5x "      \
+      "slower), relud re-executes itself once on the best kernel the CPU can run, after that "   \
+      "kernel passes a self-check; it keeps OPENBLAS_CORETYPE when the environment sets it. "    \
+      "keep: whatever OpenBLAS chose. Or a kernel name (SkylakeX, Haswell, Zen, Sandybridge, "   \
+      "Nehalem, Core2, Prescott), refused when the CPU cannot run it. The kernel in use is "     \
+      "logged, shown by --version and exported as relud_build_info in /metrics.")                \
+    X(model_dir, PATH, "config/models", 0, 0, NULL, CFG_F_NONEMPTY,                              \
+      "Directory of models loaded at start, one NAME.json per model (its weights inline or "     \
+      "in a .safetensors file beside it). A relative path is relative to the working "           \
+      "directory, not to this file.")                                                            \
+    X(strict_models, BOOL, "false", 0, 1, NULL, 0,                                               \
+      "true: a model file that fails to load stops the start. false: the model is listed as "    \
+      "unavailable, with the reason, and the others are served.")                                \
+    X(max_body_bytes, SIZE, "64MiB", 1 * KiB, 64 * GiB, NULL, 0,                                 \
+      "Largest request body accepted; a larger one is refused with 413 before it is read.")      \
+    X(max_buffered_bytes, SIZE, "1GiB", 0, 1 * TiB, NULL, 0,                                     \
+      "Most memory all request bodies being received may take together; a request that "         \
+      "would go over it is refused with 503 and Retry-After (the client retries), so a burst "   \
+      "of large uploads cannot exhaust memory. 0 = no limit.")                                   \
+    X(max_json_values, UINT, "100000", 16, 1LL << 32, NULL, 0,                                   \
+      "Most JSON values (objects, arrays, strings, numbers, true/false/null) in one request "    \
+      "body outside its numeric arrays, which are tensors and cost no parse memory beyond "      \
+      "their own bytes; more is refused with 413 before the body is parsed. It bounds the "      \
+      "parse memory of a body full of tiny values, e.g. [\"\",\"\",...].")                       \
+    X(max_tensor_elements, UINT, "16777216", 1, 1LL << 36, NULL, 0,                              \
+      "Most elements in any one tensor of a request (input, target, grad_output, weights); "     \
+      "more is refused with 413.")                                                               \
+    X(max_layers, INT, "256", 1, 65536, NULL, 0,                                                 \
+      "Most layers in a request's network; more is refused with 413.")                           \
+    X(max_workspace_bytes, SIZE, "1GiB", 1 * KiB, 1 * TiB, NULL, 0,                              \
+      "Most memory one request may use for activations (and gradients when asked), computed "    \
+      "before the pass; a request needing more is refused with 413. Worst-case memory is "       \
+      "about max_buffered_bytes + threads * (4 * max_body_bytes + max_json_values * 128 B + "    \
+      "5 * max_workspace_bytes), plus the models and batching's queues (see Memory in "          \
+      "docs/configuration.md).")                                                                 \
+    X(linger_timeout, SECONDS, "5", 0, 3600, NULL, 0,                                            \
+      "A request refused before its body is read (413 over max_body_bytes, 503 overloaded "      \
+      "or draining, 404/405/415) still has its body read and dropped, for up to this long "      \
+      "and linger_bytes, so that a client that sends its whole body before reading the "         \
+      "reply sees the error instead of a reset connection (nginx's lingering close). A client "  \
+      "that sent Expect: 100-continue gets the error at once, without sending the body.")        \
+    X(linger_bytes, SIZE, "64MiB", 0, 64 * GiB, NULL, 0,                                         \
+      "Most body bytes read and dropped after an early refusal (see linger_timeout); past it "   \
+      "the reply is sent and the connection closed.")                                            \
+    X(max_header_bytes, SIZE, "32KiB", 4 * KiB, 1 * MiB, NULL, 0,                                \
+      "Memory per connection for the request line, the headers and I/O buffers "                 \
+      "(libmicrohttpd's connection memory limit). A header block that does not fit gets "        \
+      "libmicrohttpd's own 431 reply (see Errors libmicrohttpd answers in docs/api.md).")        \
+    X(connection_limit, INT, "1024", 1, 1000000, NULL, 0,                                        \
+      "Most simultaneous client connections served. A connection over it gets one 503 JSON "     \
+      "reply (Retry-After, Connection: close) to its first request (health probes and "          \
+      "/metrics are answered all the same); past connection_limit + "                            \
+      "max(16, connection_limit / 4) connections are closed at accept. Each needs a file "       \
+      "descriptor: keep it below the open-files limit (ulimit -n).")                             \
+    X(per_ip_connection_limit, INT, "0", 0, 1000000, NULL, 0,                                    \
+      "Most simultaneous connections from one IP address; 0 = no limit. Connections over it "    \
+      "are closed at accept. Useful when clients connect directly; behind a proxy every "        \
+      "client has the proxy's address.")                                                         \
+    X(connection_timeout, SECONDS, "30", 1, 86400, NULL, 0,                                      \
+      "Seconds a connection may stay idle (nothing received or sent) before relud closes "       \
+      "it. Connections are event-driven, so a slow client never holds a worker thread; this "    \
+      "frees its connection slot.")                                                              \
+    X(drain_timeout, SECONDS, "30", 0, 86400, NULL, 0,                                           \
+      "On SIGTERM or SIGINT, readiness turns 503 and new connections stop; requests under "      \
+      "way get this many seconds to finish. A pass still running half a second before the "      \
+      "end (a quarter of drain_timeout when shorter) is cut between two layers and answered "    \
+      "503 with Connection: close, and relud exits at drain_timeout (later only by the one "     \
+      "layer a cut pass was in). 0 = exit at once.")                                             \
+    X(log_level, ENUM, "info", 0, 0, cfg_log_level_names, 0,                                     \
+      "Least severe message written to stderr.")                                                 \
+    X(log_format, ENUM, "text", 0, 0, cfg_log_format_names, 0,                                   \
+      "Log line format: text (for people) or json (one object per line, for collectors).")       \
+    X(access_log, BOOL, "true", 0, 1, NULL, 0,                                                   \
+      "One log line per request: method, route, status, bytes in and out, microseconds, "        \
+      "request id.")                                                                             \
+    X(tls_cert_file, PATH, "", 0, 0, NULL, 0,                                                    \
+      "HTTPS: the server certificate (PEM; intermediates after it). With tls_key_file, relud "   \
+      "speaks HTTPS only on its port. SIGHUP rereads both files without dropping connections "   \
+      "(a broken pair is logged and the old one stays). An unreadable, mismatched, expired or "  \
+      "not yet valid certificate stops the start.")                                              \
+    X(tls_key_file, PATH, "", 0, 0, NULL, 0,                                                     \
+      "HTTPS: the private key of tls_cert_file (PEM, unencrypted; keep the file 0600).")         \
+    X(tls_client_ca_file, PATH, "", 0, 0, NULL, 0,                                               \
+      "Mutual TLS: the CA bundle (PEM) whose certificates clients must present. Every request "  \
+      "but the health probes without one is refused with 403.")                                  \
+    X(tls_priorities, STRING, "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", 0, 0, NULL,          \
+      CFG_F_NONEMPTY,                                                                            \
+      "GnuTLS priority string for HTTPS: protocol versions and ciphers. The default is "         \
+      "GnuTLS's NORMAL with TLS 1.2 and 1.3 only.")                                              \
+    X(gzip_min_bytes, SIZE, "1KiB", 0, 1 * GiB, NULL, 0,                                         \
+      "Replies of at least this many bytes are gzip-compressed for a client that sends "         \
+      "Accept-Encoding: gzip (JSON and text; binary tensor data is not: it hardly compresses). " \
+      "0 = never. Requests may always be sent compressed (Content-Encoding: gzip or deflate).")  \
+    X(gzip_level, INT, "1", 1, 9, NULL, 0,                                                       \
+      "zlib's level for compressed replies: 1 is fastest (a JSON tensor reply shrinks about "    \
+      "2.2x at ~110 MB/s), 9 smallest.")                                                         \
+    X(api_keys_file, PATH, "", 0, 0, NULL, 0,                                                    \
+      "File of access keys for inference, one a line (# comments). When set, every route but "   \
+      "the health probes, the console's pages and (unless metrics_need_key) /metrics needs "     \
+      "Authorization: Bearer <key>; 401 otherwise. Keys are kept only as SHA-256 digests; "      \
+      "SIGHUP reloads the file (a broken file keeps the old keys). The admin routes take the "   \
+      "admin token instead. An unreadable file or one without keys stops the start.")            \
+    X(metrics_need_key, BOOL, "false", 0, 1, NULL, 0,                                            \
+      "With api_keys_file: /metrics needs a key too (Prometheus's authorization: "               \
+      "credentials_file). Off by default: scrapers usually reach it on a private network.")      \
+    X(cors_origins, STRING, "", 0, 0, NULL, 0,                                                   \
+      "Web origins whose pages may call the API from a browser (CORS), comma-separated: "        \
+      "\"https://app.example.com,http://localhost:3000\", or * for any. Empty = none (the "      \
+      "browser's same-origin rule holds). Preflight OPTIONS requests are answered for them. "    \
+      "The admin routes answer only origins listed by name, never *.")                           \
+    X(admin_token, STRING, "", 0, 0, NULL, CFG_F_SECRET,                                         \
+      "Bearer token the model-control endpoints (PUT and DELETE /v1/models/NAME, "               \
+      "/v2/repository/...) require. Empty = they answer 403. Never printed. Prefer "             \
+      "admin_token_file: flags show in ps, the environment in /proc.")                           \
+    X(admin_token_file, PATH, "", 0, 0, NULL, 0,                                                 \
+      "File holding the admin token (trailing newline and spaces removed), e.g. a "              \
+      "Kubernetes or Docker secret; overrides admin_token. An unreadable or empty file "         \
       "stops the start.")
 
 #define CFG_CTYPE_STRING char *
@@ -997,6 +1027,11 @@ static enum cfg_result check_origins(const char *list, char *err, size_t errlen)
 
 static enum cfg_result cross_checks(const struct cfg *c, char *err, size_t errlen)
 {
+    if (!c->tls_cert_file[0] != !c->tls_key_file[0])
+        return fail(err, errlen, "tls_cert_file and tls_key_file: set both (HTTPS) or neither");
+    if (c->tls_client_ca_file[0] && !c->tls_cert_file[0])
+        return fail(err, errlen,
+                    "tls_client_ca_file: needs HTTPS (tls_cert_file and tls_key_file)");
     if (check_origins(c->cors_origins, err, errlen))
         return CFG_ERROR;
     if (c->max_buffered_bytes && c->max_buffered_bytes < c->max_body_bytes) {
@@ -1441,7 +1476,9 @@ static const char md_threads[] =
     "- the pass: at most `max_workspace_bytes` (activations, and gradients when asked),\n"
     "  computed before the pass;\n"
     "- the reply: at most 4 × the bytes of the tensors it returns (a float32 printed\n"
-    "  shortest takes at most 16 characters), and those live in the workspace.\n"
+    "  shortest takes at most 16 characters), and those live in the workspace; gzip\n"
+    "  (`gzip_min_bytes`) needs at most the reply's size again while it compresses. A\n"
+    "  compressed request is inflated into the body buffer, capped like any body.\n"
     "\n"
     "So the worst case, with every worker busy on the largest allowed request, is about\n"
     "\n"

@@ -93,6 +93,15 @@ struct cfg {
     int log_level;  /* enum cfg_log_level */
     int log_format; /* enum cfg_log_format */
     int access_log;
+    /* HTTPS */
+    char *tls_cert_file, *tls_key_file, *tls_client_ca_file; /* never NULL; "" none */
+    char *tls_priorities;
+    /* compression */
+    size_t gzip_min_bytes; /* 0 = never compress replies */
+    int gzip_level;
+    /* inference access */
+    char *api_keys_file; /* never NULL; "" none */
+    int metrics_need_key;
     /* browsers */
     char *cors_origins; /* never NULL; "" none, "*" any, or "scheme://host[:port],..." */
     /* admin */

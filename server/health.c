@@ -1,6 +1,7 @@
 /* GET /v2, /v2/health/live, /v2/health/ready, /metrics. */
 #include <stdlib.h>
 
+#include "server/batch.h"
 #include "server/metrics.h"
 #include "server/srv.h"
 
@@ -57,8 +58,14 @@ void srv_h_ready(struct srv_req *req, struct srv_reply *rep)
 void srv_h_metrics(struct srv_req *req, struct srv_reply *rep)
 {
     struct srv *s = req->srv;
-    struct srv_gauges g = {atomic_load(&s->inflight), atomic_load(&s->conns),
-                           atomic_load(&s->buffered), atomic_load(&s->ready), &s->blas};
+    struct srv_gauges g = {atomic_load(&s->inflight),
+                           atomic_load(&s->conns),
+                           atomic_load(&s->buffered),
+                           atomic_load(&s->ready),
+                           &s->blas,
+                           s->cfg.threads,
+                           s->cfg.blas_threads,
+                           srv_engine_workers(s->engine)};
     size_t len;
     char *text = srv_metrics_render(s->metrics, &g, s->models, &len);
     if (!text) {

@@ -13,13 +13,16 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
+#include "server/auth.h"
 #include "server/batch.h"
 #include "server/http.h"
 #include "server/log.h"
 #include "server/metrics.h"
 #include "server/srv.h"
 #include "server/status.h"
+#include "server/tls.h"
 
 /* One request as the transport holds it: what the handler sees, and the rest. */
 struct hreq {
@@ -37,6 +40,10 @@ struct hreq {
     int close;               /* the reply carries Connection: close */
     unsigned status;         /* the reply's status, once queued */
     const char *cors;        /* Access-Control-Allow-Origin to send ("*" or the Origin), or NULL */
+    z_stream *z;             /* a compressed body (Content-Encoding) being inflated, or NULL */
+    const char *zname;       /* its coding, for messages */
+    int z_end;               /* the compressed stream ended */
+    int gzipped, vary_ae;    /* the reply is gzip-compressed / could have been */
     const char *undelivered; /* why the queued reply never fully reached the client, or NULL */
     size_t bytes_out;
 };
@@ -98,10 +105,63 @@ static enum srv_route route_find(struct srv_req *req, const char *path, const ch
 /* The reply of last resort: valid JSON without an allocation. */
 static const char oom_body[] = "{\"error\":\"out of memory building the response; retry\"}";
 
+/* Whether an Accept-Encoding value takes gzip (RFC 9110 12.5.3): "gzip" or "*" with a
+ * q-value other than 0. */
+static int accepts_gzip(const char *ae)
+{
+    for (const char *p = ae; p && *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *e = p + strcspn(p, ",");
+        size_t tl = strcspn(p, ";, ");
+        int hit = (tl == 4 && !strncasecmp(p, "gzip", 4)) ||
+                  (tl == 6 && !strncasecmp(p, "x-gzip", 6)) || (tl == 1 && *p == '*');
+        const char *q = strstr(p, "q=");
+        if (hit && !(q && q < e && strtod(q + 2, NULL) == 0))
+            return 1;
+        p = e;
+    }
+    return 0;
+}
+
+/* Replaces rep's body by its gzip form when the client takes it and it is worth it: JSON or
+ * text of at least gzip_min_bytes, and smaller compressed. Out of memory: sent as it is. */
+static void gzip_reply(const struct srv *s, struct hreq *h, struct srv_reply *rep)
+{
+    size_t min = s->cfg.gzip_min_bytes;
+    const char *ct = rep->ctype ? rep->ctype : "application/json";
+    if (!min || !rep->body || rep->len < min ||
+        (strncmp(ct, "application/json", 16) && strncmp(ct, "text/", 5)))
+        return;
+    h->vary_ae = 1; /* the representation depends on Accept-Encoding */
+    if (!accepts_gzip(srv_req_header(&h->r, MHD_HTTP_HEADER_ACCEPT_ENCODING)))
+        return;
+    z_stream z = {0};
+    if (deflateInit2(&z, s->cfg.gzip_level, Z_DEFLATED, 16 + 15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return;
+    uLong bound = deflateBound(&z, (uLong)rep->len);
+    char *out = malloc(bound);
+    z.next_in = (Bytef *)rep->body;
+    z.avail_in = (uInt)rep->len;
+    z.next_out = (Bytef *)out;
+    z.avail_out = (uInt)bound;
+    if (out && deflate(&z, Z_FINISH) == Z_STREAM_END && z.total_out < rep->len) {
+        free(rep->body);
+        rep->body = out;
+        rep->len = z.total_out;
+        h->gzipped = 1;
+    } else {
+        free(out);
+    }
+    deflateEnd(&z);
+}
+
 /* Queues rep (taking its body). A reply without a body is the out-of-memory one. */
 static enum MHD_Result queue_reply(struct hreq *h, struct srv_reply *rep)
 {
     struct srv *s = h->r.srv;
+    if (rep->len < ((size_t)1 << 31))
+        gzip_reply(s, h, rep);
     struct MHD_Response *r =
         rep->body ? MHD_create_response_from_buffer(rep->len, rep->body, MHD_RESPMEM_MUST_FREE)
                   : MHD_create_response_from_buffer(sizeof oom_body - 1, (void *)oom_body,
@@ -128,6 +188,10 @@ static enum MHD_Result queue_reply(struct hreq *h, struct srv_reply *rep)
         MHD_add_response_header(r, rep->hdr[i].name, rep->hdr[i].value);
     if (atomic_load(&s->ready) == 2 || h->close)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (h->gzipped)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
+    if (h->vary_ae)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
     if (h->cors) {
         MHD_add_response_header(r, "Access-Control-Allow-Origin", h->cors);
         MHD_add_response_header(r, "Access-Control-Expose-Headers",
@@ -213,6 +277,48 @@ static const char *cors_allow(const struct srv *s, const struct srv_req *req, en
     return any && !srv_route_is_admin(route) ? "*" : NULL;
 }
 
+/* ---- mutual TLS ---------------------------------------------------------------------- */
+/* With tls_client_ca_file, every request but the health probes must come on a connection
+ * whose client presented a certificate the CA signed (libmicrohttpd only asks for one);
+ * else rep has the 403. */
+static int client_cert_refused(struct srv *s, struct hreq *h, struct srv_reply *rep)
+{
+    if (!s->cfg.tls_client_ca_file[0] || srv_route_is_health(h->r.route))
+        return 0;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(h->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    char why[256];
+    if (!srv_tls_client_ok(ci ? ci->tls_session : NULL, why, sizeof why))
+        return 0;
+    srv_reply_error(rep, 403, "TLS: %s (a certificate signed by tls_client_ca_file is required)",
+                    why);
+    return 1;
+}
+
+/* ---- access keys ------------------------------------------------------------------- */
+/* 0 when the request may go on (no keys configured, a route that needs none, a good key:
+ * its id is noted for the access log); else rep has the 401. */
+static int key_refused(struct srv *s, struct srv_req *req, struct srv_reply *rep)
+{
+    enum srv_route r = req->route;
+    if (!s->keys || srv_route_is_public(r) || srv_route_is_admin(r) ||
+        (r == SRV_R_METRICS && !s->cfg.metrics_need_key))
+        return 0;
+    const char *h = srv_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
+    pthread_rwlock_rdlock(&s->keys_lock);
+    enum srv_auth a = srv_keys_check(s->keys, h, req->key_id);
+    pthread_rwlock_unlock(&s->keys_lock);
+    if (a == SRV_AUTH_OK)
+        return 0;
+    srv_metrics_auth_failure(s->metrics, 0, a == SRV_AUTH_WRONG);
+    srv_reply_error(rep, 401, "%s",
+                    a == SRV_AUTH_WRONG ? "Authorization: unknown access key"
+                                        : "Authorization: \"Bearer <access key>\" required "
+                                          "(api_keys_file is set)");
+    srv_reply_header(rep, "WWW-Authenticate", "Bearer realm=\"relud\"");
+    return 1;
+}
+
 /* ---- the access handler ---------------------------------------------------------- */
 /* The socket context of a connection opened over connection_limit. */
 static char conn_over_limit_tag;
@@ -256,6 +362,11 @@ static void release_body(struct srv *s, struct hreq *h)
     free(h->r.body);
     h->r.body = NULL;
     h->cap = 0;
+    if (h->z) {
+        inflateEnd(h->z);
+        free(h->z);
+        h->z = NULL;
+    }
 }
 
 static void reply_overloaded(struct srv *s, struct srv_reply *rep)
@@ -405,6 +516,8 @@ static enum MHD_Result first_call(struct srv *s, struct MHD_Connection *conn, co
         }
         return refuse(h, &rep);
     }
+    if (client_cert_refused(s, h, &rep) || key_refused(s, req, &rep))
+        return refuse(h, &rep);
     if (atomic_load(&s->ready) == 2 && !srv_route_is_health(req->route)) {
         srv_reply_error(&rep, 503, "draining: this replica is shutting down");
         srv_reply_header(&rep, "Retry-After", "1");
@@ -412,11 +525,23 @@ static enum MHD_Result first_call(struct srv *s, struct MHD_Connection *conn, co
     }
     const char *ce = srv_req_header(req, MHD_HTTP_HEADER_CONTENT_ENCODING);
     if (ce && strcasecmp(ce, "identity")) {
-        srv_reply_error(&rep, 415,
-                        "Content-Encoding: \"%.40s\" is not supported; send the body "
-                        "uncompressed",
-                        ce);
-        return refuse(h, &rep);
+        /* gzip (RFC 1952) or deflate, which HTTP means as zlib's format (RFC 9110 8.4.1.2) */
+        int gz = !strcasecmp(ce, "gzip") || !strcasecmp(ce, "x-gzip");
+        if (!gz && strcasecmp(ce, "deflate")) {
+            srv_reply_error(&rep, 415,
+                            "Content-Encoding: \"%.40s\" is not supported (gzip, deflate or "
+                            "identity)",
+                            ce);
+            return refuse(h, &rep);
+        }
+        if (!(h->z = calloc(1, sizeof *h->z)) || inflateInit2(h->z, gz ? 16 + 15 : 15) != Z_OK) {
+            free(h->z);
+            h->z = NULL;
+            srv_reply_error(&rep, 503, "out of memory for a compressed body");
+            srv_reply_header(&rep, "Retry-After", "1");
+            return refuse(h, &rep);
+        }
+        h->zname = gz ? "gzip" : "deflate";
     }
     const char *cl = srv_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl) {
@@ -428,7 +553,7 @@ static enum MHD_Result first_call(struct srv *s, struct MHD_Connection *conn, co
                             s->cfg.max_body_bytes);
             return refuse(h, &rep);
         }
-        size_t want = (size_t)n;
+        size_t want = h->z ? 0 : (size_t)n; /* an inflated body grows as it comes */
         if (!reserve(s, h, want)) {
             reply_overloaded(s, &rep);
             return refuse(h, &rep);
@@ -480,6 +605,55 @@ static int body_append(struct srv *s, struct hreq *h, const char *data, size_t n
     return 1;
 }
 
+/* Inflates an upload chunk of a compressed body into the body buffer, as body_append: the
+ * inflated bytes count against max_body_bytes as they come, so a small body that inflates
+ * to gigabytes (a zip bomb) stops at the cap with 413. A stream zlib cannot read is 400. */
+static int body_inflate(struct srv *s, struct hreq *h, const char *data, size_t n,
+                        struct srv_reply *rep)
+{
+    z_stream *z = h->z;
+    char buf[16384];
+    z->next_in = (Bytef *)data;
+    z->avail_in = (uInt)n;
+    int full = 0; /* the last call filled buf: more output may be pending */
+    while (z->avail_in || full) {
+        if (h->z_end) {
+            if (!strcmp(h->zname, "gzip") && z->avail_in) { /* a next gzip member */
+                inflateReset(z);
+                h->z_end = 0;
+            } else {
+                srv_reply_error(rep, 400, "Content-Encoding: %s: data after the end of the stream",
+                                h->zname);
+                return 0;
+            }
+        }
+        z->next_out = (Bytef *)buf;
+        z->avail_out = sizeof buf;
+        int r = inflate(z, Z_NO_FLUSH);
+        size_t got = sizeof buf - z->avail_out;
+        full = z->avail_out == 0;
+        if (r == Z_STREAM_END)
+            h->z_end = 1;
+        else if (r != Z_OK && !(r == Z_BUF_ERROR && !got)) {
+            srv_reply_error(rep, 400,
+                            "Content-Encoding: %s: the body is not a valid %s stream (%s)",
+                            h->zname, h->zname, z->msg ? z->msg : "corrupt data");
+            return 0;
+        }
+        if (got && !body_append(s, h, buf, got, rep)) {
+            if (rep->status == 413)
+                srv_reply_error(rep, 413,
+                                "request body inflates (Content-Encoding: %s) past max_body_bytes "
+                                "(%zu)",
+                                h->zname, s->cfg.max_body_bytes);
+            return 0;
+        }
+        if (!got && r == Z_BUF_ERROR)
+            break; /* it needs more input */
+    }
+    return 1;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
@@ -506,7 +680,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return refuse_now(h, 0); /* past the linger bounds: reply and close */
         }
         struct srv_reply rep = {0};
-        if (!body_append(s, h, upload, n, &rep)) {
+        if (!(h->z ? body_inflate(s, h, upload, n, &rep) : body_append(s, h, upload, n, &rep))) {
             h->dropped = h->r.len + n;
             h->r.len = 0;
             return refuse(h, &rep);
@@ -515,6 +689,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (h->has_early)
         return refuse_now(h, 1);
+    if (h->z && !h->z_end && (h->r.len || h->z->total_in)) {
+        struct srv_reply rep = {0};
+        srv_reply_error(&rep, 400,
+                        "Content-Encoding: %s: the body ends before its compressed "
+                        "stream does",
+                        h->zname);
+        return queue_reply(h, &rep);
+    }
     if (h->r.body)
         h->r.body[h->r.len] = 0;
     struct srv_reply rep = {0};
@@ -558,10 +740,17 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     size_t in = h->r.len + h->dropped, out = h->undelivered ? 0 : h->bytes_out;
     srv_metrics_observe(s->metrics, h->r.route, h->status, us / 1e6, in, out);
-    struct srv_access a = {h->r.method, h->r.path,  srv_route_patterns[h->r.route],
-                           h->r.id,     h->r.model, h->undelivered,
-                           h->status,   in,         out,
-                           us};
+    struct srv_access a = {.method = h->r.method,
+                           .path = h->r.path,
+                           .route = srv_route_patterns[h->r.route],
+                           .id = h->r.id,
+                           .model = h->r.model,
+                           .key = h->r.key_id,
+                           .undelivered = h->undelivered,
+                           .status = h->status,
+                           .bytes_in = in,
+                           .bytes_out = out,
+                           .us = us};
     srv_log_access(&a);
     release_body(s, h);
     free(h);
@@ -661,14 +850,30 @@ int srv_start(struct srv *s, char *err, size_t errlen)
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s},
         {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, s},
         {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
+        {MHD_OPTION_END, 0, NULL}, /* HTTPS: the 3 below */
+        {MHD_OPTION_END, 0, NULL},
+        {MHD_OPTION_END, 0, NULL},
         {MHD_OPTION_END, 0, NULL},
     };
+    if (s->cfg.tls_cert_file[0]) { /* the credentials were loaded and checked (tls.h) */
+        size_t n = sizeof opts / sizeof *opts - 4;
+        flags |= MHD_USE_TLS;
+        opts[n++] =
+            (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0, srv_tls_retrieve_fn()};
+        opts[n++] =
+            (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)s->cfg.tls_priorities};
+        if (srv_tls_client_ca()) /* libmicrohttpd asks for a client certificate */
+            opts[n++] =
+                (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, (void *)srv_tls_client_ca()};
+    }
     s->daemon = MHD_start_daemon(flags, 0, accept_policy, s, on_request, s, MHD_OPTION_ARRAY, opts,
                                  MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!s->daemon) {
-        snprintf(err, errlen, "cannot listen on %s:%d (in use, or not an address of this host?)",
-                 s->cfg.host, s->cfg.port);
+        snprintf(err, errlen, "cannot listen on %s:%d (in use, or not an address of this host?%s)",
+                 s->cfg.host, s->cfg.port,
+                 s->cfg.tls_cert_file[0] ? " or tls_priorities is not a GnuTLS priority string"
+                                         : "");
         return -1;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);

@@ -105,6 +105,8 @@ void srv_log_access(const struct srv_access *a)
         srv_jw_kstr(&w, "request_id", a->id);
         if (a->model[0])
             srv_jw_kstr(&w, "model", a->model);
+        if (a->key[0])
+            srv_jw_kstr(&w, "key", a->key);
         emit_jw(&w);
         return;
     }
@@ -117,9 +119,9 @@ void srv_log_access(const struct srv_access *a)
     path[i] = 0;
     int n =
         snprintf(line, sizeof line,
-                 "%s access %s %s route=%s status=%u%s%s in=%zu out=%zu us=%lld id=%s%s%s\n", ts,
-                 a->method, path, a->route, a->status, a->undelivered ? " undelivered=" : "",
+                 "%s access %s %s route=%s status=%u%s%s in=%zu out=%zu us=%lld id=%s%s%s%s%s\n",
+                 ts, a->method, path, a->route, a->status, a->undelivered ? " undelivered=" : "",
                  a->undelivered ? a->undelivered : "", a->bytes_in, a->bytes_out, (long long)a->us,
-                 a->id, a->model[0] ? " model=" : "", a->model);
+                 a->id, a->model[0] ? " model=" : "", a->model, a->key[0] ? " key=" : "", a->key);
     emit(line, n < (int)sizeof line ? (size_t)n : sizeof line - 1);
 }

@@ -13,6 +13,7 @@ void srv_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 /* One request, as the access log records it: what the client got. */
 struct srv_access {
     const char *method, *path, *route, *id, *model; /* model "" when none */
+    const char *key;                                /* the access key's id, "" none */
     const char *undelivered; /* why a queued reply never fully went out, or NULL */
     unsigned status;
     size_t bytes_in, bytes_out;

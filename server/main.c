@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "server/auth.h"
 #include "server/batch.h"
 #include "server/blas.h"
 #include "server/http.h"
@@ -16,6 +17,7 @@
 #include "server/metrics.h"
 #include "server/models.h"
 #include "server/srv.h"
+#include "server/tls.h"
 
 extern char **environ;
 
@@ -26,11 +28,58 @@ static sem_t stop_sem;
 static atomic_int stop_signals;
 static atomic_int last_signal;
 
+static atomic_int hangups;
+
 static void on_stop_signal(int sig)
 {
     atomic_store(&last_signal, sig);
     atomic_fetch_add(&stop_signals, 1);
     sem_post(&stop_sem);
+}
+
+/* SIGHUP: reload what may change without a restart (the access keys). */
+static void on_hangup(int sig)
+{
+    (void)sig;
+    atomic_fetch_add(&hangups, 1);
+    sem_post(&stop_sem);
+}
+
+/* SIGHUP: the HTTPS certificate and key, for the next handshakes. */
+static void reload_tls(const struct srv *s)
+{
+    if (!s->cfg.tls_cert_file[0])
+        return;
+    struct nn_err err;
+    char d[300];
+    if (srv_tls_reload(&err)) {
+        srv_log(CFG_LOG_ERROR, "tls: %s; keeping the certificate loaded before", err.msg);
+        return;
+    }
+    srv_tls_describe(d, sizeof d);
+    srv_log(CFG_LOG_INFO, "tls: reloaded, serving %s", d);
+}
+
+/* (Re)reads api_keys_file into s->keys. At start a failure stops it; on SIGHUP the old
+ * keys stay. */
+static int load_keys(struct srv *s, int reload)
+{
+    if (!s->cfg.api_keys_file[0])
+        return 0;
+    struct srv_keys *k;
+    struct nn_err err;
+    if (srv_keys_load(s->cfg.api_keys_file, &k, &err)) {
+        srv_log(CFG_LOG_ERROR, "%s%s", err.msg, reload ? "; keeping the keys loaded before" : "");
+        return -1;
+    }
+    pthread_rwlock_wrlock(&s->keys_lock);
+    struct srv_keys *old = s->keys;
+    s->keys = k;
+    pthread_rwlock_unlock(&s->keys_lock);
+    srv_keys_free(old);
+    srv_log(CFG_LOG_INFO, "api keys: %zu key(s) %s from %s", srv_keys_count(k),
+            reload ? "reloaded" : "loaded", s->cfg.api_keys_file);
+    return 0;
 }
 
 /* cfg_print_warnings goes through the log so it keeps log_format. */
@@ -108,6 +157,8 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_hangup;
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     s.stop_signals = &stop_signals;
 
@@ -121,6 +172,21 @@ int main(int argc, char **argv)
     if (!s.metrics || !s.models) {
         fprintf(stderr, "relud: out of memory\n");
         return 1;
+    }
+    pthread_rwlock_init(&s.keys_lock, NULL);
+    if (load_keys(&s, 0))
+        return 2;
+    if (s.cfg.tls_cert_file[0]) {
+        struct nn_err terr;
+        if (srv_tls_load(s.cfg.tls_cert_file, s.cfg.tls_key_file, s.cfg.tls_client_ca_file,
+                         &terr)) {
+            srv_log(CFG_LOG_ERROR, "tls: %s", terr.msg);
+            return 2;
+        }
+        char d[300];
+        srv_tls_describe(d, sizeof d);
+        srv_log(CFG_LOG_INFO, "tls: serving %s%s", d,
+                s.cfg.tls_client_ca_file[0] ? "; client certificates required" : "");
     }
     int workers = s.cfg.batch_workers;
     if (workers == 0)
@@ -155,12 +221,22 @@ int main(int argc, char **argv)
             "ready: serving on http://%s%s%s:%d/ (SIGTERM or Ctrl-C drains and stops)",
             v6 ? "[" : "", s.cfg.host, v6 ? "]" : "", s.port);
 
-    while (sem_wait(&stop_sem) != 0)
-        ; /* EINTR */
+    for (;;) {
+        while (sem_wait(&stop_sem) != 0)
+            ; /* EINTR */
+        if (atomic_exchange(&hangups, 0)) {
+            load_keys(&s, 1);
+            reload_tls(&s);
+        }
+        if (atomic_load(&stop_signals))
+            break;
+    }
     srv_log(CFG_LOG_INFO, "received %s",
             atomic_load(&last_signal) == SIGINT ? "SIGINT" : "SIGTERM");
     srv_drain_and_stop(&s);
     srv_engine_free(s.engine);
+    srv_keys_free(s.keys);
+    srv_tls_free();
     srv_models_free(s.models);
     srv_metrics_free(s.metrics);
     cfg_free(&s.cfg);

@@ -37,7 +37,7 @@ struct entry {
     char name[SRV_MODEL_NAME];
     int listed; /* 0 after DELETE (the entry stays for its stats) */
     enum srv_model_state state;
-    char reason[NN_ERR_LEN]; /* UNAVAILABLE / UNLOADED: why; "" when READY */
+    char reason[NN_ERR_LEN]; /* not READY: why ("unloaded" after an unload); "" when READY */
     struct srv_model *model; /* READY: the serving version (holds one reference) */
     struct srv_model_stats stats;
 };
@@ -59,7 +59,7 @@ static const char *const model_keys[] = {
 const char *const srv_model_state_names[] = {
     [SRV_MODEL_READY] = "READY",
     [SRV_MODEL_UNAVAILABLE] = "UNAVAILABLE",
-    [SRV_MODEL_UNLOADED] = "UNLOADED",
+    [SRV_MODEL_UNLOADED] = "UNAVAILABLE", /* with reason "unloaded", as Triton */
 };
 
 int srv_model_name_ok(const char *name)
@@ -85,6 +85,7 @@ static void model_free(struct srv_model *model)
         return;
     srv_batcher_free(model->batcher);
     srv_net_free(&model->net);
+    srv_onnx_sig_free(model->onnx);
     free(model->description);
     free(model);
 }
@@ -140,6 +141,99 @@ static enum nn_status model_features(struct srv_model *model, struct nn_err *err
     }
     nn_plan_free(&plan);
     return st;
+}
+
+/* A JSON model's signature: "input" [-1, in_features] and "output" [-1, out_features]. */
+static void json_io(struct srv_model *model)
+{
+    model->platform = "relud_json";
+    model->input = (struct srv_model_io){"input", 2, {-1, -1}};
+    model->output = (struct srv_model_io){"output", 2, {-1, -1}};
+    if (model->in_features)
+        model->input.shape[1] = (int64_t)model->in_features;
+    if (model->out_features)
+        model->output.shape[1] = (int64_t)model->out_features;
+}
+
+/* Builds a model from NAME.onnx (path): the graph's net and signature, no batching. */
+static enum nn_status model_build_onnx(const struct srv_models *m, const char *name,
+                                       const char *path, struct srv_model **out, struct nn_err *err)
+{
+    *out = NULL;
+    char label[SRV_MODEL_NAME + 8];
+    snprintf(label, sizeof label, "%s.onnx", name);
+    struct srv_onnx_model om;
+    enum nn_status st = srv_onnx_open(path, label, m->dir, &om, err);
+    if (st)
+        return st;
+    struct srv_model *model = calloc(1, sizeof *model);
+    if (!model) {
+        srv_onnx_model_free(&om);
+        return nn_err_set(err, NN_ENOMEM, "out of memory");
+    }
+    atomic_init(&model->refs, 1);
+    snprintf(model->name, sizeof model->name, "%s", name);
+    model->dtype = om.dtype;
+    model->net = om.net;
+    model->description = om.description;
+    model->onnx = om.sig;
+    model->platform = "onnxruntime_onnx";
+    const struct srv_onnx_sig *s = om.sig;
+    struct srv_model_io *io[2] = {&model->input, &model->output};
+    for (int k = 0; k < 2; k++) {
+        snprintf(io[k]->name, sizeof io[k]->name, "%s", k ? s->output : s->input);
+        io[k]->ndim = k ? s->out_ndim : s->in_ndim;
+        memcpy(io[k]->shape, k ? s->out_shape : s->in_shape, sizeof io[k]->shape);
+    }
+    int64_t last = s->flatten_axis >= 0 ? -1 : s->in_shape[s->in_ndim - 1];
+    if (s->flatten_axis >= 0) { /* the pass's features: the flattened dims */
+        int64_t p = 1;
+        for (int i = s->flatten_axis; i < s->in_ndim && p > 0; i++)
+            p = s->in_shape[i] > 0 ? p * s->in_shape[i] : -1;
+        last = p;
+    }
+    model->in_features = last > 0 ? (size_t)last : 0;
+    last = s->out_shape[s->out_ndim - 1];
+    model->out_features = last > 0 ? (size_t)last : 0;
+    *out = model;
+    return NN_OK;
+}
+
+enum nn_status srv_model_input_shape(const struct srv_model *m, const size_t *shape, int ndim,
+                                     size_t *out, int *out_ndim, const char *where,
+                                     struct nn_err *err)
+{
+    const struct srv_onnx_sig *s = m->onnx;
+    int ok = !s || ndim == s->in_ndim;
+    for (int i = 0; s && ok && i < ndim; i++)
+        ok = s->in_shape[i] < 0 || (size_t)s->in_shape[i] == shape[i];
+    if (!ok) {
+        char a[96], b[96];
+        size_t n = (size_t)snprintf(b, sizeof b, "[");
+        for (int i = 0; i < s->in_ndim && n < sizeof b; i++)
+            n += (size_t)(s->in_shape[i] < 0 ? snprintf(b + n, sizeof b - n, "%s-1", i ? ", " : "")
+                                             : snprintf(b + n, sizeof b - n, "%s%lld",
+                                                        i ? ", " : "", (long long)s->in_shape[i]));
+        if (n < sizeof b)
+            snprintf(b + n, sizeof b - n, "]");
+        return nn_err_set(err, NN_EINVAL, "%s: shape %s does not fit the model's input \"%s\" %s%s",
+                          where, nn_shape_str(a, sizeof a, shape, ndim), s->input, b,
+                          s->in_ndim > 1 && s->in_shape[0] > 0
+                              ? " (its batch size is fixed: export with dynamic_axes for any)"
+                              : "");
+    }
+    if (!s || s->flatten_axis < 0) {
+        memcpy(out, shape, (size_t)ndim * sizeof *shape);
+        *out_ndim = ndim;
+        return NN_OK;
+    }
+    size_t d[2] = {1, 1}; /* no overflow: the request's element count was checked */
+    for (int i = 0; i < ndim; i++)
+        d[i >= s->flatten_axis] *= shape[i];
+    out[0] = d[0];
+    out[1] = d[1];
+    *out_ndim = 2;
+    return NN_OK;
 }
 
 /* Builds a model from JSON text. `name` is the name it must have; `origin` says where the
@@ -242,6 +336,7 @@ static enum nn_status model_build(const struct srv_models *m, const char *name, 
     if ((st = model_features(model, err)) ||
         (st = srv_batch_cfg_parse(d, root, &model->batch, err)))
         goto fail;
+    json_io(model);
     if (model->batch.dynamic && !(model->batcher = srv_batcher_new(&model->net, &model->batch))) {
         st = nn_err_set(err, NN_ENOMEM, "out of memory");
         goto fail;
@@ -387,7 +482,7 @@ static enum nn_status install(struct srv_models *m, struct srv_model *model, str
     return NN_OK;
 }
 
-/* Lists name without a serving model: UNAVAILABLE / UNLOADED with a reason; listed = 0
+/* Lists name without a serving model, UNAVAILABLE with a reason; listed = 0
  * unlists it (DELETE). */
 static void set_state(struct srv_models *m, const char *name, enum srv_model_state state,
                       int listed, const char *reason)
@@ -449,18 +544,26 @@ void srv_models_free(struct srv_models *m)
  * listed UNAVAILABLE with the reason. Caller holds ctl. */
 static enum nn_status load_one(struct srv_models *m, const char *name, struct nn_err *err)
 {
-    char path[PATH_MAX];
-    if ((size_t)snprintf(path, sizeof path, "%s/%s.json", m->dir, name) >= sizeof path)
+    char path[PATH_MAX], opath[PATH_MAX];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s.json", m->dir, name) >= sizeof path ||
+        (size_t)snprintf(opath, sizeof opath, "%s/%s.onnx", m->dir, name) >= sizeof opath)
         return nn_err_set(err, NN_EINVAL, "%s: path too long", name);
     size_t len = 0;
-    int eno = 0;
+    int eno = 0, onnx = access(opath, F_OK) == 0;
     struct nn_err rerr;
     char *text = read_file(path, &len, &eno, &rerr);
-    if (!text && eno == ENOENT)
-        return nn_err_set(err, NN_ENOTFOUND, "model \"%s\": no file %s", name, path);
+    if (!text && eno == ENOENT && !onnx)
+        return nn_err_set(err, NN_ENOTFOUND, "model \"%s\": no file %s (nor %s.onnx)", name, path,
+                          name);
     struct srv_model *model = NULL;
     enum nn_status st;
-    if (!text)
+    if (onnx && (text || eno != ENOENT))
+        st = nn_err_set(err, NN_EINVAL,
+                        "%s.onnx: %s.json is in model_dir too: one model, one file (remove one)",
+                        name, name);
+    else if (onnx)
+        st = model_build_onnx(m, name, opath, &model, err);
+    else if (!text)
         st = nn_err_set(err, NN_EINVAL, "%s", rerr.msg);
     else
         st = model_build(m, name, "the file name", text, len, &model, err);
@@ -502,9 +605,10 @@ enum nn_status srv_models_load_all(struct srv_models *m, int strict, struct nn_e
     while ((de = readdir(dir))) {
         const char *fn = de->d_name;
         size_t fl = strlen(fn);
-        /* dotfiles (".NAME.json.tmp.<pid>.<n>" left by a crash in PUT) and non-JSON files
-           (the safetensors beside a model) are not models */
-        if (fn[0] == '.' || fl <= 5 || strcmp(fn + fl - 5, ".json") != 0)
+        /* dotfiles (".NAME.json.tmp.<pid>.<n>" left by a crash in PUT) and files other than
+           NAME.json and NAME.onnx (the safetensors beside a model) are not models */
+        if (fn[0] == '.' || fl <= 5 ||
+            (strcmp(fn + fl - 5, ".json") != 0 && strcmp(fn + fl - 5, ".onnx") != 0))
             continue;
         if (n == cap) {
             size_t nc = cap ? cap * 2 : 16;
@@ -525,6 +629,14 @@ enum nn_status srv_models_load_all(struct srv_models *m, int strict, struct nn_e
     closedir(dir);
     if (n)
         qsort(names, n, sizeof *names, cmp_str);
+    size_t u = 0; /* NAME.json and NAME.onnx: one name (load_one refuses the pair) */
+    for (size_t i = 0; i < n; i++) {
+        if (u && !strcmp(names[u - 1], names[i]))
+            free(names[i]);
+        else
+            names[u++] = names[i];
+    }
+    n = u;
     int ready = 0, broken = 0;
     for (size_t i = 0; i < n && rc == NN_OK; i++) {
         const char *name = names[i];
@@ -550,7 +662,11 @@ enum nn_status srv_models_load_all(struct srv_models *m, int strict, struct nn_e
         if (st == NN_ENOTFOUND)
             continue; /* deleted between readdir and open */
         broken++;
-        if (strict)
+        char op[PATH_MAX]; /* an ONNX model's messages start with "NAME.onnx: " */
+        snprintf(op, sizeof op, "%s/%s.onnx", m->dir, name);
+        if (strict && access(op, F_OK) == 0)
+            rc = nn_err_set(err, st, "strict_models: %s/%s", m->dir, e.msg);
+        else if (strict)
             rc = nn_err_set(err, st, "strict_models: %s/%s.json: %s", m->dir, name, e.msg);
         else
             srv_log(CFG_LOG_WARN, "model %s: unavailable: %s", name, e.msg);
@@ -589,12 +705,25 @@ struct srv_model *srv_models_get(struct srv_models *m, const char *name, enum nn
     return model;
 }
 
+const double srv_latency_le[SRV_LAT_BUCKETS] = {
+    0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+    0.05,     0.1,     0.25,   0.5,     1,      2.5,   5,      10,    30};
+
+int srv_latency_bucket(double seconds)
+{
+    int b = 0;
+    while (b < SRV_LAT_BUCKETS && seconds > srv_latency_le[b])
+        b++;
+    return b;
+}
+
 void srv_model_stats_observe(struct srv_model_stats *s, int ok, const struct srv_req_times *t,
                              size_t samples)
 {
     if (!s)
         return;
     uint64_t ns = t->reply_built - t->start;
+    atomic_fetch_add(&s->latency[srv_latency_bucket((double)ns * 1e-9)], 1);
     if (ok) {
         atomic_fetch_add(&s->success_count, 1);
         atomic_fetch_add(&s->success_ns, ns);
@@ -728,7 +857,16 @@ enum nn_status srv_models_put(struct srv_models *m, const char *name, const char
     if (!srv_model_name_ok(name))
         return bad_name(name, err);
     struct srv_model *model = NULL;
+    char opath[PATH_MAX];
+    snprintf(opath, sizeof opath, "%s/%s.onnx", m->dir, name);
     pthread_mutex_lock(&m->ctl);
+    if (access(opath, F_OK) == 0) {
+        pthread_mutex_unlock(&m->ctl);
+        return nn_err_set(err, NN_EINVAL,
+                          "model \"%s\" is %s.onnx in model_dir: replace that file and load it "
+                          "(POST /v2/repository/models/%s/load), or DELETE the model first",
+                          name, name, name);
+    }
     enum nn_status st =
         model_build(m, name, "the URL's model name", body ? body : "", len, &model, err);
     if (st != NN_OK) {
@@ -768,14 +906,19 @@ enum nn_status srv_models_delete(struct srv_models *m, const char *name, struct 
     int listed = e && e->listed;
     pthread_mutex_unlock(&m->lock);
     enum nn_status st = NN_OK;
-    if (unlink(path) != 0) {
-        if (errno != ENOENT)
+    int removed = 0;
+    for (int k = 0; k < 2 && st == NN_OK; k++) { /* NAME.json, then NAME.onnx */
+        if (k)
+            snprintf(path, sizeof path, "%s/%s.onnx", m->dir, name);
+        if (unlink(path) == 0)
+            removed = 1;
+        else if (errno != ENOENT)
             st = nn_err_set(err, NN_EIO, "unlink %s: %s", path, strerror(errno));
-        else if (!listed)
-            st = nn_err_set(err, NN_ENOTFOUND, "unknown model \"%s\"", name);
-    } else if (fsync_dir(m->dir) != 0) {
-        srv_log(CFG_LOG_WARN, "fsync %s: %s", m->dir, strerror(errno));
     }
+    if (st == NN_OK && !removed && !listed)
+        st = nn_err_set(err, NN_ENOTFOUND, "unknown model \"%s\"", name);
+    else if (removed && fsync_dir(m->dir) != 0)
+        srv_log(CFG_LOG_WARN, "fsync %s: %s", m->dir, strerror(errno));
     if (st == NN_OK)
         set_state(m, name, SRV_MODEL_UNAVAILABLE, 0, "deleted");
     pthread_mutex_unlock(&m->ctl);

@@ -1,8 +1,9 @@
 /* The model repository: model_dir holds NAME.json files (layers inline, or types only with
- * "weights": "NAME.safetensors" beside it). Models are immutable and refcounted: a request
- * holds its model from lookup to completion, so a replaced model serves the requests that
- * started on it until they finish. Every operation answers an nn_status with a message in
- * a caller's nn_err (NN_ENOTFOUND, NN_EUNAVAILABLE, NN_EIO beyond the core's). */
+ * "weights": "NAME.safetensors" beside it) and NAME.onnx files (server/onnx.h). Models are
+ * immutable and refcounted: a request holds its model from lookup to completion, so a
+ * replaced model serves the requests that started on it until they finish. Every operation
+ * answers an nn_status with a message in a caller's nn_err (NN_ENOTFOUND, NN_EUNAVAILABLE,
+ * NN_EIO beyond the core's). */
 #ifndef RELUD_MODELS_H
 #define RELUD_MODELS_H
 
@@ -11,8 +12,16 @@
 
 #include "core/nn.h"
 #include "server/batch.h"
+#include "server/onnx.h"
 
 #define SRV_MODEL_NAME 128
+
+/* Latency buckets (seconds) of every request-duration histogram, per route and per model:
+ * from 25 us (a small request takes ~75 us) to 30 s. */
+#define SRV_LAT_BUCKETS 19
+extern const double srv_latency_le[SRV_LAT_BUCKETS];
+/* The bucket of a duration: 0..SRV_LAT_BUCKETS (the last is +Inf). */
+int srv_latency_bucket(double seconds);
 
 /* Per-model statistics (the shape of Triton's statistics extension). */
 struct srv_model_stats {
@@ -21,7 +30,15 @@ struct srv_model_stats {
     atomic_ullong inference_count;   /* samples */
     atomic_ullong last_inference_ms; /* unix ms */
     atomic_ullong queue_ns, compute_input_ns, compute_infer_ns, compute_output_ns;
+    atomic_ullong latency[SRV_LAT_BUCKETS + 1]; /* every request, by duration bucket */
     struct srv_batch_stats batch; /* executions by batch size, queue times, rejections */
+};
+
+/* One tensor of a model's signature as metadata shows it: its name and shape (-1: any). */
+struct srv_model_io {
+    char name[SRV_MODEL_NAME];
+    int ndim;
+    int64_t shape[NN_MAX_DIMS];
 };
 
 struct srv_model {
@@ -37,10 +54,24 @@ struct srv_model {
     struct srv_batcher *batcher;   /* this version's queue; NULL without dynamic_batching */
     struct srv_model_stats *stats; /* its name's statistics: they survive replacement; valid
                                       until srv_models_free */
+    /* Where it came from: NAME.json ("relud_json": tensors "input" [-1, in_features] and
+     * "output"), or NAME.onnx ("onnxruntime_onnx": the graph's names and shapes, its
+     * request contract in onnx; NULL for JSON models). */
+    const char *platform;
+    struct srv_model_io input, output;
+    struct srv_onnx_sig *onnx;
 };
 
+/* The shape a request's input takes through the pass: a JSON model's any shape as is; an
+ * ONNX model's checked against the graph input (rank, fixed dims) and flattened as its
+ * graph does. NN_EINVAL naming `where` when it does not fit. */
+enum nn_status srv_model_input_shape(const struct srv_model *m, const size_t *shape, int ndim,
+                                     size_t *out, int *out_ndim, const char *where,
+                                     struct nn_err *err);
+
 enum srv_model_state { SRV_MODEL_READY, SRV_MODEL_UNAVAILABLE, SRV_MODEL_UNLOADED };
-extern const char *const srv_model_state_names[]; /* "READY", "UNAVAILABLE", "UNLOADED" */
+extern const char *const srv_model_state_names
+    []; /* "READY", "UNAVAILABLE" (both not-ready states, as Triton names them) */
 
 struct srv_models;
 
@@ -48,9 +79,9 @@ struct srv_models;
 struct srv_models *srv_models_new(const char *model_dir, size_t max_values);
 void srv_models_free(struct srv_models *m);
 
-/* Loads every NAME.json in model_dir at start. A broken file is logged and listed as
- * unavailable with its reason; with strict the first broken file fails the call (err says
- * which and why). A model_dir that cannot be read fails it always. */
+/* Loads every NAME.json and NAME.onnx in model_dir at start (a name with both is broken). A
+ * broken file is logged and listed as unavailable with its reason; with strict the first
+ * broken file fails the call (err says which and why). A model_dir that cannot be read fails it always. */
 enum nn_status srv_models_load_all(struct srv_models *m, int strict, struct nn_err *err);
 
 /* A ready model, with a reference taken (srv_model_release gives it back); NULL with
@@ -77,17 +108,18 @@ void srv_model_stats_observe(struct srv_model_stats *s, int ok, const struct srv
 void srv_model_stats_exec(struct srv_model_stats *s, size_t rows, const struct srv_req_times *t);
 
 /* Control. */
-/* (Re)loads NAME.json from disk (Triton's load): NN_ENOTFOUND without the file. */
+/* (Re)loads NAME.json or NAME.onnx from disk (Triton's load): NN_ENOTFOUND without either. */
 enum nn_status srv_models_load(struct srv_models *m, const char *name, struct nn_err *err);
 /* Marks NAME unloaded (Triton's unload): later requests get NN_EUNAVAILABLE, running ones
  * finish. */
 enum nn_status srv_models_unload(struct srv_models *m, const char *name, struct nn_err *err);
-/* Validates body as a model (its name must match or be absent), writes model_dir/NAME.json
- * atomically (temp file, fsync, rename, fsync of the directory) and swaps it in; *created
+/* Validates body as a model (its name must match or be absent; NAME.onnx must not exist),
+ * writes model_dir/NAME.json atomically (temp file, fsync, rename, fsync of the directory) and swaps it in; *created
  * says whether the name is new. NN_EINVAL for a bad model, NN_EIO. */
 enum nn_status srv_models_put(struct srv_models *m, const char *name, const char *body, size_t len,
                               int *created, struct nn_err *err);
-/* Removes model_dir/NAME.json (and nothing else) and unlists the model. */
+/* Removes model_dir/NAME.json or NAME.onnx (not the weights beside them) and unlists the
+ * model. */
 enum nn_status srv_models_delete(struct srv_models *m, const char *name, struct nn_err *err);
 
 /* Calls fn for every listed name, in name order, under the repository's lock (fn must be

@@ -37,15 +37,16 @@ static struct srv_model *get_model(struct srv_req *req, struct srv_reply *rep)
     return m;
 }
 
-static void tensor_meta(struct srv_jw *w, const char *name, enum nn_dtype dt, size_t features)
+/* An input or output: its name and shape as the model has them (models.h). */
+static void tensor_meta(struct srv_jw *w, const struct srv_model_io *io, enum nn_dtype dt)
 {
     srv_jw_obj(w);
-    srv_jw_kstr(w, "name", name);
+    srv_jw_kstr(w, "name", io->name);
     srv_jw_kstr(w, "datatype", model_datatype(dt));
     srv_jw_key(w, "shape");
     srv_jw_arr(w);
-    srv_jw_int(w, -1);
-    srv_jw_int(w, features ? (long long)features : -1);
+    for (int i = 0; i < io->ndim; i++)
+        srv_jw_int(w, io->shape[i]);
     srv_jw_end(w);
     srv_jw_end(w);
 }
@@ -63,14 +64,14 @@ void srv_h_model_meta(struct srv_req *req, struct srv_reply *rep)
     srv_jw_arr(&w);
     srv_jw_str(&w, "1");
     srv_jw_end(&w);
-    srv_jw_kstr(&w, "platform", "relud_json");
+    srv_jw_kstr(&w, "platform", m->platform);
     srv_jw_key(&w, "inputs");
     srv_jw_arr(&w);
-    tensor_meta(&w, "input", m->dtype, m->in_features);
+    tensor_meta(&w, &m->input, m->dtype);
     srv_jw_end(&w);
     srv_jw_key(&w, "outputs");
     srv_jw_arr(&w);
-    tensor_meta(&w, "output", m->dtype, m->out_features);
+    tensor_meta(&w, &m->output, m->dtype);
     srv_jw_end(&w);
     srv_jw_end(&w);
     srv_model_release(m);
@@ -79,17 +80,16 @@ void srv_h_model_meta(struct srv_req *req, struct srv_reply *rep)
 
 /* One input or output of Triton's model configuration: without the batch dimension when
  * the model has max_batch_size (Triton's convention), else the whole shape. */
-static void config_tensor(struct srv_jw *w, const char *name, const struct srv_model *m,
-                          size_t features)
+static void config_tensor(struct srv_jw *w, const struct srv_model_io *io,
+                          const struct srv_model *m)
 {
     srv_jw_obj(w);
-    srv_jw_kstr(w, "name", name);
+    srv_jw_kstr(w, "name", io->name);
     srv_jw_kstr(w, "data_type", m->dtype == NN_F32 ? "TYPE_FP32" : "TYPE_FP64");
     srv_jw_key(w, "dims");
     srv_jw_arr(w);
-    if (!m->batch.max_batch_size)
-        srv_jw_int(w, -1);
-    srv_jw_int(w, features ? (long long)features : -1);
+    for (int i = m->batch.max_batch_size ? 1 : 0; i < io->ndim; i++)
+        srv_jw_int(w, io->shape[i]);
     srv_jw_end(w);
     srv_jw_end(w);
 }
@@ -104,16 +104,16 @@ void srv_h_model_config(struct srv_req *req, struct srv_reply *rep)
     srv_jw_init(&w, 1024, 0);
     srv_jw_obj(&w);
     srv_jw_kstr(&w, "name", m->name);
-    srv_jw_kstr(&w, "platform", "relud_json");
+    srv_jw_kstr(&w, "platform", m->platform);
     srv_jw_kstr(&w, "backend", "relud");
     srv_batch_cfg_write(&m->batch, &w);
     srv_jw_key(&w, "input");
     srv_jw_arr(&w);
-    config_tensor(&w, "input", m, m->in_features);
+    config_tensor(&w, &m->input, m);
     srv_jw_end(&w);
     srv_jw_key(&w, "output");
     srv_jw_arr(&w);
-    config_tensor(&w, "output", m, m->out_features);
+    config_tensor(&w, &m->output, m);
     srv_jw_end(&w);
     srv_jw_end(&w);
     srv_model_release(m);
@@ -168,7 +168,7 @@ static void model_stats(void *ctx, const char *name, enum srv_model_state state,
 {
     struct stats_ctx *c = ctx;
     struct srv_jw *w = c->w;
-    (void)state, (void)reason, (void)model;
+    (void)state, (void)reason;
     if (c->only && strcmp(c->only, name))
         return;
     unsigned long long ok = atomic_load(&st->success_count);
@@ -186,10 +186,31 @@ static void model_stats(void *ctx, const char *name, enum srv_model_state state,
     duration(w, "compute_input", ok, atomic_load(&st->compute_input_ns));
     duration(w, "compute_infer", ok, atomic_load(&st->compute_infer_ns));
     duration(w, "compute_output", ok, atomic_load(&st->compute_output_ns));
+    duration(w, "cache_hit", 0, 0); /* relud has no response cache */
+    duration(w, "cache_miss", 0, 0);
+    srv_jw_end(w);
+    srv_jw_key(w, "response_stats"); /* per response of a decoupled model: relud has none */
+    srv_jw_obj(w);
     srv_jw_end(w);
     srv_jw_key(w, "batch_stats");
     srv_jw_arr(w);
     srv_batch_stats_foreach(&st->batch, batch_stat, w);
+    srv_jw_end(w);
+    /* the serving version's parameters, in host memory */
+    srv_jw_key(w, "memory_usage");
+    srv_jw_arr(w);
+    if (model) {
+        size_t bytes = 0;
+        for (int i = 0; i < model->net.nlayers; i++) {
+            const struct nn_layer *l = &model->net.layers[i];
+            bytes += (l->weight.numel + l->bias.numel) * nn_dtype_size(model->dtype);
+        }
+        srv_jw_obj(w);
+        srv_jw_kstr(w, "type", "CPU");
+        srv_jw_kint(w, "id", 0);
+        srv_jw_kuint(w, "byte_size", bytes);
+        srv_jw_end(w);
+    }
     srv_jw_end(w);
     srv_jw_end(w);
 }
@@ -283,7 +304,12 @@ struct infer {
     size_t bin_len, bin_off;
     uint64_t timeout_us; /* Triton's "timeout": the most time queued for a batch */
     struct srv_req_times tm;
-    struct srv_batch_job job; /* a batched request's */
+    struct srv_batch_job job;     /* a batched request's */
+    size_t in_shape[NN_MAX_DIMS]; /* the input's shape as sent (an ONNX model may flatten it) */
+    int in_ndim;
+    struct nn_tensor dinput; /* grad:<input>, in that shape */
+    struct nn_tensor *grads; /* an ONNX model's gradients by initializer */
+    void *grad_buf;
 };
 
 /* relud's extension parameters (see the file comment). Flags that are not booleans are
@@ -473,12 +499,12 @@ static enum nn_status read_inputs(struct infer *q, struct located *input, struct
     int have_input = 0, have_go = 0, have_target = 0, i = 0;
     enum nn_status st = NN_OK;
     for (srv_jv in = srv_json_child(d, inputs); in && !st; in = srv_json_next(d, in), i++) {
-        char n[64];
+        char n[SRV_MODEL_NAME];
         struct located l;
         srv_jv name = srv_json_type(d, in) == SRV_J_OBJECT ? srv_json_get(d, in, "name") : 0;
         if (srv_json_str(d, name, n, sizeof n) == (size_t)-1)
             return nn_err_set(err, NN_EINVAL, "inputs[%d].name: required", i);
-        if (!strcmp(n, "input") && !have_input) {
+        if (!strcmp(n, q->m->input.name) && !have_input) {
             st = locate_input(q, in, i, n, input, err);
             have_input = 1;
         } else if (!strcmp(n, "grad_output") && !have_go) {
@@ -504,17 +530,17 @@ static enum nn_status read_inputs(struct infer *q, struct located *input, struct
                               "inputs[%d] (target): needs the request parameter \"loss\"", i);
         } else {
             return nn_err_set(err, NN_EINVAL,
-                              "inputs[%d].name: unexpected input \"%s\" (model %s takes "
-                              "\"input\"; with gradients also \"grad_output\" or \"target\"; "
+                              "inputs[%d].name: unexpected input \"%.60s\" (model %s takes "
+                              "\"%.60s\"; with gradients also \"grad_output\" or \"target\"; "
                               "each once)",
-                              i, n, q->m->name);
+                              i, n, q->m->name, q->m->input.name);
         }
     }
     if (st)
         return st;
     if (!have_input)
-        return nn_err_set(err, NN_EINVAL, "inputs: no input named \"input\" (model %s)",
-                          q->m->name);
+        return nn_err_set(err, NN_EINVAL, "inputs: no input named \"%s\" (model %s)",
+                          q->m->input.name, q->m->name);
     if (have_go && q->has_loss)
         return nn_err_set(err, NN_EINVAL,
                           "inputs: give either \"grad_output\" or parameters.loss, not both");
@@ -537,24 +563,33 @@ static enum nn_status read_inputs(struct infer *q, struct located *input, struct
 
 /* ---- infer: outputs ----------------------------------------------------------------------- */
 /* An output the pass offers: "output", and with gradients "grad:input", "grad:<i>.weight",
- * "grad:<i>.bias" (state_dict names) and "loss". */
+ * "grad:<i>.bias" (state_dict names) and "loss". An ONNX model's are named by its graph:
+ * "<output>", "grad:<input>", "grad:<initializer>". */
 struct oip_out {
-    char name[48];
+    char name[SRV_MODEL_NAME + 8];
     const struct nn_tensor *t;
     int binary;
 };
 
-/* Fills outs (room for 2 * nlayers + 3) and returns how many; loss is the 1-element tensor
- * for "loss". */
-static int offered_outputs(const struct srv_pass *p, const struct nn_tensor *loss,
+/* Fills outs (room for 2 * nlayers + nparams + 3) and returns how many; loss is the
+ * 1-element tensor for "loss". */
+static int offered_outputs(const struct infer *q, const struct nn_tensor *loss,
                            struct oip_out *outs)
 {
+    const struct srv_pass *p = &q->p;
+    const struct srv_model *m = q->m;
     int n = 0;
-    outs[n++] = (struct oip_out){"output", srv_pass_output(p), 0};
+    outs[n].t = srv_pass_output(p);
+    snprintf(outs[n++].name, sizeof outs[0].name, "%s", m->output.name);
     if (p->backward == SRV_BWD_NONE)
         return n;
-    outs[n++] = (struct oip_out){"grad:input", &p->ws.dinput, 0};
-    for (int l = 0; l < p->net->nlayers; l++) {
+    outs[n].t = &q->dinput;
+    snprintf(outs[n++].name, sizeof outs[0].name, "grad:%s", m->input.name);
+    for (int k = 0; m->onnx && k < m->onnx->nparams; k++) {
+        outs[n].t = &q->grads[k];
+        snprintf(outs[n++].name, sizeof outs[0].name, "grad:%s", m->onnx->params[k].name);
+    }
+    for (int l = 0; !m->onnx && l < p->net->nlayers; l++) {
         if (p->ws.dweight[l].ndim) {
             outs[n].t = &p->ws.dweight[l];
             snprintf(outs[n++].name, sizeof outs[0].name, "grad:%d.weight", l);
@@ -653,8 +688,22 @@ static void write_reply(struct infer *q, struct srv_reply *rep, const struct oip
         srv_jw_key(&w, "parameters");
         srv_jw_obj(&w);
         if (q->p.want_stats) {
-            srv_jw_key(&w, "stats");
-            srv_pass_write_stats(&q->p, &w);
+            /* A response parameter holds a string, a number or a boolean (the protocol's
+             * schema; gRPC clients cannot carry more): the per-layer array, as JSON text. */
+            struct srv_jw sw;
+            size_t sl;
+            enum nn_status sst;
+            struct nn_err serr;
+            srv_jw_init(&sw, 1024, 0);
+            srv_pass_write_stats(&q->p, &sw);
+            char *stxt = srv_jw_finish(&sw, &sl, &sst, &serr);
+            if (!stxt) {
+                srv_jw_free(&w);
+                srv_reply_nn_error(rep, sst, &serr);
+                return;
+            }
+            srv_jw_kstr(&w, "stats", stxt);
+            free(stxt);
         }
         if (q->p.clip > 0) {
             srv_jw_key(&w, "total_norm");
@@ -717,6 +766,49 @@ static void write_reply(struct infer *q, struct srv_reply *rep, const struct oip
     }
 }
 
+/* Triton's raw binary request (Inference-Header-Content-Length: 0): the whole body is the
+ * model's one input, little-endian in the model's datatype, its shape the model's with the
+ * first dimension (the batch) taken from the byte count. No parameters: a forward pass,
+ * JSON outputs. */
+static enum nn_status parse_raw(struct infer *q, struct located *l, struct nn_err *err)
+{
+    const struct srv_model *m = q->m;
+    const struct srv_model_io *io = &m->input;
+    memset(l, 0, sizeof *l);
+    snprintf(l->where, sizeof l->where, "body (raw binary input %.60s)", io->name);
+    l->wire = m->dtype == NN_F32 ? SRV_WIRE_FP32 : SRV_WIRE_FP64;
+    size_t es = nn_dtype_size(m->dtype), row = es;
+    int ok = io->ndim >= 1;
+    for (int i = 1; ok && i < io->ndim; i++) {
+        ok = io->shape[i] > 0;
+        row *= ok ? (size_t)io->shape[i] : 1;
+    }
+    if (!ok)
+        return nn_err_set(err, NN_EINVAL,
+                          "%s: a raw binary request needs a model whose input has one variable "
+                          "dimension, the first; %s's does not (send the JSON header)",
+                          l->where, m->name);
+    if (q->bin_len % row)
+        return nn_err_set(err, NN_EINVAL,
+                          "%s: %zu bytes are not whole rows of %zu %s bytes (%s's input row)",
+                          l->where, q->bin_len, row, model_datatype(m->dtype), m->name);
+    l->ndim = io->ndim;
+    l->shape[0] = q->bin_len / row;
+    for (int i = 1; i < io->ndim; i++)
+        l->shape[i] = (size_t)io->shape[i];
+    if (io->shape[0] > 0 && l->shape[0] != (size_t)io->shape[0])
+        return nn_err_set(err, NN_EINVAL, "%s: %zu rows, the model's input takes %lld", l->where,
+                          l->shape[0], (long long)io->shape[0]);
+    l->numel = q->bin_len / es;
+    l->bin = q->bin;
+    q->bin_off = q->bin_len;
+    static const char empty[] = "{}";
+    enum nn_status st = srv_json_parse(empty, 2, 0, &q->d, err);
+    if (!st)
+        q->root = srv_json_root(q->d);
+    return st;
+}
+
 /* parse: the header (and where binary data starts), the parameters and the inputs. */
 static enum nn_status parse(struct infer *q, struct located *input, struct nn_err *err)
 {
@@ -736,6 +828,8 @@ static enum nn_status parse(struct infer *q, struct located *input, struct nn_er
     const char *body = req->body ? req->body : "";
     q->bin = body + hlen;
     q->bin_len = req->len - hlen;
+    if (hl && !hlen && req->len)
+        return parse_raw(q, input, err);
     enum nn_status st = srv_json_parse(body, hlen, req->srv->cfg.max_json_values, &q->d, err);
     if (st && !hl && strstr(err->msg, "unexpected data after the JSON value")) {
         size_t n = strlen(err->msg);
@@ -770,11 +864,20 @@ static void infer_reply(struct infer *q, enum nn_status st, struct nn_err *err,
     double loss_d = q->p.loss_value;
     float loss_f = (float)q->p.loss_value;
     loss.data = m->dtype == NN_F32 ? (void *)&loss_f : (void *)&loss_d;
-    size_t room = 2 * (size_t)m->net.nlayers + 3;
+    size_t room = 2 * (size_t)m->net.nlayers + (m->onnx ? (size_t)m->onnx->nparams : 0) + 3;
     if (!st && (!(outs = calloc(room, sizeof *outs)) || !(order = calloc(room, sizeof *order))))
         st = nn_err_set(err, NN_ENOMEM, "out of memory");
+    if (!st && q->p.backward != SRV_BWD_NONE) { /* grad:<input> in the shape it was sent */
+        q->dinput = q->p.ws.dinput;
+        q->dinput.ndim = q->in_ndim;
+        memcpy(q->dinput.shape, q->in_shape, sizeof q->dinput.shape);
+        if (m->onnx && !(q->grads = calloc((size_t)m->onnx->nparams + 1, sizeof *q->grads)))
+            st = nn_err_set(err, NN_ENOMEM, "out of memory");
+        if (!st && m->onnx)
+            st = srv_onnx_grads(m->onnx, &q->p.ws, m->dtype, q->grads, &q->grad_buf, err);
+    }
     if (!st) {
-        int nsel = select_outputs(q, outs, offered_outputs(&q->p, &loss, outs), order, err);
+        int nsel = select_outputs(q, outs, offered_outputs(q, &loss, outs), order, err);
         if (nsel < 0)
             st = NN_EINVAL;
         else
@@ -790,6 +893,8 @@ static void infer_reply(struct infer *q, enum nn_status st, struct nn_err *err,
     srv_model_stats_observe(m->stats, ok, &q->tm, ok ? srv_pass_samples(&q->p) : 0);
     free(outs);
     free(order);
+    free(q->grads);
+    free(q->grad_buf);
     srv_pass_free(&q->p);
     srv_json_free(q->d);
     srv_model_release(q->m);
@@ -833,10 +938,13 @@ void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
     struct located input;
     enum nn_status st = parse(q, &input, &err);
     if (!st) { /* plan, then the input straight into the workspace */
-        q->p.in_ndim = input.ndim;
-        memcpy(q->p.in_shape, input.shape, sizeof input.shape);
-        st = srv_batch_check_rows(&m->batch, input.shape, input.ndim, input.where, &err);
+        q->in_ndim = input.ndim;
+        memcpy(q->in_shape, input.shape, sizeof input.shape);
+        st = srv_model_input_shape(m, input.shape, input.ndim, q->p.in_shape, &q->p.in_ndim,
+                                   input.where, &err);
     }
+    if (!st)
+        st = srv_batch_check_rows(&m->batch, input.shape, input.ndim, input.where, &err);
     if (!st)
         st = srv_pass_plan(&q->p, s->cfg.max_tensor_elements, s->cfg.max_workspace_bytes, &err);
     if (!st)

@@ -5,20 +5,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include "server/auth.h"
 #include "server/json.h"
+#include "server/metrics.h"
 #include "server/models.h"
 #include "server/srv.h"
 #include "server/status.h"
-
-/* Constant-time comparison, so the token can't be guessed byte by byte from timings. */
-static int token_eq(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    unsigned char d = (unsigned char)(la != lb);
-    for (size_t i = 0; i < la; i++)
-        d |= (unsigned char)(a[i] ^ b[i % (lb ? lb : 1)]);
-    return d == 0;
-}
 
 static int authorized(struct srv_req *req, struct srv_reply *rep)
 {
@@ -31,7 +23,9 @@ static int authorized(struct srv_req *req, struct srv_reply *rep)
     }
     const char *h = srv_req_header(req, "Authorization");
     /* the auth scheme is case-insensitive (RFC 7235 2.1); the token is not */
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !token_eq(h + 7, tok)) {
+    /* compared as digests: the time taken says nothing about the token (auth.h) */
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !srv_secret_eq(h + 7, tok)) {
+        srv_metrics_auth_failure(req->srv->metrics, 1, h != NULL);
         srv_reply_error(rep, 401, "%s",
                         h ? "Authorization: wrong bearer token"
                           : "Authorization: \"Bearer <admin_token>\" required");
@@ -87,10 +81,9 @@ static void write_index(struct srv_models *m, int ready_only, struct srv_jw *w)
     srv_jw_end(w);
 }
 
+/* The index only reads: open as GET /v1/models is (Triton needs no credential either). */
 void srv_h_repo_index(struct srv_req *req, struct srv_reply *rep)
 {
-    if (!authorized(req, rep))
-        return;
     int ready_only = 0;
     if (req->len) { /* optional {"ready": true} */
         struct srv_json *d = NULL;
@@ -121,9 +114,44 @@ void srv_h_models_list(struct srv_req *req, struct srv_reply *rep)
     srv_reply_jw(rep, 200, &w);
 }
 
+/* Triton's load request may carry the model's configuration ("config") or its files
+ * ("file:<path>"): relud reads a model from model_dir only, so those are refused rather than
+ * ignored (a client must not believe a configuration took effect). Other parameters are
+ * ignored. 0 when the body (if any) is acceptable; else rep has the 400. */
+static int load_body_refused(struct srv_req *req, struct srv_reply *rep)
+{
+    if (!req->len)
+        return 0;
+    struct srv_json *d = NULL;
+    struct nn_err err;
+    srv_jv root, params;
+    if (srv_json_parse(req->body, req->len, req->srv->cfg.max_json_values, &d, &err) ||
+        srv_json_type(d, root = srv_json_root(d)) != SRV_J_OBJECT) {
+        srv_json_free(d);
+        srv_reply_error(rep, 400, "body: expected a JSON object like {\"parameters\": {}}");
+        return 1;
+    }
+    params = srv_json_get(d, root, "parameters");
+    for (srv_jv k = srv_json_child(d, params); k; k = srv_json_next(d, k)) {
+        char key[64];
+        srv_json_key(d, k, key, sizeof key);
+        if (!strcmp(key, "config") || !strncmp(key, "file:", 5)) {
+            srv_reply_error(rep, 400,
+                            "parameters.%s: relud loads a model from model_dir only and does not "
+                            "apply a configuration or files sent with load; write NAME.json "
+                            "(max_batch_size, dynamic_batching: PUT /v1/models/%s), then load",
+                            key, req->name);
+            srv_json_free(d);
+            return 1;
+        }
+    }
+    srv_json_free(d);
+    return 0;
+}
+
 void srv_h_repo_load(struct srv_req *req, struct srv_reply *rep)
 {
-    if (!authorized(req, rep))
+    if (!authorized(req, rep) || load_body_refused(req, rep))
         return;
     struct nn_err err;
     enum nn_status st = srv_models_load(req->srv->models, req->name, &err);
@@ -136,7 +164,7 @@ void srv_h_repo_unload(struct srv_req *req, struct srv_reply *rep)
         return;
     struct nn_err err;
     enum nn_status st = srv_models_unload(req->srv->models, req->name, &err);
-    reply_state(rep, st, 200, req->name, "UNLOADED", &err);
+    reply_state(rep, st, 200, req->name, "UNAVAILABLE", &err);
 }
 
 void srv_h_model_put(struct srv_req *req, struct srv_reply *rep)

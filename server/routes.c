@@ -22,6 +22,12 @@ int srv_route_is_health(enum srv_route r)
 
 int srv_route_is_admin(enum srv_route r)
 {
-    return r == SRV_R_MODEL_PUT || r == SRV_R_MODEL_DELETE || r == SRV_R_REPO_INDEX ||
-           r == SRV_R_REPO_LOAD || r == SRV_R_REPO_UNLOAD;
+    return r == SRV_R_MODEL_PUT || r == SRV_R_MODEL_DELETE || r == SRV_R_REPO_LOAD ||
+           r == SRV_R_REPO_UNLOAD;
+}
+
+int srv_route_is_public(enum srv_route r)
+{
+    return r == SRV_R_LIVE || r == SRV_R_READY || r == SRV_R_CONSOLE || r == SRV_R_CONSOLE_FILE ||
+           r == SRV_R_DOCS || r == SRV_R_OPENAPI;
 }

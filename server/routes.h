@@ -1,6 +1,8 @@
 /* The routes relud serves: one list. X(ID, method, pattern, handler). Pattern segments
- * "{name}" capture a model name and "{version}" a version; metrics and the access log label
- * a request by its pattern. The handlers are declared in srv.h; the transport dispatches. */
+ * "{name}" capture a model name (a file name under /console/) and "{version}" a version
+ * (any other "{...}" lands in the version slot too);
+ * metrics and the access log label a request by its pattern. The handlers are declared in
+ * srv.h; the transport dispatches. */
 #ifndef RELUD_ROUTES_H
 #define RELUD_ROUTES_H
 
@@ -13,6 +15,7 @@
     X(MODELS_LIST, "GET", "/v1/models", srv_h_models_list)                                      \
     X(MODEL_PUT, "PUT", "/v1/models/{name}", srv_h_model_put)                                   \
     X(MODEL_DELETE, "DELETE", "/v1/models/{name}", srv_h_model_delete)                          \
+    X(MODEL_INFO, "GET", "/v1/models/{name}", srv_h_model_info)                                 \
     X(ALL_STATS, "GET", "/v2/models/stats", srv_h_model_stats)                                  \
     X(MODEL_META, "GET", "/v2/models/{name}", srv_h_model_meta)                                 \
     X(MODEL_META_V, "GET", "/v2/models/{name}/versions/{version}", srv_h_model_meta)            \
@@ -26,7 +29,11 @@
     X(MODEL_STATS_V, "GET", "/v2/models/{name}/versions/{version}/stats", srv_h_model_stats)    \
     X(REPO_INDEX, "POST", "/v2/repository/index", srv_h_repo_index)                             \
     X(REPO_LOAD, "POST", "/v2/repository/models/{name}/load", srv_h_repo_load)                  \
-    X(REPO_UNLOAD, "POST", "/v2/repository/models/{name}/unload", srv_h_repo_unload)
+    X(REPO_UNLOAD, "POST", "/v2/repository/models/{name}/unload", srv_h_repo_unload)            \
+    X(CONSOLE, "GET", "/", srv_h_console)                                                       \
+    X(CONSOLE_FILE, "GET", "/console/{name}", srv_h_console_file)                               \
+    X(DOCS, "GET", "/docs", srv_h_docs)                                                         \
+    X(OPENAPI, "GET", "/openapi.json", srv_h_openapi)
 
 enum srv_route {
 #define X(ID, m, p, h) SRV_R_##ID,
@@ -43,5 +50,8 @@ extern const char *const srv_route_patterns[SRV_R_COUNT];
 int srv_route_is_health(enum srv_route r);
 /* Model control (admin_token): never open to every web origin (cors_origins "*"). */
 int srv_route_is_admin(enum srv_route r);
+/* Pages with no data of anyone's (the readiness probes, the console's files, the API
+ * document): no access key needed. */
+int srv_route_is_public(enum srv_route r);
 
 #endif

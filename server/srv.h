@@ -4,6 +4,7 @@
 #ifndef RELUD_SRV_H
 #define RELUD_SRV_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,6 +17,7 @@
 
 struct MHD_Daemon;
 struct srv_engine;
+struct srv_keys;
 struct srv_metrics;
 struct srv_models;
 
@@ -32,10 +34,12 @@ struct srv {
     atomic_size_t buffered; /* request body bytes held across connections */
     struct srv_metrics *metrics;
     struct srv_models *models;
-    struct srv_engine *engine; /* dynamic batching's workers (server/batch.h) */
-    struct srv_blas blas;      /* the BLAS kernel in use and why (relud_build_info) */
-    uint64_t nonce;            /* request-id generator state */
-    atomic_int *stop_signals;  /* SIGTERM/SIGINT count: a second one ends the drain */
+    struct srv_engine *engine;  /* dynamic batching's workers (server/batch.h) */
+    struct srv_keys *keys;      /* api_keys_file's digests, or NULL (server/auth.h) */
+    pthread_rwlock_t keys_lock; /* keys is swapped under it (SIGHUP) */
+    struct srv_blas blas;       /* the BLAS kernel in use and why (relud_build_info) */
+    uint64_t nonce;             /* request-id generator state */
+    atomic_int *stop_signals;   /* SIGTERM/SIGINT count: a second one ends the drain */
 };
 
 /* ---- a reply ------------------------------------------------------------------------ */
@@ -80,6 +84,7 @@ struct srv_req {
     char *body; /* request body, NUL-terminated, capped */
     size_t len;
     char model[SRV_MAX_CAPTURE]; /* model used, for per-model metrics ("" none) */
+    char key_id[12];             /* the access key's id (auth.h), "" none */
     /* The transport's: a header by name (NULL when absent), its connection, and parking
      * it (see srv_req_defer). */
     const char *(*header)(const struct srv_req *req, const char *name);

@@ -10,6 +10,7 @@
     X(200, "OK", "ok")                                         \
     X(201, "Created", "ok")                                    \
     X(204, "No Content", "ok")                                 \
+    X(304, "Not Modified", "ok")                               \
     X(400, "Bad Request", "invalid_request")                   \
     X(401, "Unauthorized", "unauthorized")                     \
     X(403, "Forbidden", "forbidden")                           \

@@ -204,6 +204,9 @@ static enum nn_status parse(struct forward *f, struct srv_req *req, unsigned *st
         return st;
     f->p.in_ndim = f->input.ndim;
     memcpy(f->p.in_shape, f->input.shape, sizeof f->input.shape);
+    if (f->model && (st = srv_model_input_shape(f->model, f->input.shape, f->input.ndim,
+                                                f->p.in_shape, &f->p.in_ndim, "input", err)))
+        return st;
     f->p.form = f->input.form;
     return parse_backward(f, c->max_tensor_elements, err);
 }
@@ -285,6 +288,10 @@ void srv_h_forward(struct srv_req *req, struct srv_reply *rep)
     }
     if (!st)
         st = srv_pass_run(&f->p, &err);
+    if (!st && f->p.backward && f->p.in_ndim != f->input.ndim) { /* an ONNX model flattened it */
+        f->p.ws.dinput.ndim = f->input.ndim;
+        memcpy(f->p.ws.dinput.shape, f->input.shape, sizeof f->input.shape);
+    }
     f->tm.pass_end = srv_now_ns();
     forward_reply(f, st, &err, rep);
 }

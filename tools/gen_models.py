@@ -13,6 +13,8 @@ Deterministic (torch.manual_seed), needs Debian's python3-torch. Writes:
                                           gradients (input and every state_dict parameter)
   tests/golden/models/tiny_expected.json  the same for tests/fixtures/models/tiny
   tests/fixtures/models/*                 one good float64 safetensors model and broken ones
+  config/models/simple_nn_onnx.onnx, tests/fixtures/onnx/*, tests/golden/onnx/*
+                                          the ONNX models: see tools/gen_onnx.py
 
 The models are untrained (torch's default Linear initialisation under a fixed seed): they
 exist to be served and checked numerically, not to classify digits.
@@ -348,6 +350,8 @@ def gen_fixtures():
 
 def main():
     files = gen_simple_nn() + gen_mnist() + gen_fixtures()
+    import gen_onnx  # the ONNX models and fixtures (tools/gen_onnx.py, needs python3-onnx)
+    files += gen_onnx.main()
     for p in files:
         print("%8d  %s" % (os.path.getsize(p), os.path.relpath(p, ROOT)))
 

@@ -6,12 +6,22 @@
 #               answers itself, pipelining after a refusal
 #   memory.py   peak RSS for adversarial bodies at the body cap, against the documented bound
 #   drain.py    drain_timeout cuts a long pass: 503 + Connection: close, logged as sent
-# Needs Debian's python3-requests, wget, curl and nginx-light. Ends with "N passed, N failed".
+#   metrics.py  /metrics through promtool check metrics, histograms, process_* series, the
+#               Grafana dashboard's queries
+#   compression.py  gzip/deflate requests (zip bombs stop at the cap), gzip replies
+#   tls.py      HTTPS, TLS versions, start-up certificate errors, SIGHUP reload, mutual TLS
+#   client.py   clients/python/relud_client.py: every method, binary vs JSON vs /v1 vs numpy,
+#               errors, retries on 503 + Retry-After, the README's Python example
+#   dashboard.py  deploy/grafana/relud-dashboard.json: its JSON model, promtool check rules,
+#               every query answered by a real Prometheus scraping relud under traffic
+#   export.py   tools/relud-export: modules covering every layer exported, served, outputs and
+#               gradients vs torch; refusals named by submodule
+# Needs Debian's python3-requests, python3-numpy, python3-torch, wget, curl, nginx-light and prometheus (promtool, prometheus). Ends with "N passed, N failed".
 set -u
 cd "$(dirname "$0")"
 export RELUD=${RELUD:-$(cd ../.. && pwd)/build/relud}
 passed=0 failed=0
-for t in clients.py framing.py memory.py drain.py; do
+for t in clients.py framing.py memory.py drain.py metrics.py compression.py tls.py client.py dashboard.py export.py; do
   echo "--- tests/clients/$t"
   out=$(/usr/bin/python3 "$t" 2>&1); rc=$?
   printf '%s\n' "$out"

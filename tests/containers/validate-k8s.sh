@@ -8,6 +8,9 @@
 #  3. With build/relud: the ConfigMap is materialised the way the kubelet mounts it
 #     (..data symlink to a timestamped folder, one symlink per key) and relud serves the
 #     models from it (model_dir /models in the pod).
+#  4. tests/containers/validate_kserve.py: deploy/kserve (relud's KServe ServingRuntime and
+#     the InferenceService example) against KServe's CRD schema, its runtime selection and
+#     relud's rules; with build/relud, the runtime's environment serving /mnt/models.
 # Ends with "N passed, N failed"; non-zero exit on failure.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -78,20 +81,29 @@ EOF
     port=$(sed -n 's|.*listening on http://[^ ]*:\([0-9][0-9]*\).*|\1|p' "$W/log" | head -1)
     [ -n "$port" ] && break; sleep 0.1
   done
-  nmodels=$(find "$W/models/$ts" -name '*.json' | wc -l)
+  nmodels=$(find "$W/models/$ts" \( -name '*.json' -o -name '*.onnx' \) | wc -l)
   if [ -n "$port" ] && curl -fsS -o /dev/null --retry 20 --retry-delay 0 --retry-max-time 5 --retry-connrefused \
        "http://127.0.0.1:$port/v2/health/ready" && grep -q "models: $nmodels ready, 0 unavailable" "$W/log"; then
     ok "relud loads all $nmodels models from the ConfigMap laid out as the kubelet mounts it (strict_models)"
   else
     bad "relud on the kubelet-style ConfigMap mount: $(tail -5 "$W/log" | tr '\n' ' ')"
   fi
-  for m in $(ls "$W/models/$ts" | sed -n 's/\.json$//p'); do
+  for m in $(ls "$W/models/$ts" | sed -n 's/\.\(json\|onnx\)$//p'); do
     code=$(curl -sS -o "$W/resp" -w '%{http_code}' "http://127.0.0.1:${port:-1}/v2/models/$m/ready" || true)
     if [ "$code" = 200 ]; then ok "model $m ready from the ConfigMap"; else bad "model $m from the ConfigMap: HTTP $code $(head -c 200 "$W/resp")"; fi
   done
 else
   SKIP=$((SKIP + 1)); echo "skip - relud on the ConfigMap mount (no $RELUD; run make first)"
 fi
+
+# 4. KServe: deploy/kserve
+out=$(RELUD=${RELUD:-build/relud} $PY tests/containers/validate_kserve.py 2>&1); rc=$?
+echo "$out" | grep -v -E '^[0-9]+ passed, [0-9]+ failed$|^\([0-9]+ skipped\)$'
+s=$(echo "$out" | sed -n 's/^(\([0-9]*\) skipped)$/\1/p'); SKIP=$((SKIP + ${s:-0}))
+p=$(echo "$out" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
+f=$(echo "$out" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
+PASS=$((PASS + ${p:-0})); FAIL=$((FAIL + ${f:-0}))
+[ "$rc" -eq 0 ] || [ "${f:-0}" -gt 0 ] || bad "validate_kserve.py crashed (exit $rc)"
 
 echo "($SKIP skipped)"
 echo "$PASS passed, $FAIL failed"

@@ -335,6 +335,60 @@ check("docker-compose.yml: relud replicas >= 2, health-gated balancer, published
       and get(comp, "services", "lb", "depends_on", "relud", "condition") == "service_healthy"
       and all(str(p).startswith("127.0.0.1:") for s in comp["services"].values() for p in s.get("ports", [])))
 
+# ---- the HTTPS overlay (deploy/k8s/tls): its patch merged as kustomize's strategic merge
+# would (maps recursively, lists of named objects by name), then the same schema check.
+def smerge(base, patch):
+    if isinstance(base, dict) and isinstance(patch, dict):
+        out = dict(base)
+        for k, v in patch.items():
+            out[k] = smerge(base[k], v) if k in base else v
+        return out
+    if (isinstance(base, list) and isinstance(patch, list) and
+            all(isinstance(x, dict) and "name" in x for x in base + patch)):
+        out = [dict(x) for x in base]
+        for x in patch:
+            i = next((j for j, y in enumerate(out) if y["name"] == x["name"]), None)
+            if i is None:
+                out.append(x)
+            else:
+                out[i] = smerge(out[i], x)
+        return out
+    return patch
+
+
+TLS = os.path.join(K8S, "tls")
+tkus = yaml.safe_load(open(os.path.join(TLS, "kustomization.yaml")))
+check("tls/kustomization.yaml: builds on ../ with one patch",
+      tkus.get("resources") == ["../"] and len(tkus.get("patches", [])) == 1)
+patch = yaml.safe_load(open(os.path.join(TLS, tkus["patches"][0]["path"])))
+tdep = smerge(dep, patch)
+if kc is not None:
+    errs = []
+    walk(tdep, "V1Deployment", "Deployment", errs)
+    check("tls: the patched Deployment matches the V1Deployment schema", not errs, "; ".join(errs[:5]))
+tc = next(c for c in tdep["spec"]["template"]["spec"]["containers"] if c["name"] == "relud")
+tenv = {e["name"]: e.get("value") for e in tc.get("env", [])}
+helptext = open(os.path.join(ROOT, "config", "relud.conf")).read()
+check("tls: RELUD_TLS_CERT_FILE and RELUD_TLS_KEY_FILE are relud options, under the mount",
+      all(n in helptext for n in ("RELUD_TLS_CERT_FILE", "RELUD_TLS_KEY_FILE"))
+      and any(tenv.get("RELUD_TLS_CERT_FILE", "").startswith(m["mountPath"] + "/")
+              for m in tc.get("volumeMounts", [])), str(tenv))
+check("tls: every probe is HTTPS",
+      all(get(tc, p, "httpGet", "scheme") == "HTTPS"
+          for p in ("startupProbe", "readinessProbe", "livenessProbe")))
+check("tls: the certificate comes from a Secret volume",
+      any(v.get("secret", {}).get("secretName") for v in tdep["spec"]["template"]["spec"]["volumes"]))
+
+# docker-compose.tls.yml: relud's own HTTPS, same drain arithmetic, an HTTPS health check.
+ctls = yaml.safe_load(open(os.path.join(ROOT, "docker-compose.tls.yml")))
+trs = get(ctls, "services", "relud", default={})
+tenv2 = trs.get("environment", {})
+check("docker-compose.tls.yml: RELUD_TLS_* are relud options and the healthcheck is HTTPS",
+      all(k in helptext for k in tenv2 if k.startswith("RELUD_"))
+      and "https://" in str(get(trs, "healthcheck", "test", default=""))
+      and parse_seconds(trs.get("stop_grace_period", "10s"))
+      > parse_seconds(tenv2.get("RELUD_DRAIN_TIMEOUT", "30")), str(tenv2))
+
 print(f"({SKIP} skipped)")
 print(f"{PASS} passed, {FAIL} failed")
 sys.exit(1 if FAIL else 0)

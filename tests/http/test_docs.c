@@ -1,5 +1,5 @@
 /* The docs cannot drift: every ```sh block of README.md and docs/NAME.md whose command starts
- * with `curl` runs against a real daemon, in document order, and when a ```json or ```text
+ * with `curl` (or pipes into curl) runs against a real daemon, in document order, and when a ```json or ```text
  * block follows it the output must equal it (JSON as JSON, numbers as torch.allclose with
  * rtol 1e-5 and atol 1e-6, which every BLAS kernel meets; text exactly, trailing whitespace
  * aside). One cmocka test per example, named file:line.
@@ -203,7 +203,9 @@ static void collect(const char *rel)
         }
         char *content = trim_dup(body.p ? body.p : "", body.n);
         free(body.p);
-        int is_curl = !strcmp(lang, "sh") && starts(content, "curl");
+        /* curl, or a pipeline into curl (printf ... | gzip | curl ...) */
+        int is_curl =
+            !strcmp(lang, "sh") && (starts(content, "curl") || strstr(content, "| curl "));
         if (!is_curl) {
             if (daemon_args || during)
                 doc_error("%s:%d: docs-test directive before a block that is no curl example",

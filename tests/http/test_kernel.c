@@ -196,7 +196,7 @@ static void daemon_reports_kernel(void **state)
     struct t_resp r;
     assert_int_equal(t_get(&d, "/metrics", &r), 0);
     char want[160];
-    snprintf(want, sizeof want, "blas_core=\"%s\",blas_core_source=\"relud\"} 1", best);
+    snprintf(want, sizeof want, "blas_core=\"%s\",blas_core_source=\"relud\",", best);
     assert_non_null(strstr(r.body, "relud_build_info{version=\""));
     assert_non_null(strstr(r.body, want));
     t_resp_free(&r);

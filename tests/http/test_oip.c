@@ -233,9 +233,9 @@ static void sb_golden_input(struct srv_sb *b, const cJSON *g)
 {
     const cJSON *in = t_item(g, "input");
     const cJSON *sh = t_item(in, "shape"), *data = t_item(in, "data");
-    srv_sb_printf(b, "{\"name\": \"input\", \"datatype\": \"FP32\", \"shape\": [%d, %d], \"data\": [",
-              (int)cJSON_GetArrayItem(sh, 0)->valuedouble,
-              (int)cJSON_GetArrayItem(sh, 1)->valuedouble);
+    srv_sb_printf(
+        b, "{\"name\": \"input\", \"datatype\": \"FP32\", \"shape\": [%d, %d], \"data\": [",
+        (int)cJSON_GetArrayItem(sh, 0)->valuedouble, (int)cJSON_GetArrayItem(sh, 1)->valuedouble);
     const cJSON *e;
     int first = 1;
     cJSON_ArrayForEach(e, data)
@@ -393,7 +393,7 @@ static void infer_flat_and_nested(void **state)
     /* flat */
     struct srv_sb b = {0};
     srv_sb_printf(&b, "{\"inputs\": [{\"name\": \"input\", \"shape\": [2, 10], \"datatype\": "
-                  "\"FP32\", \"data\": [");
+                      "\"FP32\", \"data\": [");
     for (int i = 0; i < 20; i++)
         srv_sb_printf(&b, i ? ",%.9g" : "%.9g", X2[i]);
     srv_sb_printf(&b, "]}]}");
@@ -406,7 +406,7 @@ static void infer_flat_and_nested(void **state)
     /* nested: same numbers, same reply */
     b.len = 0;
     srv_sb_printf(&b, "{\"inputs\": [{\"name\": \"input\", \"shape\": [2, 10], \"datatype\": "
-                  "\"FP32\", \"data\": [[");
+                      "\"FP32\", \"data\": [[");
     for (int i = 0; i < 20; i++)
         srv_sb_printf(&b, i == 10 ? "],[%.9g" : i ? ",%.9g" : "%.9g", X2[i]);
     srv_sb_printf(&b, "]]}]}");
@@ -632,8 +632,10 @@ static void infer_unknown_parameters(void **state)
     snprintf(body, sizeof body, "{\"parameters\": {\"lossx\": \"mse\"}, %s}", in);
     infer_error("simple_nn", body, 400,
                 "parameters: unknown parameter \"lossx\"; did you mean \"loss\"?");
-    snprintf(body, sizeof body, "{\"parameters\": {\"triton_enable_empty_final_response\": true, "
-             "\"priority\": 1}, %s}", in);
+    snprintf(body, sizeof body,
+             "{\"parameters\": {\"triton_enable_empty_final_response\": true, "
+             "\"priority\": 1}, %s}",
+             in);
     struct t_resp r = infer("simple_nn", body, 200);
     t_resp_free(&r);
     /* "outputs": [] is every output, as in Triton */
@@ -643,7 +645,8 @@ static void infer_unknown_parameters(void **state)
     t_resp_free(&r);
     /* binary data without Inference-Header-Content-Length: the message says what to send */
     snprintf(body, sizeof body, "{%s}\x01\x02", in);
-    infer_error("simple_nn", body, 400, "send the JSON part's length in Inference-Header-Content-Length");
+    infer_error("simple_nn", body, 400,
+                "send the JSON part's length in Inference-Header-Content-Length");
 }
 
 static void infer_id_and_outputs(void **state)
@@ -783,7 +786,7 @@ static double *simple_nn_x2_json(void)
 {
     struct srv_sb b = {0};
     srv_sb_printf(&b, "{\"inputs\": [{\"name\": \"input\", \"shape\": [2, 10], \"datatype\": "
-                  "\"FP32\", \"data\": [");
+                      "\"FP32\", \"data\": [");
     for (int i = 0; i < 20; i++)
         srv_sb_printf(&b, i ? ",%.9g" : "%.9g", X2[i]);
     srv_sb_printf(&b, "]}]}");
@@ -909,12 +912,12 @@ static void binary_outputs(void **state)
      * grad:input binary; blobs follow the header in the order of the JSON outputs */
     struct srv_sb b = {0};
     srv_sb_printf(&b, "{\"parameters\": {\"gradients\": true}, \"inputs\": [{\"name\": \"input\", "
-                  "\"shape\": [2, 10], \"datatype\": \"FP32\", \"data\": [");
+                      "\"shape\": [2, 10], \"datatype\": \"FP32\", \"data\": [");
     for (int i = 0; i < 20; i++)
         srv_sb_printf(&b, i ? ",%.9g" : "%.9g", X2[i]);
     srv_sb_printf(&b, "]}], \"outputs\": [{\"name\": \"output\", \"parameters\": {\"binary_data\": "
-                  "true}}, {\"name\": \"grad:0.bias\"}, {\"name\": \"grad:input\", "
-                  "\"parameters\": {\"binary_data\": true}}]}");
+                      "true}}, {\"name\": \"grad:0.bias\"}, {\"name\": \"grad:input\", "
+                      "\"parameters\": {\"binary_data\": true}}]}");
     r = infer("simple_nn", b.p, 200);
     h = split_binary_reply(&r, &bin, &binlen);
     const cJSON *outs = t_item(h, "outputs");
@@ -1034,7 +1037,7 @@ static void gradients_sum(void **state)
     simple_nn_ref(X2, 2, pre, out);
     struct srv_sb b = {0};
     srv_sb_printf(&b, "{\"parameters\": {\"gradients\": true}, \"inputs\": [{\"name\": \"input\", "
-                  "\"shape\": [2, 10], \"datatype\": \"FP32\", \"data\": [");
+                      "\"shape\": [2, 10], \"datatype\": \"FP32\", \"data\": [");
     for (int i = 0; i < 20; i++)
         srv_sb_printf(&b, i ? ",%.9g" : "%.9g", X2[i]);
     srv_sb_printf(&b, "]}]}");
@@ -1084,11 +1087,11 @@ static void gradients_grad_output(void **state)
     const double go[10] = {0.5, -1, 2, 0.25, -3, 1.5, 1, -0.5, 4, -2};
     struct srv_sb b = {0};
     srv_sb_printf(&b, "{\"parameters\": {\"gradients\": true}, \"inputs\": [{\"name\": \"input\", "
-                  "\"shape\": [2, 10], \"datatype\": \"FP32\", \"data\": [");
+                      "\"shape\": [2, 10], \"datatype\": \"FP32\", \"data\": [");
     for (int i = 0; i < 20; i++)
         srv_sb_printf(&b, i ? ",%.9g" : "%.9g", X2[i]);
     srv_sb_printf(&b, "]}, {\"name\": \"grad_output\", \"shape\": [2, 5], \"datatype\": \"FP32\", "
-                  "\"data\": [[0.5, -1, 2, 0.25, -3], [1.5, 1, -0.5, 4, -2]]}]}");
+                      "\"data\": [[0.5, -1, 2, 0.25, -3], [1.5, 1, -0.5, 4, -2]]}]}");
     struct t_resp r = infer("simple_nn", b.p, 200);
     size_t n;
     const int sh_in[] = {2, 10}, sh_b[] = {5};
@@ -1158,11 +1161,11 @@ static void gradients_mse_loss(void **state)
     const double tgt[10] = {0, 1, 0.5, -1, 2, 0.25, 0, 1, 3, -0.5};
     struct srv_sb b = {0};
     srv_sb_printf(&b, "{\"parameters\": {\"loss\": \"mse\"}, \"inputs\": [{\"name\": \"input\", "
-                  "\"shape\": [2, 10], \"datatype\": \"FP32\", \"data\": [");
+                      "\"shape\": [2, 10], \"datatype\": \"FP32\", \"data\": [");
     for (int i = 0; i < 20; i++)
         srv_sb_printf(&b, i ? ",%.9g" : "%.9g", X2[i]);
     srv_sb_printf(&b, "]}, {\"name\": \"target\", \"shape\": [2, 5], \"datatype\": \"FP32\", "
-                  "\"data\": [");
+                      "\"data\": [");
     for (int i = 0; i < 10; i++)
         srv_sb_printf(&b, i ? ",%.9g" : "%.9g", tgt[i]);
     srv_sb_printf(&b, "]}]}");
@@ -1188,10 +1191,11 @@ static void gradients_mse_loss(void **state)
     t_resp_free(&r);
     free(b.p);
     /* relud's flags are booleans: "yes" is refused, not read as false */
-    infer_error("simple_nn",
-                "{\"parameters\": {\"gradients\": \"yes\"}, \"inputs\": [{\"name\": \"input\", "
-                "\"shape\": [1, 10], \"datatype\": \"FP32\", \"data\": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}]}",
-                400, "parameters.gradients: expected true or false");
+    infer_error(
+        "simple_nn",
+        "{\"parameters\": {\"gradients\": \"yes\"}, \"inputs\": [{\"name\": \"input\", "
+        "\"shape\": [1, 10], \"datatype\": \"FP32\", \"data\": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}]}",
+        400, "parameters.gradients: expected true or false");
 }
 
 /* mnist_mlp with cross_entropy against torch's loss and state_dict gradients. */
@@ -1206,12 +1210,13 @@ static void gradients_mnist_golden(void **state)
     const cJSON *tgt = t_item(t_item(loss, "target"), "data");
     struct srv_sb b = {0};
     srv_sb_printf(&b,
-              "{\"parameters\": {\"loss\": \"cross_entropy\", \"reduction\": \"%s\"}, "
-              "\"inputs\": [",
-              t_item(loss, "reduction")->valuestring);
+                  "{\"parameters\": {\"loss\": \"cross_entropy\", \"reduction\": \"%s\"}, "
+                  "\"inputs\": [",
+                  t_item(loss, "reduction")->valuestring);
     sb_golden_input(&b, g);
-    srv_sb_printf(&b, ", {\"name\": \"target\", \"datatype\": \"INT64\", \"shape\": [%d], \"data\": [",
-              cJSON_GetArraySize(tgt));
+    srv_sb_printf(&b,
+                  ", {\"name\": \"target\", \"datatype\": \"INT64\", \"shape\": [%d], \"data\": [",
+                  cJSON_GetArraySize(tgt));
     const cJSON *e;
     int first = 1;
     cJSON_ArrayForEach(e, tgt)
@@ -1253,13 +1258,17 @@ static void stats_parameter(void **state)
     simple_nn_ref(X2, 2, pre, out);
     struct srv_sb b = {0};
     srv_sb_printf(&b, "{\"parameters\": {\"stats\": true}, \"inputs\": [{\"name\": \"input\", "
-                  "\"shape\": [2, 10], \"datatype\": \"FP32\", \"data\": [");
+                      "\"shape\": [2, 10], \"datatype\": \"FP32\", \"data\": [");
     for (int i = 0; i < 20; i++)
         srv_sb_printf(&b, i ? ",%.9g" : "%.9g", X2[i]);
     srv_sb_printf(&b, "]}]}");
     struct t_resp r = infer("simple_nn", b.p, 200);
     const cJSON *p = t_item(r.json, "parameters");
-    const cJSON *st = t_item(p, "stats");
+    /* a response parameter is a string, number or boolean (the protocol): JSON text */
+    const cJSON *stxt = t_item(p, "stats");
+    assert_true(cJSON_IsString(stxt));
+    cJSON *st = cJSON_Parse(stxt->valuestring);
+    assert_non_null(st);
     assert_int_equal(cJSON_GetArraySize(st), 2);
     assert_string_equal(t_item(cJSON_GetArrayItem(st, 0), "type")->valuestring, "linear");
     const cJSON *relu = cJSON_GetArrayItem(st, 1);
@@ -1276,11 +1285,12 @@ static void stats_parameter(void **state)
     assert_int_equal(cJSON_GetArraySize(dead), ndead);
     /* no gradients asked: only the output */
     assert_int_equal(count_outputs(r.json), 1);
+    cJSON_Delete(st);
     t_resp_free(&r);
     /* without stats there is no parameters object */
     b.len = 0;
     srv_sb_printf(&b, "{\"inputs\": [{\"name\": \"input\", \"shape\": [1, 10], \"datatype\": "
-                  "\"FP32\", \"data\": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}]}");
+                      "\"FP32\", \"data\": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}]}");
     r = infer("simple_nn", b.p, 200);
     assert_null(cJSON_GetObjectItemCaseSensitive(r.json, "parameters"));
     t_resp_free(&r);
@@ -1324,6 +1334,50 @@ static struct counts model_stats(const char *path, const char *name)
     };
     t_resp_free(&r);
     return c;
+}
+
+/* Triton's raw binary request: Inference-Header-Content-Length 0, the body is the one
+ * input's bytes; rows from the byte count; JSON outputs. */
+static void binary_raw_request(void **state)
+{
+    (void)state;
+    float x[20];
+    for (int i = 0; i < 20; i++)
+        x[i] = (float)(i % 10 + 1);
+    const char *h[] = {"Inference-Header-Content-Length: 0",
+                       "Content-Type: application/octet-stream", NULL};
+    struct t_resp r = post_raw("/v2/models/simple_nn/infer", (const char *)x, sizeof x, h, 200);
+    const cJSON *out = cJSON_GetArrayItem(t_item(r.json, "outputs"), 0);
+    const cJSON *shape = t_item(out, "shape");
+    assert_int_equal(cJSON_GetArrayItem(shape, 0)->valueint, 2);
+    assert_int_equal(cJSON_GetArrayItem(shape, 1)->valueint, 5);
+    const cJSON *data = t_item(out, "data");
+    double want[5] = {1.2734791, 0, 0, 0.072146654, 0};
+    for (int i = 0; i < 10; i++)
+        assert_true(fabs(cJSON_GetArrayItem(data, i)->valuedouble - want[i % 5]) <=
+                    1e-6 + 1e-5 * fabs(want[i % 5]));
+    t_resp_free(&r);
+    r = post_raw("/v2/models/simple_nn/infer", (const char *)x, sizeof x - 4, h, 400);
+    t_check_error(&r, "76 bytes are not whole rows of 40 FP32 bytes");
+    t_resp_free(&r);
+}
+
+/* The statistics carry every field Triton documents: cache_hit/cache_miss (zeros: relud has
+ * no response cache), response_stats (empty: no decoupled models), memory_usage (the
+ * serving version's parameters). */
+static void statistics_fields(void **state)
+{
+    (void)state;
+    struct t_resp r = get("/v2/models/simple_nn/stats", 200);
+    const cJSON *ms = cJSON_GetArrayItem(t_item(r.json, "model_stats"), 0);
+    const cJSON *is = t_item(ms, "inference_stats");
+    assert_int_equal(t_item(t_item(is, "cache_hit"), "count")->valueint, 0);
+    assert_int_equal(t_item(t_item(is, "cache_miss"), "ns")->valueint, 0);
+    assert_true(cJSON_IsObject(t_item(ms, "response_stats")));
+    const cJSON *mu = cJSON_GetArrayItem(t_item(ms, "memory_usage"), 0);
+    assert_string_equal(t_item(mu, "type")->valuestring, "CPU");
+    assert_int_equal(t_item(mu, "byte_size")->valueint, (10 * 5 + 5) * 4); /* Linear(10, 5) */
+    t_resp_free(&r);
 }
 
 static void statistics(void **state)
@@ -1401,6 +1455,8 @@ int main(void)
         cmocka_unit_test(binary_request),
         cmocka_unit_test(binary_outputs),
         cmocka_unit_test(binary_malformed),
+        cmocka_unit_test(binary_raw_request),
+        cmocka_unit_test(statistics_fields),
         cmocka_unit_test(gradients_sum),
         cmocka_unit_test(gradients_grad_output),
         cmocka_unit_test(gradients_mse_loss),

@@ -1,6 +1,6 @@
 /* Model control against the real daemon: admin token (none configured -> 403, missing or
- * wrong -> 401, --admin-token-file), POST /v2/repository/index listing READY / UNAVAILABLE /
- * UNLOADED with reasons, load/unload, PUT/DELETE /v1/models/{name}, --strict-models, a
+ * wrong -> 401, --admin-token-file), POST /v2/repository/index (open) listing READY / UNAVAILABLE /
+ * UNAVAILABLE with reasons, load/unload, PUT/DELETE /v1/models/{name}, --strict-models, a
  * restart that finds a PUT model, PUTs interrupted by SIGKILL (no torn file, temp files
  * ignored), and infers racing with replacements. Every model_dir here is a mkdtemp copy. */
 #include <dirent.h>
@@ -104,9 +104,9 @@ static char *gen_model(const char *name, int in, int hid, int out, unsigned seed
     ((s = s * 6364136223846793005ull + 1442695040888963407ull), \
      ((double)(s >> 40) / (double)(1ull << 24) * 2 - 1))
     srv_sb_printf(&b,
-              "{\"name\": \"%s\", \"description\": \"generated, seed %u\", \"dtype\": "
-              "\"float32\", \"layers\": [{\"type\": \"linear\", \"weight\": [",
-              name, seed);
+                  "{\"name\": \"%s\", \"description\": \"generated, seed %u\", \"dtype\": "
+                  "\"float32\", \"layers\": [{\"type\": \"linear\", \"weight\": [",
+                  name, seed);
     for (int j = 0; j < hid; j++) {
         srv_sb_printf(&b, j ? ",[" : "[");
         for (int k = 0; k < in; k++)
@@ -136,9 +136,9 @@ static char *gen_input(int in)
 {
     struct srv_sb b = {0};
     srv_sb_printf(&b,
-              "{\"inputs\": [{\"name\": \"input\", \"datatype\": \"FP32\", \"shape\": [1, "
-              "%d], \"data\": [",
-              in);
+                  "{\"inputs\": [{\"name\": \"input\", \"datatype\": \"FP32\", \"shape\": [1, "
+                  "%d], \"data\": [",
+                  in);
     for (int k = 0; k < in; k++)
         srv_sb_printf(&b, k ? ",%g" : "%g", (k % 7) * 0.25 - 0.5);
     srv_sb_printf(&b, "]}]}");
@@ -189,7 +189,6 @@ struct ctl {
 };
 
 static const struct ctl ctls[] = {
-    {"POST", "/v2/repository/index", NULL},
     {"POST", "/v2/repository/models/simple_nn/load", NULL},
     {"POST", "/v2/repository/models/simple_nn/unload", NULL},
     {"PUT", "/v1/models/newmodel",
@@ -266,8 +265,19 @@ static void control_wrong_tokens(void **state)
     r = req(&d, "POST", "/v2/repository/models/simple_nn/load", AUTH, NULL, 0, 200);
     t_resp_free(&r);
     /* the scheme is case-insensitive (RFC 7235), the token is not */
-    r = req(&d, "POST", "/v2/repository/index", "Authorization: bearer " TOKEN, NULL, 0, 200);
+    r = req(&d, "POST", "/v2/repository/models/simple_nn/load", "Authorization: bearer " TOKEN,
+            NULL, 0, 200);
     t_resp_free(&r);
+    /* the index only reads: open, as GET /v1/models (and Triton) */
+    r = req(&d, "POST", "/v2/repository/index", NULL, NULL, 0, 200);
+    assert_non_null(t_index_entry(r.json, "simple_nn"));
+    t_resp_free(&r);
+    /* Triton's load with a configuration: refused, not silently ignored */
+    req_error(&d, "POST", "/v2/repository/models/simple_nn/load", AUTH,
+              "{\"parameters\": {\"config\": \"{}\"}}", 400, "parameters.config: relud loads");
+    req_error(&d, "POST", "/v2/repository/models/simple_nn/load", AUTH,
+              "{\"parameters\": {\"file:1/model.onnx\": \"AAAA\"}}", 400,
+              "parameters.file:1/model.onnx");
     /* the token never shows in the log */
     char *log = t_daemon_log(&d);
     assert_non_null(log);
@@ -297,15 +307,13 @@ static void control_token_file(void **state)
     /* the file overrides admin_token */
     const char *extra[] = {"--admin-token-file", tokpath, "--admin-token", "other", NULL};
     start(&d, dir, extra);
-    struct t_resp r =
-        req(&d, "POST", "/v2/repository/index", "Authorization: Bearer filetok", NULL, 0, 200);
-    assert_true(cJSON_IsArray(r.json));
+    const char *load = "/v2/repository/models/simple_nn/load";
+    struct t_resp r = req(&d, "POST", load, "Authorization: Bearer filetok", NULL, 0, 200);
+    assert_string_equal(t_item(r.json, "state")->valuestring, "READY");
     t_resp_free(&r);
-    req_error(&d, "POST", "/v2/repository/index", "Authorization: Bearer other", NULL, 401,
-              "Authorization");
-    req_error(&d, "POST", "/v2/repository/index", "Authorization: Bearer filetok  ", NULL, 401,
-              "Authorization");
-    req_error(&d, "POST", "/v2/repository/index", NULL, NULL, 401, "Authorization");
+    req_error(&d, "POST", load, "Authorization: Bearer other", NULL, 401, "Authorization");
+    req_error(&d, "POST", load, "Authorization: Bearer filetok  ", NULL, 401, "Authorization");
+    req_error(&d, "POST", load, NULL, NULL, 401, "Authorization");
     stop(&d);
     /* an unreadable token file stops the start */
     const char *missing[] = {"--model-dir", dir, "--admin-token-file", "/nonexistent/relud-token",
@@ -353,11 +361,11 @@ static void check_tiny_golden(const struct t_daemon *dm)
     char *tsh = cJSON_PrintUnformatted(t_item(tgt, "shape"));
     struct srv_sb b = {0};
     srv_sb_printf(&b,
-              "{\"parameters\": {\"loss\": \"%s\", \"reduction\": \"%s\"}, \"inputs\": "
-              "[{\"name\": \"input\", \"datatype\": \"FP64\", \"shape\": %s, \"data\": %s}, "
-              "{\"name\": \"target\", \"datatype\": \"INT64\", \"shape\": %s, \"data\": %s}]}",
-              t_item(loss, "type")->valuestring, t_item(loss, "reduction")->valuestring, insh, ins, tsh,
-              td);
+                  "{\"parameters\": {\"loss\": \"%s\", \"reduction\": \"%s\"}, \"inputs\": "
+                  "[{\"name\": \"input\", \"datatype\": \"FP64\", \"shape\": %s, \"data\": %s}, "
+                  "{\"name\": \"target\", \"datatype\": \"INT64\", \"shape\": %s, \"data\": %s}]}",
+                  t_item(loss, "type")->valuestring, t_item(loss, "reduction")->valuestring, insh,
+                  ins, tsh, td);
     free(ins);
     free(insh);
     free(td);
@@ -409,8 +417,8 @@ static void check_tiny_golden(const struct t_daemon *dm)
         assert_int_equal(n, wd ? cJSON_GetArraySize(wd) : 1);
         for (int k = 0; k < n; k++) {
             double got = cJSON_GetArrayItem(data, k)->valuedouble;
-            double want =
-                wd ? cJSON_GetArrayItem(wd, k)->valuedouble : t_item(g, "expected_loss")->valuedouble;
+            double want = wd ? cJSON_GetArrayItem(wd, k)->valuedouble
+                             : t_item(g, "expected_loss")->valuedouble;
             if (!(fabs(got - want) <= atol + rtol * fabs(want)))
                 fprintf(stderr, "tiny %s[%d]: got %.17g, want %.17g\n", name, k, got, want);
             assert_true(fabs(got - want) <= atol + rtol * fabs(want));
@@ -493,12 +501,13 @@ static void unload_and_load(void **state)
                     "4], \"data\": [0.5, -1, 2, 0]}]}";
     char *before = infer_ok(&d, "tiny", x);
     struct t_resp r = req(&d, "POST", "/v2/repository/models/tiny/unload", AUTH, NULL, 0, 200);
-    assert_string_equal(t_item(r.json, "state")->valuestring, "UNLOADED");
+    assert_string_equal(t_item(r.json, "state")->valuestring, "UNAVAILABLE");
     t_resp_free(&r);
     req_error(&d, "POST", "/v2/models/tiny/infer", NULL, x, 503, "tiny");
     req_error(&d, "GET", "/v2/models/tiny/ready", NULL, NULL, 503, NULL);
     r = req(&d, "POST", "/v2/repository/index", AUTH, NULL, 0, 200);
-    assert_string_equal(t_item(t_index_entry(r.json, "tiny"), "state")->valuestring, "UNLOADED");
+    assert_string_equal(t_item(t_index_entry(r.json, "tiny"), "state")->valuestring, "UNAVAILABLE");
+    assert_string_equal(t_item(t_index_entry(r.json, "tiny"), "reason")->valuestring, "unloaded");
     t_resp_free(&r);
     r = req(&d, "POST", "/v2/repository/models/tiny/load", AUTH, NULL, 0, 200);
     assert_string_equal(t_item(r.json, "state")->valuestring, "READY");
@@ -595,8 +604,8 @@ static void put_replace_delete(void **state)
     r = req(&d, "GET", "/v2/models/m1/stats", NULL, NULL, 0, 200);
     const cJSON *ms = cJSON_GetArrayItem(t_item(r.json, "model_stats"), 0);
     assert_string_equal(t_item(ms, "name")->valuestring, "m1");
-    assert_int_equal((int)t_item(t_item(t_item(ms, "inference_stats"), "success"), "count")->valuedouble,
-                     3);
+    assert_int_equal(
+        (int)t_item(t_item(t_item(ms, "inference_stats"), "success"), "count")->valuedouble, 3);
     t_resp_free(&r);
     disk = t_read_file(path, NULL);
     assert_string_equal(disk, b);

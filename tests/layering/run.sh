@@ -2,8 +2,8 @@
 # The server's modules depend on each other one way: from the objects' symbol tables (nm),
 # which server file uses which other's functions; the graph must have no cycle (the
 # request path reads top to bottom: transport -> handler -> pass -> reader/writer ->
-# engine). Also: no server file but the transport includes libmicrohttpd, and none uses
-# cJSON. Part of make test; ends with "N passed, N failed".
+# engine). Also: no server file but the transport includes libmicrohttpd (or zlib), none
+# but tls.c GnuTLS, and none uses cJSON. Part of make test; ends with "N passed, N failed".
 set -u
 cd "$(dirname "$0")/../.."
 B=${BUILD:-build}
@@ -63,6 +63,10 @@ PY
 [ "$fail" -eq 0 ] && pass=$((pass + 1))
 mhd=$(grep -l "microhttpd.h" server/*.c server/*.h | grep -v "server/http.c" || true)
 [ -z "$mhd" ] && ok "only server/http.c includes libmicrohttpd" || bad "libmicrohttpd included by: $mhd"
+gt=$(grep -l "gnutls/" server/*.c server/*.h | grep -v "server/tls.c" || true)
+[ -z "$gt" ] && ok "only server/tls.c speaks GnuTLS" || bad "GnuTLS included by: $gt"
+zl=$(grep -l "zlib.h" server/*.c server/*.h | grep -v "server/http.c" || true)
+[ -z "$zl" ] && ok "only the transport compresses (zlib in server/http.c)" || bad "zlib included by: $zl"
 cj=$(grep -l "cjson" server/*.c server/*.h server/*.cc || true)
 [ -z "$cj" ] && ok "no server file uses cJSON (one reader, one writer)" || bad "cJSON used by: $cj"
 echo "$pass passed, $fail failed"

@@ -685,7 +685,7 @@ static void test_load_unload(void **state)
     t_put(m, "m", 2);
     struct srv_model *held = model_get(m, "m");
     assert_int_equal(t_unload(m, "m", err), 200);
-    t_expect_state(m, "m", "UNLOADED", "unloaded");
+    t_expect_state(m, "m", "UNAVAILABLE", "unloaded");
     unsigned status;
     assert_null(t_mget(m, "m", &status, err));
     assert_int_equal(status, 503);
@@ -762,7 +762,7 @@ static void test_metrics(void **state)
     assert_true(atomic_load(&s->last_inference_ms) > 1700000000000ull);
 
     static struct srv_blas blas;
-    struct srv_gauges g = {0, 0, 0, 1, &blas};
+    struct srv_gauges g = {0, 0, 0, 1, &blas, 1, 1, 1};
     struct srv_metrics *mt = srv_metrics_new();
     size_t len;
     char *t = srv_metrics_render(mt, &g, m, &len);
