@@ -148,6 +148,7 @@ bench: deps $(RELUD)
 # python3-onnx too: tools/gen_onnx.py).
 golden:
 	/usr/bin/python3 tests/golden/gen.py
+	/usr/bin/python3 tools/gen_train_golden.py
 models:
 	/usr/bin/python3 tools/gen_models.py
 

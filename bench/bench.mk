@@ -88,3 +88,23 @@ build/bench/bench_onnx: bench/bench_onnx.c bench/stats.h build/libsrv.a build/li
 bench-onnx: build/bench/bench_onnx
 	build/bench/bench_onnx
 
+# ---- training: inference latency while a training job runs (and a SCHED_IDLE control) --
+# About 4 minutes on 2 cores; DUR, RUNS and CONNS (bench/train.sh) shorten it.
+.PHONY: bench-train
+all: bench-train
+bench-train: build/relud
+	bench/train.sh
+
+# ---- training steps: relud's trainer vs PyTorch 1.13 (issue 15: >= 1.0x torch) -----------
+# Adam on an MLP 784-256-256-10, batch 64, float32: steps/s at 1 and nproc threads, torch served
+# over pipes (bench/torch_train.py) and alternated round by round; a sanity line compares the
+# two's losses from the same weights and data. About 15 s; BENCH_TRAIN_STEPS_ARGS passes
+# options (--rounds 7 --steps 50 --threads T --no-torch).
+.PHONY: bench-train-steps
+all: bench-train-steps
+build/bench/bench_train: bench/bench_train.c bench/stats.h build/libnncore.a build/libsrv.a \
+                         core/train.h core/optim.h server/blas.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CORE_BENCH_CFLAGS) -o $@ $< $(CORE_BENCH_LIBS)
+bench-train-steps: build/bench/bench_train
+	build/bench/bench_train bench $(BENCH_TRAIN_STEPS_ARGS)

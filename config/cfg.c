@@ -178,7 +178,36 @@ _Static_assert(sizeof cfg_type_names / sizeof cfg_type_names[0] == CFG_TYPE_COUN
     X(admin_token_file, PATH, "", 0, 0, NULL, 0,                                                 \
       "File holding the admin token (trailing newline and spaces removed), e.g. a "              \
       "Kubernetes or Docker secret; overrides admin_token. An unreadable or empty file "         \
-      "stops the start.")
+      "stops the start.")                                                                        \
+    X(max_train_jobs, INT, "1", 0, 64, NULL, 0,                                                  \
+      "Training jobs (POST /v1/models/NAME/train) running at once, each on its own thread at "   \
+      "the lowest CPU priority (SCHED_IDLE) so that inference keeps its latency; more wait in "  \
+      "a queue. 0 = training is disabled (403).")                                                \
+    X(max_train_queue, INT, "8", 0, 10000, NULL, 0,                                              \
+      "Training jobs waiting for a free worker; a job beyond them is refused with 503 and "      \
+      "Retry-After.")                                                                            \
+    X(max_train_steps, UINT, "100000", 1, 1LL << 40, NULL, 0,                                    \
+      "Most optimizer steps in one training job (epochs times batches per epoch, or steps); "    \
+      "more is refused with 413.")                                                               \
+    X(max_train_seconds, SECONDS, "3600", 1, 2592000, NULL, 0,                                   \
+      "A training job still running after this many seconds fails; nothing is installed.")       \
+    X(max_train_bytes, SIZE, "256MiB", 1 * MiB, 1 * TiB, NULL, 0,                                \
+      "Most memory one training job may hold: its data, a copy of the model, its workspaces "    \
+      "(a batch with gradients, the last partial batch, the validation set), the optimizer "     \
+      "state and its history, computed before it is queued; more is refused with 413. All "      \
+      "jobs together hold at most (max_train_jobs + max_train_queue) * max_train_bytes.")        \
+    X(max_train_body_bytes, SIZE, "64MiB", 1 * KiB, 64 * GiB, NULL, 0,                           \
+      "Largest training body accepted (413 beyond it; max_body_bytes caps every body first). "   \
+      "Its data stays in memory, as numbers, while the job waits and runs.")                     \
+    X(train_history, INT, "1000", 2, 1000000, NULL, 0,                                           \
+      "History entries a training job keeps (GET /v1/train/ID): every step while they fit; "     \
+      "when full, every other entry is dropped and every 2nd step recorded, then every 4th, "    \
+      "... (history_stride). An epoch's last step (it carries val_loss) and the job's last "     \
+      "step are always recorded.")                                                               \
+    X(train_jobs_kept, INT, "64", 0, 100000, NULL, 0,                                            \
+      "Finished training jobs remembered for GET /v1/train; past it the oldest finished one "    \
+      "is forgotten. Jobs live in memory: a restart forgets them (and numbers them from 1 "      \
+      "again).")
 
 #define CFG_CTYPE_STRING char *
 #define CFG_CTYPE_PATH char *
@@ -1484,6 +1513,10 @@ static const char md_threads[] =
     "\n"
     "    max_buffered_bytes + threads × (4 × max_body_bytes + max_json_values × 128 B\n"
     "                                    + 5 × max_workspace_bytes) + the models\n"
+    "\n"
+    "plus, for training jobs, (`max_train_jobs` + `max_train_queue`) × `max_train_bytes`:\n"
+    "a job's data, its copy of the model, workspaces, optimizer state and history are\n"
+    "counted before it is queued and held until it ends.\n"
     "\n"
     "With the defaults (threads = cores) that is far above what real requests use: lower\n"
     "`max_body_bytes` and `max_workspace_bytes` to what your models need, and set the\n"

@@ -107,6 +107,15 @@ struct cfg {
     /* admin */
     char *admin_token;      /* never NULL; "" = admin endpoints answer 403. A secret. */
     char *admin_token_file; /* never NULL; "" = none. Already read into admin_token by cfg_load. */
+    /* training jobs */
+    int max_train_jobs; /* workers; 0 = training disabled */
+    int max_train_queue;
+    size_t max_train_steps;
+    int max_train_seconds;
+    size_t max_train_bytes;      /* one job's memory */
+    size_t max_train_body_bytes; /* <= max_body_bytes in effect */
+    int train_history;           /* entries per job */
+    int train_jobs_kept;         /* finished jobs listed */
 
     /* Filled by cfg_defaults/cfg_load, not options: */
     char *config_path; /* the file read, or NULL */

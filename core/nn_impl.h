@@ -45,6 +45,10 @@ NN_LAYER_TABLE(NN_KIND_PROTOS_, _)
 /* dst = src (n values of dt) and the same test, in one pass. */
 int nn_copy_has_nonfinite(enum nn_dtype dt, void *dst, const void *src, size_t n);
 
+/* The sum of squares of n values of dt, in order from 0, each term the exact product in
+ * double: how clip_grad_norm_ adds up one tensor (core/stats.c). */
+double nn_sumsq(enum nn_dtype dt, const void *data, size_t n);
+
 /* size_t arithmetic that reports overflow */
 static inline int nn_mul_ovf(size_t a, size_t b, size_t *r)
 {

@@ -6,7 +6,7 @@
 
 #include "core/nn_impl.h"
 
-static double sumsq(enum nn_dtype dt, const void *data, size_t n)
+double nn_sumsq(enum nn_dtype dt, const void *data, size_t n)
 {
     double s = 0;
     if (dt == NN_F32) {
@@ -43,9 +43,9 @@ double nn_clip_grad_norm(const struct nn_net *net, struct nn_ws *ws, double max_
     double s = 0;
     for (int i = 0; i < net->nlayers; i++) {
         if (ws->dweight[i].data)
-            s += sumsq(net->dtype, ws->dweight[i].data, ws->dweight[i].numel);
+            s += nn_sumsq(net->dtype, ws->dweight[i].data, ws->dweight[i].numel);
         if (ws->dbias[i].data)
-            s += sumsq(net->dtype, ws->dbias[i].data, ws->dbias[i].numel);
+            s += nn_sumsq(net->dtype, ws->dbias[i].data, ws->dbias[i].numel);
     }
     double total = sqrt(s);
     double coef = max_norm / (total + 1e-6);
@@ -112,9 +112,10 @@ enum nn_status nn_stats_compute(const struct nn_net *net, const struct nn_ws *ws
         st->bias_grad_norm = -1;
         if (plan->backward) {
             if (ws->dweight[l].data)
-                st->weight_grad_norm = sqrt(sumsq(dt, ws->dweight[l].data, ws->dweight[l].numel));
+                st->weight_grad_norm =
+                    sqrt(nn_sumsq(dt, ws->dweight[l].data, ws->dweight[l].numel));
             if (ws->dbias[l].data)
-                st->bias_grad_norm = sqrt(sumsq(dt, ws->dbias[l].data, ws->dbias[l].numel));
+                st->bias_grad_norm = sqrt(nn_sumsq(dt, ws->dbias[l].data, ws->dbias[l].numel));
         }
     }
     return NN_OK;

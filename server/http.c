@@ -23,6 +23,7 @@
 #include "server/srv.h"
 #include "server/status.h"
 #include "server/tls.h"
+#include "server/train.h"
 
 /* One request as the transport holds it: what the handler sees, and the rest. */
 struct hreq {
@@ -900,6 +901,7 @@ static long wait_idle(struct srv *s, uint64_t until)
 void srv_drain_and_stop(struct srv *s)
 {
     atomic_store(&s->ready, 2); /* accept_policy now closes every new connection */
+    srv_train_stop(s->trainer); /* training jobs cancelled (reported so) and joined */
     long left = atomic_load(&s->inflight);
     srv_log(CFG_LOG_INFO,
             "draining: no new connections, %ld request(s) in flight, waiting up to %d s", left,

@@ -18,6 +18,7 @@
 #include "server/models.h"
 #include "server/srv.h"
 #include "server/tls.h"
+#include "server/train.h"
 
 extern char **environ;
 
@@ -198,6 +199,10 @@ int main(int argc, char **argv)
         srv_log(CFG_LOG_ERROR, "%s", eerr.msg);
         return 1;
     }
+    if (!(s.trainer = srv_trainer_start(&s.cfg, s.models, &eerr))) {
+        srv_log(CFG_LOG_ERROR, "%s", eerr.msg);
+        return 1;
+    }
     if (srv_start(&s, err, sizeof err)) {
         srv_log(CFG_LOG_ERROR, "%s", err);
         return 1;
@@ -235,6 +240,7 @@ int main(int argc, char **argv)
             atomic_load(&last_signal) == SIGINT ? "SIGINT" : "SIGTERM");
     srv_drain_and_stop(&s);
     srv_engine_free(s.engine);
+    srv_trainer_free(s.trainer);
     srv_keys_free(s.keys);
     srv_tls_free();
     srv_models_free(s.models);

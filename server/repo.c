@@ -12,13 +12,14 @@
 #include "server/srv.h"
 #include "server/status.h"
 
-static int authorized(struct srv_req *req, struct srv_reply *rep)
+int srv_admin_authorized(struct srv_req *req, struct srv_reply *rep, const char *what)
 {
     const char *tok = req->srv->cfg.admin_token;
     if (!tok || !tok[0]) {
         srv_reply_error(rep, 403,
-                        "model control is disabled: no admin_token is configured (set admin_token "
-                        "or admin_token_file)");
+                        "%s is disabled: no admin_token is configured (set admin_token or "
+                        "admin_token_file)",
+                        what);
         return 0;
     }
     const char *h = srv_req_header(req, "Authorization");
@@ -151,7 +152,7 @@ static int load_body_refused(struct srv_req *req, struct srv_reply *rep)
 
 void srv_h_repo_load(struct srv_req *req, struct srv_reply *rep)
 {
-    if (!authorized(req, rep) || load_body_refused(req, rep))
+    if (!srv_admin_authorized(req, rep, "model control") || load_body_refused(req, rep))
         return;
     struct nn_err err;
     enum nn_status st = srv_models_load(req->srv->models, req->name, &err);
@@ -160,7 +161,7 @@ void srv_h_repo_load(struct srv_req *req, struct srv_reply *rep)
 
 void srv_h_repo_unload(struct srv_req *req, struct srv_reply *rep)
 {
-    if (!authorized(req, rep))
+    if (!srv_admin_authorized(req, rep, "model control"))
         return;
     struct nn_err err;
     enum nn_status st = srv_models_unload(req->srv->models, req->name, &err);
@@ -169,7 +170,7 @@ void srv_h_repo_unload(struct srv_req *req, struct srv_reply *rep)
 
 void srv_h_model_put(struct srv_req *req, struct srv_reply *rep)
 {
-    if (!authorized(req, rep))
+    if (!srv_admin_authorized(req, rep, "model control"))
         return;
     struct nn_err err;
     int created;
@@ -180,7 +181,7 @@ void srv_h_model_put(struct srv_req *req, struct srv_reply *rep)
 
 void srv_h_model_delete(struct srv_req *req, struct srv_reply *rep)
 {
-    if (!authorized(req, rep))
+    if (!srv_admin_authorized(req, rep, "model control"))
         return;
     struct nn_err err;
     enum nn_status st = srv_models_delete(req->srv->models, req->name, &err);

@@ -23,7 +23,7 @@ int srv_route_is_health(enum srv_route r)
 int srv_route_is_admin(enum srv_route r)
 {
     return r == SRV_R_MODEL_PUT || r == SRV_R_MODEL_DELETE || r == SRV_R_REPO_LOAD ||
-           r == SRV_R_REPO_UNLOAD;
+           r == SRV_R_REPO_UNLOAD || r == SRV_R_TRAIN_START || r == SRV_R_TRAIN_CANCEL;
 }
 
 int srv_route_is_public(enum srv_route r)

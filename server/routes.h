@@ -1,6 +1,6 @@
 /* The routes relud serves: one list. X(ID, method, pattern, handler). Pattern segments
  * "{name}" capture a model name (a file name under /console/) and "{version}" a version
- * (any other "{...}" lands in the version slot too);
+ * (any other "{...}", e.g. a training job's "{id}", lands in the version slot too);
  * metrics and the access log label a request by its pattern. The handlers are declared in
  * srv.h; the transport dispatches. */
 #ifndef RELUD_ROUTES_H
@@ -16,6 +16,10 @@
     X(MODEL_PUT, "PUT", "/v1/models/{name}", srv_h_model_put)                                   \
     X(MODEL_DELETE, "DELETE", "/v1/models/{name}", srv_h_model_delete)                          \
     X(MODEL_INFO, "GET", "/v1/models/{name}", srv_h_model_info)                                 \
+    X(TRAIN_START, "POST", "/v1/models/{name}/train", srv_h_train_start)                        \
+    X(TRAIN_LIST, "GET", "/v1/train", srv_h_train_list)                                         \
+    X(TRAIN_GET, "GET", "/v1/train/{id}", srv_h_train_get)                                      \
+    X(TRAIN_CANCEL, "DELETE", "/v1/train/{id}", srv_h_train_cancel)                             \
     X(ALL_STATS, "GET", "/v2/models/stats", srv_h_model_stats)                                  \
     X(MODEL_META, "GET", "/v2/models/{name}", srv_h_model_meta)                                 \
     X(MODEL_META_V, "GET", "/v2/models/{name}/versions/{version}", srv_h_model_meta)            \

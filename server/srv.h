@@ -20,6 +20,7 @@ struct srv_engine;
 struct srv_keys;
 struct srv_metrics;
 struct srv_models;
+struct srv_trainer;
 
 /* ---- the running server ---------------------------------------------------------- */
 struct srv {
@@ -34,7 +35,9 @@ struct srv {
     atomic_size_t buffered; /* request body bytes held across connections */
     struct srv_metrics *metrics;
     struct srv_models *models;
-    struct srv_engine *engine;  /* dynamic batching's workers (server/batch.h) */
+    struct srv_engine *engine; /* dynamic batching's workers (server/batch.h) */
+    /* training jobs and their workers (server/train.h) */
+    struct srv_trainer *trainer;
     struct srv_keys *keys;      /* api_keys_file's digests, or NULL (server/auth.h) */
     pthread_rwlock_t keys_lock; /* keys is swapped under it (SIGHUP) */
     struct srv_blas blas;       /* the BLAS kernel in use and why (relud_build_info) */
@@ -101,6 +104,11 @@ static inline const char *srv_req_header(const struct srv_req *req, const char *
 {
     return req->header ? req->header(req, name) : NULL;
 }
+
+/* The admin token on req (server/repo.c): 1 if it is there and right; else the reply is
+ * made (403 when no admin_token is configured, "<what> is disabled: ..."; 401 with
+ * WWW-Authenticate when missing or wrong, counted in metrics) and 0. */
+int srv_admin_authorized(struct srv_req *req, struct srv_reply *rep, const char *what);
 
 /* A handler that hands its work to another thread (a batch) calls srv_req_defer and
  * returns without a reply (status 0). The transport parks the connection: it is not read,

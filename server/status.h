@@ -9,6 +9,7 @@
 #define SRV_STATUS_LIST(X)                                     \
     X(200, "OK", "ok")                                         \
     X(201, "Created", "ok")                                    \
+    X(202, "Accepted", "ok")                                   \
     X(204, "No Content", "ok")                                 \
     X(304, "Not Modified", "ok")                               \
     X(400, "Bad Request", "invalid_request")                   \

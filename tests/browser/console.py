@@ -6,7 +6,10 @@ built with a dead layer, tests/browser/models/dying_relu.json) with their layer 
 loads and unloads one with the admin token, which is never stored; Try it runs every example
 and shows relud's reply, whose curl command prints the same; Activations plots every layer
 kind with numbers equal to relud's own and follows a slider moved by the keyboard; Diagnose
-shows the dead layer; Live reads /metrics; /docs renders the OpenAPI document; a page at
+shows the dead layer; Training starts a job from its form and plots its loss, learning rate,
+gradient norms (clipped steps, the clip bound) and dead units live, point for point with the
+job's history, until it is done, shows a failed job's error and cancels a running one; Live
+reads /metrics; /docs renders the OpenAPI document; a page at
 phone width does not scroll sideways; and the console served from another origin (a second
 local port) calls relud through CORS, and says why when relud does not allow that origin.
 
@@ -429,28 +432,134 @@ def api_docs():
     no_errors("/docs")
 
 
+# ---- Training ----------------------------------------------------------------------------------
+def training():
+    plot = ("const b = document.getElementById(arguments[0]); const p = b && b.plot; return p && {x: p.x,"
+            " series: p.series.map(s => ({label: s.label, y: s.y, marks: s.marks || null})),"
+            " paths: [...b.querySelectorAll('path.series')].map(e => e.getAttribute('d').split(/[ML]/).length - 1),"
+            " dots: b.querySelectorAll('.marks circle').length, log: !!p.log}")
+
+    def card(job=None, state=None, more=-1):
+        """The job shown: {job, state, n (history entries), cancel (its Cancel button is there)}
+        when it is that job in that state with more than `more` entries drawn."""
+        c = js("const c = document.getElementById('train-card'); return c && {job: c.dataset.job, state: c.dataset.state,"
+               " n: +c.dataset.history, cancel: !!document.getElementById('train-cancel')}")
+        ok = c and (job is None or c["job"] == job) and (state is None or c["state"] == state) and c["n"] > more
+        return c if ok else None
+
+    open_page(d.url + "/", "train")
+    wait("the example bodies", lambda: js("return document.querySelectorAll('#train-examples button').length === 2"))
+    check("Training: without the admin token Start is disabled and the page says where to enter it",
+          js("return document.getElementById('train-start').disabled") and
+          "enter it on Models" in driver.find_element(By.ID, "train-token").text)
+    try:
+        ex = json.loads(driver.find_element(By.ID, "train-body").get_attribute("value"))
+    except ValueError:
+        ex = {}
+    check("Training: the form starts with an example body shaped for the model", all(k in ex for k in ("input", "target", "loss", "optimizer")), list(ex))
+    # the token, entered on Models, stays in the page's memory when the page changes
+    click("[data-nav=models]")
+    wait("Models", lambda: js("return !document.getElementById('page-models').hidden"))
+    driver.find_element(By.ID, "token").send_keys(TOKEN)
+    click("#token-form button[type=submit]")
+    wait("token set", lambda: js("return document.querySelector('#token-state').textContent.startsWith('admin token set')"))
+    click("[data-nav=train]")
+    wait("Start enabled", lambda: js("return !document.getElementById('page-train').hidden && !document.getElementById('train-start').disabled"))
+
+    # a real job from the form: mnist_mlp, 4000 steps of 64 rows (2 or 3 seconds here), clipped
+    js("const s = document.getElementById('train-model'); s.value = 'mnist_mlp'; s.dispatchEvent(new Event('change'))")
+    rows = [[((i * 7 + k * 13) % 17) / 17 for k in range(784)] for i in range(64)]
+    body = {"input": rows, "target": [i % 10 for i in range(64)], "loss": {"type": "cross_entropy"},
+            "optimizer": {"type": "sgd", "lr": 0.05}, "batch_size": 64, "steps": 4000, "clip_grad_norm": 0.5,
+            "save_as": "mnist_browser"}
+    js("document.getElementById('train-body').value = arguments[0]", json.dumps(body))
+    click("#train-start")
+    c = wait("the new job, running, with steps drawn", lambda: card(state="running", more=0))
+    jid = c and c["job"]
+    row = jid and js("const r = document.querySelector(`#train-jobs tr[data-job='${arguments[0]}']`); return r && r.textContent", jid)
+    check("Training: a job started from the form is listed (model, state, step of total) and plotted while it runs",
+          c and row and "mnist_mlp" in row and "mnist_browser" in row and "running" in row and "/ 4\u202f000" in row, (c, row))
+    more = jid and wait("more steps drawn", lambda: card(jid, more=c["n"]), timeout=60)
+    check("Training: the plots follow the job live (more steps a second later)", more, (c, more))
+    done = wait("the job done", lambda: card(jid, "done"), timeout=120)
+    seq = js("return window.relud.training.seq")
+    st, job = d.request("GET", f"/v1/train/{jid}")
+    hist = job["history"] if st == 200 else []
+    check("Training: the state reaches done, as relud says", done and job.get("state") == "done" and done["n"] == len(hist),
+          (done and done["state"], job.get("state") if st == 200 else st))
+    loss, lr, grad, dead = (js(plot, k) for k in ("train-loss", "train-lr", "train-grad", "train-dead"))
+    steps = [e["step"] for e in hist]
+    check(f"Training: the loss plot has a point per history entry ({len(hist)}), relud's losses",
+          loss and loss["x"] == steps and loss["series"][0]["y"] == [e["loss"] for e in hist] and loss["paths"][0] == len(hist),
+          loss and (len(loss["x"]), loss["paths"]))
+    check("Training: the learning rate plotted per step", lr and lr["series"][0]["y"] == [e["lr"] for e in hist] and lr["paths"][0] == len(hist))
+    nclip = sum(1 for e in hist if e["clipped"])
+    check(f"Training: gradient norms with the clipped steps dotted ({nclip}) and the clip bound (0.5)",
+          grad and grad["series"][0]["y"] == [e["grad_norm"] for e in hist] and grad["dots"] == nclip
+          and any(s["label"] == "clip_grad_norm = 0.5" and set(s["y"]) == {0.5} for s in grad["series"])
+          and sum(1 for s in grad["series"] if s["label"].endswith("linear")) == 3, grad and (grad["dots"], [s["label"] for s in grad["series"]]))
+    widths = {1: 128, 3: 64}
+    check("Training: the share of dead units per ReLU layer (dead_units / width)",
+          dead and [s["label"] for s in dead["series"]] == ["#1 relu", "#3 relu"]
+          and all(s["y"] == [e["layers"][k]["dead_units"] / widths[k] for e in hist] for s, k in zip(dead["series"], (1, 3))),
+          dead and [s["label"] for s in dead["series"]])
+    check("Training: polling stops when the job has finished (no request since)",
+          js("return window.relud.training.timer === 0 && window.relud.training.seq === arguments[0]", seq))
+    shot("training")
+
+    # a failed job: the guide's exploding gradients, no clipping
+    st, _ = d.request("PUT", "/v1/models/guide_deep", open(os.path.join(ROOT, "docs", "examples", "train", "exploding.json")).read(), token=TOKEN)
+    st2, r = d.request("POST", "/v1/models/guide_deep/train", open(os.path.join(ROOT, "docs", "examples", "train", "exploding_plain.json")).read(), token=TOKEN)
+    fid = r.get("id") if st2 == 202 else None
+    click("#train-refresh")
+    wait("the failed job listed", lambda: js("return document.querySelector(`#train-jobs tr[data-job='${arguments[0]}'] button`)", fid))
+    click(f"#train-jobs tr[data-job='{fid}'] button")
+    f = wait("the failed job shown", lambda: card(fid, "failed"), timeout=60)
+    shown = js("const e = document.querySelector('#train-card .train-error .msg'); return e && e.textContent")
+    err = d.request("GET", f"/v1/train/{fid}")[1].get("error")
+    check("Training: a failed job (exploding gradients, no clipping) shows its error", st in (200, 201) and f and err and shown == err
+          and "non-finite" in shown, (st, st2, shown, err))
+    g = js(plot, "train-grad")
+    check("Training: its exploding gradient norms on a log axis", g and g["log"] and len(g["x"]) == f["n"] > 0, g and (g["log"], g["x"]))
+    shot("training-failed")
+
+    # cancel: the API's long job, cancelled from the page
+    st, r = d.request("POST", "/v1/models/mnist_mlp/train", open(os.path.join(ROOT, "docs", "examples", "train", "long_job.json")).read(), token=TOKEN)
+    lid = r.get("id") if st == 202 else None
+    click("#train-refresh")
+    wait("the long job listed", lambda: js("return document.querySelector(`#train-jobs tr[data-job='${arguments[0]}'] button`)", lid))
+    click(f"#train-jobs tr[data-job='{lid}'] button")
+    wait("the long job running", lambda: (card(lid, "running") or {}).get("cancel"))
+    click("#train-cancel")
+    c = wait("the job cancelled", lambda: card(lid, "cancelled"), timeout=60)
+    st, job = d.request("GET", f"/v1/train/{lid}")
+    check("Training: Cancel (with the admin token) cancels a running job", c and job.get("state") == "cancelled"
+          and "cancelled by a DELETE" in (job.get("error") or "") and not c["cancel"], (c and c["state"], job.get("state")))
+    no_errors("Training")
+
+
 # ---- keyboard and phone width ------------------------------------------------------------------
 def keyboard_and_phone():
     open_page(d.url + "/", "models")
     body = driver.find_element(By.TAG_NAME, "body")
     body.send_keys(Keys.TAB)  # the skip link
     seen = []
-    for _ in range(8):
+    for _ in range(9):
         driver.switch_to.active_element.send_keys(Keys.TAB)
         seen.append(js("return document.activeElement.textContent.trim()"))
-    check("Keyboard: Tab reaches every page of the navigation", all(p in seen for p in ("Models", "Try it", "Activations", "Diagnose", "Live", "API")), seen)
+    check("Keyboard: Tab reaches every page of the navigation", all(p in seen for p in ("Models", "Try it", "Activations", "Diagnose", "Training", "Live", "API")), seen)
     js("[...document.querySelectorAll('[data-nav]')].find(a => a.textContent === 'Diagnose').focus()")
     driver.switch_to.active_element.send_keys(Keys.ENTER)
     check("Keyboard: Enter on a navigation link opens its page",
           wait("diagnose", lambda: js("return !document.getElementById('page-diagnose').hidden")))
     driver.set_window_size(390, 844)
-    for page in ("models", "try", "activations", "diagnose", "live", "api"):
+    for page in ("models", "try", "activations", "diagnose", "train", "live", "api"):
         open_page(d.url + "/", page)
         time.sleep(0)  # the page's own waits below
         wait(f"{page} content", lambda: js("return document.querySelector('#page-%s .card')" % page))
         over = js("return document.documentElement.scrollWidth - window.innerWidth")
         check(f"Phone width (390 px): {page} does not scroll sideways", over <= 1, f"{over} px too wide")
-        if page in ("models", "diagnose"):
+        if page in ("models", "diagnose", "train"):
             if page == "diagnose":
                 wait("the diagnosis", lambda: js("return document.querySelector('#diag-out tr[data-layer]')"))
             shot(page + "-phone")
@@ -489,7 +598,7 @@ def cors():
     console_errors()  # the refusals are the browser's CORS errors, expected here
 
 
-SECTIONS = [(models, 'Models'), (try_it, 'Try it'), (activations, 'Activations'), (diagnose, 'Diagnose'), (live, 'Live'), (api_docs, 'API (/docs)'), (keyboard_and_phone, 'keyboard and phone width'), (cors, 'CORS: the console from another origin')]
+SECTIONS = [(models, 'Models'), (try_it, 'Try it'), (activations, 'Activations'), (diagnose, 'Diagnose'), (live, 'Live'), (api_docs, 'API (/docs)'), (training, 'Training'), (keyboard_and_phone, 'keyboard and phone width'), (cors, 'CORS: the console from another origin')]
 try:
     for fn, title in SECTIONS:
         try:

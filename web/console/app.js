@@ -1,7 +1,8 @@
 /* relud console: plain JavaScript, no build step, no framework. One page per hash (#models,
- * #try, #activations, #diagnose, #live, #api; /docs opens #api). Everything it shows comes
- * from relud's API: the layer kinds, losses and examples from /openapi.json, the numbers
- * from /v1/forward, the models from /v1/models, the live view from /metrics. The API's
+ * #try, #activations, #diagnose, #train, #live, #api; /docs opens #api). Everything it shows
+ * comes from relud's API: the layer kinds, losses and examples from /openapi.json, the numbers
+ * from /v1/forward, the models from /v1/models, training jobs from /v1/train, the live view
+ * from /metrics. The API's
  * errors are shown as the API's own message. The admin token lives in one variable, never in
  * storage. ?api=http://host:port points the page at another relud (CORS: cors_origins). */
 'use strict';
@@ -748,6 +749,189 @@
         h('td', null, heat(x)), h('td', null, logBar(x.s.weight_grad_norm)), h('td', null, logBar(x.s.bias_grad_norm))))));
       return h('div', {class: 'card'}, verdict, normLine, h('div', {class: 'scroll'}, table),
         h('p', {class: 'muted'}, 'Zeros: the share of the layer\'s outputs exactly 0. A dead unit is 0 for every sample of the batch. Gradient norms on a log scale (a bar spans 6 decades).'));
+    },
+  };
+
+  /* ---- Training ------------------------------------------------------------------------ */
+  const FINISHED = ['done', 'failed', 'cancelled'];
+  const STATE_CLASS = {running: 'run', done: 'ok', failed: 'bad', cancelled: 'bad'};
+  const jobName = j => [h('code', null, j.model), j.save_as ? [' → ', h('code', null, j.save_as)] : ''];
+  const dur = s => s === null || s === undefined ? '–' : s < 120 ? `${Number(s.toFixed(1))} s` : `${Math.round(s / 60)} min`;
+  /* A log axis when the positive values span more than 3 decades (exploding norms and losses). */
+  function wide(...arrays) {
+    let lo = Infinity, hi = 0;
+    for (const a of arrays) for (const v of a) if (v > 0 && v < Infinity) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+    return hi / lo > 1e3;
+  }
+  /* An example body for a model of nin -> nout features, on seeded random rows. */
+  function trainExample(steady, name, nin, nout) {
+    const g = rng(steady ? 3 : 5), rows = (n, w) => Array.from({length: n}, () => Array.from({length: w}, () => Number(g.normal().toFixed(3))));
+    return Object.assign({input: rows(32, nin), target: rows(32, nout), loss: {type: 'mse'}}, steady
+      ? {optimizer: {type: 'adam', lr: 0.01}, batch_size: 8, epochs: 50, clip_grad_norm: 1, validation: {input: rows(8, nin), target: rows(8, nout)}}
+      : {optimizer: {type: 'sgd', lr: 2}, batch_size: 32, epochs: 100}, {save_as: name + '_tuned'});
+  }
+  pages.train = {
+    init: false,
+    timer: 0,
+    seq: 0,
+    sel: null,
+    job: null,
+    jobs: [],
+    info: {}, /* GET /v1/models/{name} by name: the layers' widths */
+    enter() {
+      if (!this.init) {
+        this.init = true;
+        S.training = this;
+        $('#train-refresh').addEventListener('click', () => this.select(this.sel));
+        $('#train-form').addEventListener('submit', ev => { ev.preventDefault(); this.start(); });
+        $('#train-model').addEventListener('change', () => this.examples());
+      }
+      this.tokenState();
+      this.fillModels();
+      this.refresh();
+    },
+    leave() { clearTimeout(this.timer); this.timer = 0; this.seq++; },
+    tokenState() {
+      $('#train-start').disabled = !S.token;
+      $('#train-token').textContent = S.token ? '' : 'no admin token: enter it on Models to start or cancel a job';
+    },
+    async fillModels() {
+      const sel = $('#train-model'), keep = sel.value, r = await getModels();
+      sel.textContent = '';
+      if (!r.ok) { $('#train-form-msg').append(errorBox(r, 'GET /v1/models')); return; }
+      for (const m of r.json.models) if (m.state === 'READY') sel.append(h('option', {value: m.name}, m.name));
+      if ([...sel.options].some(o => o.value === keep)) sel.value = keep;
+      this.examples();
+    },
+    async describe(name) {
+      const r = this.info[name] ? null : await call('GET', '/v1/models/' + encodeURIComponent(name));
+      if (r && r.ok) this.info[name] = r.json;
+      return this.info[name];
+    },
+    async examples() {
+      const box = $('#train-examples'), name = $('#train-model').value;
+      box.textContent = '';
+      const i = name && await this.describe(name);
+      if (!i || name !== $('#train-model').value) return;
+      const set = steady => { $('#train-body').value = pretty(trainExample(steady, name, i.in_features || 4, i.out_features || i.in_features || 4)); };
+      box.append(h('button', {type: 'button', class: 'chip', onclick: () => set(true)}, 'Adam, clipped, with validation'),
+        h('button', {type: 'button', class: 'chip', onclick: () => set(false)}, 'SGD, learning rate too high'));
+      if (!$('#train-body').value.trim()) set(true);
+    },
+    async start() {
+      const msg = $('#train-form-msg'), name = $('#train-model').value;
+      msg.textContent = '';
+      let body;
+      try { body = JSON.parse($('#train-body').value); } catch (e) {
+        msg.append(h('div', {class: 'error', role: 'alert'}, 'body: ' + e.message));
+        return;
+      }
+      $('#train-start').disabled = true;
+      const r = await call('POST', `/v1/models/${encodeURIComponent(name)}/train`, body, {token: S.token});
+      this.tokenState();
+      if (!r.ok) { msg.append(errorBox(r, `POST /v1/models/${name}/train`)); return; }
+      msg.append(h('p', {class: 'ok'}, `Job ${r.json.id} ${r.json.state}.`));
+      this.select(r.json.id);
+    },
+    select(id) { this.sel = id; this.job = null; this.refresh(); },
+    /* The list and the selected job; again in a second while a job is queued or running. */
+    async refresh() {
+      clearTimeout(this.timer);
+      this.timer = 0;
+      const seq = ++this.seq, stale = () => current !== 'train' || seq !== this.seq;
+      const r = await call('GET', '/v1/train');
+      if (stale()) return;
+      $('#train-msg').textContent = '';
+      if (!r.ok) $('#train-msg').append(errorBox(r, 'GET /v1/train'));
+      else this.jobs = r.json.jobs;
+      if (!this.sel && this.jobs.length) this.sel = this.jobs[this.jobs.length - 1].id;
+      if (this.sel && !(this.job && FINISHED.includes(this.job.state))) {
+        const j = await call('GET', '/v1/train/' + encodeURIComponent(this.sel));
+        if (j.ok) await this.describe(j.json.model);
+        if (stale()) return;
+        if (j.ok) {
+          this.job = j.json;
+          this.jobs = this.jobs.map(x => x.id === j.json.id ? j.json : x);
+          this.draw();
+        } else {
+          $('#train-job').textContent = '';
+          $('#train-job').append(errorBox(j, 'GET /v1/train/' + this.sel));
+          this.sel = null;
+        }
+      }
+      this.list();
+      const live = r.ok && this.jobs.some(x => !FINISHED.includes(x.state));
+      $('#train-status').textContent = live ? `updated ${new Date().toLocaleTimeString()}, every second while a job runs`
+        : this.jobs.length ? 'no job running' : '';
+      if (live) this.timer = setTimeout(() => this.refresh(), 1000);
+    },
+    list() {
+      const t = $('#train-jobs');
+      t.textContent = '';
+      if (!this.jobs.length) { t.append(h('caption', {class: 'muted'}, 'No training jobs yet.')); return; }
+      t.append(h('thead', null, h('tr', null, ['job', 'model', 'state', 'step', 'elapsed', 'eta'].map(c => h('th', {scope: 'col'}, c)))),
+        h('tbody', null, this.jobs.slice().reverse().map(j => h('tr', {'data-job': j.id, class: j.id === this.sel ? 'sel' : ''},
+          h('td', null, h('button', {type: 'button', class: 'secondary', 'aria-pressed': String(j.id === this.sel),
+            onclick: () => this.select(j.id)}, 'Job ' + j.id)),
+          h('td', null, jobName(j)), h('td', null, h('span', {class: 'badge ' + (STATE_CLASS[j.state] || '')}, j.state)),
+          h('td', null, `${thousands(j.step)} / ${thousands(j.total_steps)} `,
+            h('span', {class: 'bar norm'}, h('i', {style: {width: (100 * j.step / Math.max(1, j.total_steps)).toFixed(1) + '%'}}))),
+          h('td', null, dur(j.elapsed_s)), h('td', null, FINISHED.includes(j.state) ? '–' : dur(j.eta_s))))));
+    },
+    async cancel(id) {
+      const r = await call('DELETE', '/v1/train/' + encodeURIComponent(id), null, {token: S.token});
+      if (!r.ok) { $('#train-note').textContent = ''; $('#train-note').append(errorBox(r, 'cancel')); return; }
+      this.select(id);
+    },
+    draw() {
+      const j = this.job, hist = j.history, live = !FINISHED.includes(j.state), clip = j.clip_grad_norm;
+      const key = `${j.id}:${j.state}:${hist.length}:${hist.length && hist[hist.length - 1].step}`;
+      if ($('#train-card') && $('#train-card').dataset.key === key) return; /* nothing new */
+      const refocus = document.activeElement && document.activeElement.id === 'train-cancel';
+      const grid = h('div', {class: 'grid train-plots'});
+      $('#train-job').textContent = '';
+      $('#train-job').append(h('div', {class: 'card', id: 'train-card', 'data-key': key, 'data-job': j.id, 'data-state': j.state,
+        'data-history': hist.length}, h('header', {class: 'row'},
+        h('h2', null, `Job ${j.id}: `, jobName(j)),
+        h('span', {class: 'badge ' + (STATE_CLASS[j.state] || '')}, j.state), h('span', {class: 'grow'}),
+        live ? h('button', {type: 'button', id: 'train-cancel', class: 'secondary', disabled: !S.token,
+          title: S.token ? null : 'enter the admin token on Models', onclick: () => this.cancel(j.id)}, 'Cancel') : null),
+      h('p', null, `step ${thousands(j.step)} of ${thousands(j.total_steps)}, epoch ${j.epoch}; elapsed ${dur(j.elapsed_s)}` +
+        (live ? `, eta ${dur(j.eta_s)}` : '') + `; next lr ${fmtNum(j.lr)}` +
+        (j.history_stride > 1 ? `; one step in ${j.history_stride} recorded` : '') + (j.stopped_early ? '; stopped early' : '') +
+        (j.result ? `; installed as ${j.result.model}${j.result.created ? ' (new)' : ''}` : '') + '.'),
+      j.error ? h('div', {class: 'error train-error', role: 'alert'}, h('b', null, j.state + ': '), h('span', {class: 'msg'}, j.error)) : null,
+      h('div', {id: 'train-note', 'aria-live': 'polite'}), grid));
+      if (refocus && $('#train-cancel')) $('#train-cancel').focus();
+      if (!hist.length) { grid.append(h('p', {class: 'muted'}, j.state === 'queued' ? 'Queued: waiting for a worker.' : 'No step recorded.')); return; }
+      const x = hist.map(e => e.step), col = k => hist.map(e => e[k]), types = j.layers;
+      const plot = (id, title, spec) => {
+        const d = h('div', {id});
+        grid.append(h('div', {class: 'card'}, h('h3', null, title), d));
+        Plot.line(d, Object.assign({title, x, xname: 'step', xlabel: 'step', height: 220, xfmt: v => thousands(Math.round(v))}, spec));
+      };
+      const loss = col('loss'), val = col('val_loss');
+      plot('train-loss', 'Loss', {log: wide(loss, val), series: [{label: 'loss (batch)', y: loss}]
+        .concat(val.some(v => v !== null) ? [{label: 'val_loss', y: val, connect: true, dash: true}] : [])});
+      plot('train-lr', 'Learning rate', {ymin: 0, series: [{label: 'lr', y: col('lr')}]});
+      const gs = [{label: 'total grad_norm (dots: clipped)', y: col('grad_norm'), marks: col('clipped')}];
+      types.forEach((t, k) => {
+        const y = hist.map(e => e.layers[k].weight_grad_norm);
+        if (y.some(v => v !== null)) gs.push({label: `#${k} ${t}`, y, width: 1});
+      });
+      if (clip) gs.push({label: `clip_grad_norm = ${fmtNum(clip)}`, y: x.map(() => clip), dash: true, color: '#dc2626'});
+      plot('train-grad', 'Gradient norms (before clipping)', {log: wide(...gs.map(s => s.y)), series: gs});
+      /* Dead units: a share of the layer's width (from the model's description), else counts. */
+      const info = this.info[j.model], widths = info && info.layers.length === types.length && info.layers.map(l => l.out_features);
+      const ds = [];
+      types.forEach((t, k) => {
+        const w = widths && widths[k];
+        if (t !== 'linear' || hist.some(e => e.layers[k].dead_units))
+          ds.push({label: `#${k} ${t}`, y: hist.map(e => w ? e.layers[k].dead_units / w : e.layers[k].dead_units)});
+      });
+      const share = !!widths;
+      plot('train-dead', share ? 'Dead units (share of the layer)' : 'Dead units', {ymin: 0, ymax: share ? 1 : undefined,
+        yfmt: share ? v => Math.round(v * 1000) / 10 + '%' : fmtNum, series: ds.length ? ds : [{label: 'none', y: x.map(() => 0)}]});
     },
   };
 

@@ -1,8 +1,10 @@
 /* relud console: line charts as SVG, no library. Plot.line(box, spec) draws
- *   spec = {x: [..], series: [{label, y: [..], color, dash}], xlabel, ylabel, height,
- *           ymin, ymax, xfmt, yfmt}
+ *   spec = {x: [..], series: [{label, y: [..], color, dash, width, connect, marks}], xlabel,
+ *           ylabel, height, ymin, ymax, xfmt, yfmt, log}
  * into the element box (replacing its content): axes with round ticks, one polyline per
- * series (null/NaN values break the line), a legend, and a cursor that follows the pointer
+ * series (null/NaN values break the line, unless connect: then they are skipped), a dot at
+ * every x whose marks[j] is true, a log10 y axis with log: true (values <= 0 not drawn),
+ * a legend, and a cursor that follows the pointer
  * or the arrow keys (the chart is focusable) and reads out every series at that x. The spec
  * stays on box.plot, so a test or a person in the devtools can read the numbers drawn. */
 'use strict';
@@ -36,10 +38,10 @@ window.Plot = (() => {
     return String(Number(v.toPrecision(4)));
   }
 
-  function extent(spec) {
+  function extent(spec, ys) {
     let lo = Infinity, hi = -Infinity;
-    for (const s of spec.series)
-      for (const v of s.y)
+    for (const y of ys)
+      for (const v of y)
         if (v !== null && Number.isFinite(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
     if (spec.ymin !== undefined) lo = spec.ymin;
     if (spec.ymax !== undefined) hi = spec.ymax;
@@ -53,10 +55,12 @@ window.Plot = (() => {
     const W = Math.max(300, Math.round(box.clientWidth || 480)), H = spec.height || 260, L = 52, R = 12, T = 10, B = spec.xlabel ? 42 : 26;
     const xs = spec.x, n = xs.length;
     const xlo = Math.min(...xs), xhi = Math.max(...xs);
-    const [ylo, yhi] = extent(spec);
+    const lg = spec.log ? v => (v > 0 ? Math.log10(v) : null) : v => v;
+    const ys = spec.series.map(s => s.y.map(v => (v === null || v === undefined ? null : lg(v))));
+    const [ylo, yhi] = extent(spec, ys);
     const X = v => L + (xhi > xlo ? (v - xlo) / (xhi - xlo) : 0.5) * (W - L - R);
     const Y = v => T + (1 - (v - ylo) / (yhi - ylo)) * (H - T - B);
-    const xf = spec.xfmt || fmt, yf = spec.yfmt || fmt;
+    const xf = spec.xfmt || fmt, yf = spec.yfmt || fmt, tf = spec.log ? t => (t % 1 || Math.abs(t) < 4 ? yf(Math.pow(10, t)) : '1e' + t) : yf;
     box.textContent = '';
     box.classList.add('plot');
     box.plot = spec;
@@ -67,7 +71,7 @@ window.Plot = (() => {
     const grid = svg('g', {class: 'grid'}, root);
     for (const t of ticks(ylo, yhi, 5)) {
       svg('line', {x1: L, x2: W - R, y1: Y(t), y2: Y(t), class: t === 0 ? 'zero' : ''}, grid);
-      svg('text', {x: L - 6, y: Y(t) + 4, 'text-anchor': 'end'}, grid).textContent = yf(t);
+      svg('text', {x: L - 6, y: Y(t) + 4, 'text-anchor': 'end'}, grid).textContent = tf(t);
     }
     for (const t of ticks(xlo, xhi, 6)) {
       svg('line', {x1: X(t), x2: X(t), y1: T, y2: H - B, class: t === 0 ? 'zero' : ''}, grid);
@@ -81,19 +85,24 @@ window.Plot = (() => {
         transform: `rotate(-90 12 ${T + (H - T - B) / 2})`}, grid).textContent = spec.ylabel;
     spec.series.forEach((s, i) => {
       const color = s.color || PALETTE[i % PALETTE.length];
-      let d = '', pen = false;
+      let d = '', pen = false, only = -1, count = 0;
+      const marks = svg('g', {class: 'marks', 'data-label': s.label}, null);
       for (let j = 0; j < n; j++) {
-        const v = s.y[j];
-        if (v === null || v === undefined || !Number.isFinite(v)) { pen = false; continue; }
+        const v = ys[i][j];
+        if (v === null || !Number.isFinite(v)) { if (!s.connect) pen = false; continue; }
         const yv = Math.min(Math.max(v, ylo - (yhi - ylo)), yhi + (yhi - ylo));
         d += (pen ? 'L' : 'M') + X(xs[j]).toFixed(2) + ' ' + Y(yv).toFixed(2);
         pen = true;
+        only = j;
+        count++;
+        if (s.marks && s.marks[j]) svg('circle', {cx: X(xs[j]).toFixed(2), cy: Y(yv).toFixed(2), r: 2.5, fill: color}, marks);
       }
       svg('path', {d, stroke: color, fill: 'none', 'stroke-width': s.width || 2,
         'stroke-dasharray': s.dash ? '6 4' : 'none', class: 'series', 'data-label': s.label},
         root);
-      if (n === 1 && Number.isFinite(s.y[0])) /* one point: a dot */
-        svg('circle', {cx: X(xs[0]), cy: Y(s.y[0]), r: 3, fill: color}, root);
+      if (marks.firstChild) root.appendChild(marks);
+      if (count === 1) /* one point: a dot */
+        svg('circle', {cx: X(xs[only]), cy: Y(ys[i][only]), r: 3, fill: color}, root);
       s.color = color;
     });
     /* the cursor */
@@ -124,9 +133,9 @@ window.Plot = (() => {
       vline.setAttribute('x2', X(xs[at]));
       readout.textContent = (spec.xname || 'x') + ' = ' + xf(xs[at]);
       spec.series.forEach((s, i) => {
-        const v = s.y[at], ok = v !== null && Number.isFinite(v) && v >= ylo && v <= yhi;
+        const v = s.y[at], t = ys[i][at], ok = t !== null && Number.isFinite(t) && t >= ylo && t <= yhi;
         dots[i].setAttribute('visibility', ok ? 'visible' : 'hidden');
-        if (ok) { dots[i].setAttribute('cx', X(xs[at])); dots[i].setAttribute('cy', Y(v)); }
+        if (ok) { dots[i].setAttribute('cx', X(xs[at])); dots[i].setAttribute('cy', Y(t)); }
         items[i].textContent = yf(v);
       });
     }
