@@ -373,6 +373,54 @@ class Client:
         return self._request("DELETE", "/v1/models/" + urllib.parse.quote(model_name, safe=""),
                              admin=True).json()
 
+    # -- training jobs (docs/api.md, "Training") ------------------------------------------
+
+    def train(self, model_name, body):
+        """POST /v1/models/NAME/train (admin): start a training job on a copy of the model.
+        body: the job as docs/api.md describes it (input, target, loss, optimizer,
+        lr_scheduler, epochs or steps, ...; tensors may be numpy arrays). Returns
+        {"id", "state": "queued"}; the job runs in the background (wait_train)."""
+        body = dict(body)
+        for k in ("input", "target"):
+            if k in body:
+                body[k] = _v1_tensor(body[k])
+        if isinstance(body.get("validation"), dict):
+            body["validation"] = {k: _v1_tensor(v) if k in ("input", "target") else v
+                                  for k, v in body["validation"].items()}
+        return self._request("POST", "/v1/models/%s/train"
+                             % urllib.parse.quote(model_name, safe=""),
+                             json_body=body, admin=True).json()
+
+    def get_train_job(self, job_id):
+        """GET /v1/train/ID: state, progress and history (loss, lr, grad_norm, per-layer
+        gradient norms and dead units, step by step)."""
+        return self._get("/v1/train/" + urllib.parse.quote(str(job_id), safe=""))
+
+    def list_train_jobs(self):
+        """GET /v1/train: the jobs relud remembers, oldest first (summaries)."""
+        return self._get("/v1/train")["jobs"]
+
+    def cancel_train_job(self, job_id):
+        """DELETE /v1/train/ID (admin): cancel a queued or running job; nothing is
+        installed."""
+        return self._request("DELETE", "/v1/train/" + urllib.parse.quote(str(job_id), safe=""),
+                             admin=True).json()
+
+    def wait_train(self, job_id, *, poll=0.2, timeout=None):
+        """Polls GET /v1/train/ID until the job is done, failed or cancelled and returns
+        it; raises TimeoutError after timeout seconds (None: no limit). A failed job is
+        returned, not raised: its "error" says why (the step and layer of a non-finite
+        loss or gradient)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.get_train_job(job_id)
+            if job["state"] in ("done", "failed", "cancelled"):
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError("training job %s still %s after %gs"
+                                   % (job_id, job["state"], timeout))
+            time.sleep(poll)
+
     # -- /v1/forward -----------------------------------------------------------------------
 
     def forward(self, input, layers=None, model=None, *, dtype=None, grad_output=None, loss=None,

@@ -516,6 +516,58 @@ def test_api_keys():
         d.stop()
         os.unlink(keys.name)
 
+def test_training(c, url):
+    """train / wait_train / get_train_job / list_train_jobs / cancel_train_job: a golden run
+    (torch's numbers, tests/golden/train) through the client with numpy tensors, a cancelled
+    long job, and the admin token required."""
+    g = json.load(open(os.path.join(ROOT, "tests", "golden", "train", "tr_adam_step_clip_f64.json")))
+    c.put_model("py_train", g["model"])
+    body = dict(g["train"], save_as="py_trained")
+    for k in ("input", "target"):
+        if isinstance(body[k], dict):
+            body[k] = np.asarray(body[k]["data"], np.float64).reshape(body[k]["shape"])
+    check("train: the body's numpy tensors go out as {shape, data}: 202 queued",
+          c.train("py_train", body)["state"] in ("queued", "running"))
+    jid = c.list_train_jobs()[-1]["id"]
+    job = c.wait_train(jid, timeout=60)
+    want = g["expected"]["steps"]
+    tol = g["tolerance"]
+    check("wait_train: done, one history entry per step, losses and lrs as torch's",
+          job["state"] == "done" and len(job["history"]) == len(want)
+          and close([h["loss"] for h in job["history"]], [w["loss"] for w in want],
+                    tol["rtol"], tol["atol"])
+          and [h["lr"] for h in job["history"]] == [w["lr"] for w in want],
+          json.dumps(job)[:300])
+    check("the trained copy is served under save_as",
+          c.get_model_metadata("py_trained")["name"] == "py_trained")
+    long_job = json.load(open(os.path.join(ROOT, "docs", "examples", "train", "long_job.json")))
+    jid = c.train("mnist_mlp", dict(long_job, save_as="py_long"))["id"]
+    c.cancel_train_job(jid)
+    job = c.wait_train(jid, timeout=60)
+    check("cancel_train_job: the job ends cancelled and installs nothing",
+          job["state"] == "cancelled" and raises(lambda: c.get_model_metadata("py_long"), 404),
+          job["state"])
+    check("get_train_job of an unknown id: 404 with relud's message",
+          raises(lambda: c.get_train_job(999999), 404, contains="unknown training job"))
+    check("train without the admin token: 401",
+          raises(lambda: Client(url).train("py_train", body), 401))
+    check("wait_train's timeout raises TimeoutError",
+          isinstance(_timeout_of(lambda: Client(url, admin_token=TOKEN).wait_train(
+              c.train("mnist_mlp", dict(long_job, save_as="py_long2"))["id"], timeout=0.3)),
+              TimeoutError))
+    for j in c.list_train_jobs():
+        if j["state"] in ("queued", "running"):
+            c.cancel_train_job(j["id"])
+
+
+def _timeout_of(fn):
+    try:
+        fn()
+    except TimeoutError as e:
+        return e
+    return None
+
+
 def test_queue_timeout(c):
     x = np.zeros((1, 784), np.float32)
     c0 = Client(c.url, retries=0)
@@ -692,6 +744,7 @@ def main():
             test_repository(c, d.url)
             test_errors(c, d.url)
             test_queue_timeout(c)
+            test_training(c, d.url)
             test_auth(d.url)
             test_readme(d.url)
     finally:

@@ -41,12 +41,12 @@
 
 #define DOCS_TOKEN "s3cret"
 /* Outside a cmocka test (parsing, allocation): report and stop. */
-#define NEED(x)                                                                    \
-    do {                                                                           \
-        if (!(x)) {                                                                \
+#define NEED(x)                                                                       \
+    do {                                                                              \
+        if (!(x)) {                                                                   \
             fprintf(stderr, "test_docs: %s:%d: %s failed\n", __FILE__, __LINE__, #x); \
-            exit(1);                                                               \
-        }                                                                          \
+            exit(1);                                                                  \
+        }                                                                             \
     } while (0)
 #define CMD_TIMEOUT_S 10
 #define MAX_DAEMONS 8
@@ -208,8 +208,8 @@ static void collect(const char *rel)
             !strcmp(lang, "sh") && (starts(content, "curl") || strstr(content, "| curl "));
         if (!is_curl) {
             if (daemon_args || during)
-                doc_error("%s:%d: docs-test directive before a block that is no curl example",
-                          rel, i + 1);
+                doc_error("%s:%d: docs-test directive before a block that is no curl example", rel,
+                          i + 1);
             free(content);
             i = j;
             continue;
@@ -583,8 +583,7 @@ static void run_example(void **state)
         assert_true(bg > 0);
         if (wait_inflight(d, 2)) {
             reap(bg, 0);
-            fail_msg("%s: the background command never reached the daemon: %s", e->name,
-                     e->during);
+            fail_msg("%s: the background command never reached the daemon: %s", e->name, e->during);
         }
     }
     struct str out = {0}, err = {0};
@@ -675,11 +674,11 @@ static void routes_documented(void **state)
     (void)state;
     int missing = 0;
     char want[200];
-#define X(ID, m, p, h)                                                    \
-    snprintf(want, sizeof want, "`%s %s`", m, p);                         \
-    if (!strstr(api_md, want)) {                                          \
+#define X(ID, m, p, h)                                                     \
+    snprintf(want, sizeof want, "`%s %s`", m, p);                          \
+    if (!strstr(api_md, want)) {                                           \
         print_error("docs/api.md does not document the route %s\n", want); \
-        missing++;                                                        \
+        missing++;                                                         \
     }
     SRV_ROUTE_LIST(X)
 #undef X
@@ -706,22 +705,22 @@ static void statuses_documented(void **state)
     assert_non_null(errs);
     int missing = 0;
     char want[120];
-#define X(code, reason, cls)                                                                   \
-    if (code >= 400 && !in(code, never_sent, sizeof never_sent / sizeof *never_sent)) {        \
-        snprintf(want, sizeof want, "\n### %d %s\n", code, reason);                           \
-        const char *h = strstr(errs, want);                                                    \
-        if (!h) {                                                                              \
-            print_error("docs/api.md, Error classes: no heading \"%.*s\"\n",                 \
-                        (int)strlen(want) - 2, want + 1);                                      \
-            missing++;                                                                         \
-        } else if (!in(code, no_example, sizeof no_example / sizeof *no_example)) {            \
-            const char *next = strstr(h + 1, "\n### ");                                        \
-            const char *ex = strstr(h, "```sh\ncurl");                                         \
-            if (!ex || (next && ex > next)) {                                                  \
-                print_error("docs/api.md, Error classes: %d has no curl example\n", code);    \
-                missing++;                                                                     \
-            }                                                                                  \
-        }                                                                                      \
+#define X(code, reason, cls)                                                               \
+    if (code >= 400 && !in(code, never_sent, sizeof never_sent / sizeof *never_sent)) {    \
+        snprintf(want, sizeof want, "\n### %d %s\n", code, reason);                        \
+        const char *h = strstr(errs, want);                                                \
+        if (!h) {                                                                          \
+            print_error("docs/api.md, Error classes: no heading \"%.*s\"\n",               \
+                        (int)strlen(want) - 2, want + 1);                                  \
+            missing++;                                                                     \
+        } else if (!in(code, no_example, sizeof no_example / sizeof *no_example)) {        \
+            const char *next = strstr(h + 1, "\n### ");                                    \
+            const char *ex = strstr(h, "```sh\ncurl");                                     \
+            if (!ex || (next && ex > next)) {                                              \
+                print_error("docs/api.md, Error classes: %d has no curl example\n", code); \
+                missing++;                                                                 \
+            }                                                                              \
+        }                                                                                  \
     }
     SRV_STATUS_LIST(X)
 #undef X
@@ -840,6 +839,63 @@ static void options_documented(void **state)
     assert_int_equal(bad, 0);
 }
 
+/* word appears in text between a space, line break or backquote on either side. */
+static int listed(const char *text, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *q = text; (q = strstr(q, word)); q += n)
+        if (q > text && strchr(" \n`", q[-1]) && q[n] && strchr(" \n`", q[n]))
+            return 1;
+    return 0;
+}
+
+/* README.md names every Debian package the Makefile installs (DEB_BUILD and DEB_TEST, with
+ * their continuation lines), each in backquotes or in a backquoted list. */
+static void packages_documented(void **state)
+{
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/Makefile", t_root());
+    char *mk = t_read_file(path, NULL);
+    snprintf(path, sizeof path, "%s/README.md", t_root());
+    char *readme = t_read_file(path, NULL);
+    assert_non_null(mk);
+    assert_non_null(readme);
+    int bad = 0, seen = 0;
+    static const char *const vars[] = {"DEB_BUILD", "DEB_TEST"};
+    for (size_t v = 0; v < sizeof vars / sizeof vars[0]; v++) {
+        char head[32];
+        snprintf(head, sizeof head, "\n%s", vars[v]);
+        const char *p = strstr(mk, head + 1) == mk ? mk : strstr(mk, head);
+        assert_non_null(p);
+        p = strstr(p, ":=");
+        assert_non_null(p);
+        p += 2;
+        for (;;) { /* words up to a line end not escaped by a backslash */
+            while (*p == ' ' || *p == '\t' || (*p == '\\' && p[1] == '\n'))
+                p += *p == '\\' ? 2 : 1;
+            if (!*p || *p == '\n')
+                break;
+            const char *e = p;
+            while (*e && *e != ' ' && *e != '\t' && *e != '\n' && *e != '\\')
+                e++;
+            char pkg[96];
+            snprintf(pkg, sizeof pkg, "%.*s", (int)(e - p), p);
+            if (!listed(readme, pkg)) {
+                print_error("README.md does not list the Debian package %s (Makefile %s)\n", pkg,
+                            vars[v]);
+                bad++;
+            }
+            seen++;
+            p = e;
+        }
+    }
+    free(mk);
+    free(readme);
+    assert_true(seen > 10);
+    assert_int_equal(bad, 0);
+}
+
 int main(void)
 {
     char path[512];
@@ -856,9 +912,9 @@ int main(void)
     collect_all();
 
     const struct CMUnitTest coverage[] = {
-        cmocka_unit_test(routes_documented),   cmocka_unit_test(statuses_documented),
-        cmocka_unit_test(layers_documented),   cmocka_unit_test(losses_documented),
-        cmocka_unit_test(options_documented),
+        cmocka_unit_test(routes_documented),  cmocka_unit_test(statuses_documented),
+        cmocka_unit_test(layers_documented),  cmocka_unit_test(losses_documented),
+        cmocka_unit_test(options_documented), cmocka_unit_test(packages_documented),
     };
     int failed = cmocka_run_group_tests_name("docs coverage", coverage, NULL, NULL);
 
