@@ -76,6 +76,13 @@ _Static_assert(sizeof cfg_type_names / sizeof cfg_type_names[0] == CFG_TYPE_COUN
       "unavailable, with the reason, and the others are served.")                                \
     X(max_body_bytes, SIZE, "64MiB", 1 * KiB, 64 * GiB, NULL, 0,                                 \
       "Largest request body accepted; a larger one is refused with 413 before it is read.")      \
+    X(max_model_bytes, SIZE, "256MiB", 1 * KiB, 1 * GiB, NULL, 0,                                \
+      "Largest model upload (PUT /v1/models/NAME: a JSON model, an ONNX file, or a JSON model "  \
+      "and its safetensors file together) accepted, in place of max_body_bytes for that route; " \
+      "a larger one is refused with 413 before it is read (and so is one over "                  \
+      "max_buffered_bytes, which every body counts against). Only an admin_token holder can "    \
+      "send one; while it is checked (one upload at a time) it takes up to about 4 times its "   \
+      "size in memory.")                                                                         \
     X(max_buffered_bytes, SIZE, "1GiB", 0, 1 * TiB, NULL, 0,                                     \
       "Most memory all request bodies being received may take together; a request that "         \
       "would go over it is refused with 503 and Retry-After (the client retries), so a burst "   \
@@ -1495,8 +1502,10 @@ static const char md_threads[] =
     "\n"
     "Every request's memory is bounded before it is allocated, and each bound is an option:\n"
     "\n"
-    "- the body: at most `max_body_bytes`; all bodies being received together at most\n"
-    "  `max_buffered_bytes` (a request over it gets 503 and `Retry-After`);\n"
+    "- the body: at most `max_body_bytes` (`max_model_bytes` for a model upload); all bodies\n"
+    "  being received together at most `max_buffered_bytes` (a request over it gets 503 and\n"
+    "  `Retry-After`); a model upload, while it is checked (one at a time), up to about 4 ×\n"
+    "  `max_model_bytes` (its body, the decoded file, the weights converted);\n"
     "- parsing it: at most `max_json_values` × 128 bytes (the reader keeps one small node a\n"
     "  value and copies nothing out of the body; a numeric array, a tensor, is one node);\n"
     "- its tensors: the input is decoded straight into the workspace; targets and inline\n"

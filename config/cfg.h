@@ -76,6 +76,7 @@ struct cfg {
     int strict_models;
     /* request limits */
     size_t max_body_bytes;
+    size_t max_model_bytes;    /* PUT /v1/models/{name} instead of max_body_bytes */
     size_t max_buffered_bytes; /* all bodies being received, together; 0 = no limit */
     size_t max_json_values;
     size_t max_tensor_elements;

@@ -379,6 +379,20 @@ static void reply_overloaded(struct srv *s, struct srv_reply *rep)
     srv_reply_header(rep, "Retry-After", "1");
 }
 
+/* The body cap of a route and the option that sets it: max_model_bytes for a model upload
+ * (PUT /v1/models/{name}), max_body_bytes for the rest; never over max_buffered_bytes, since
+ * a body over that could never be accepted (413 then, not a 503 to retry forever). */
+static size_t body_cap(const struct srv *s, enum srv_route r, const char **opt)
+{
+    size_t cap = r == SRV_R_MODEL_PUT ? s->cfg.max_model_bytes : s->cfg.max_body_bytes;
+    *opt = r == SRV_R_MODEL_PUT ? "max_model_bytes" : "max_body_bytes";
+    if (s->cfg.max_buffered_bytes && s->cfg.max_buffered_bytes < cap) {
+        cap = s->cfg.max_buffered_bytes;
+        *opt = "max_buffered_bytes";
+    }
+    return cap;
+}
+
 /* The body the request declares: 0 none, 1 some (Content-Length > 0 or chunked). */
 static int has_body(const struct hreq *h)
 {
@@ -519,6 +533,10 @@ static enum MHD_Result first_call(struct srv *s, struct MHD_Connection *conn, co
     }
     if (client_cert_refused(s, h, &rep) || key_refused(s, req, &rep))
         return refuse(h, &rep);
+    /* a model upload may be far larger than other bodies (max_model_bytes): its admin token
+       is checked before the body is read, so only a token holder can make relud buffer one */
+    if (req->route == SRV_R_MODEL_PUT && !srv_admin_authorized(req, &rep, "model control"))
+        return refuse(h, &rep);
     if (atomic_load(&s->ready) == 2 && !srv_route_is_health(req->route)) {
         srv_reply_error(&rep, 503, "draining: this replica is shutting down");
         srv_reply_header(&rep, "Retry-After", "1");
@@ -547,11 +565,12 @@ static enum MHD_Result first_call(struct srv *s, struct MHD_Connection *conn, co
     const char *cl = srv_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl) {
         char *end;
+        const char *opt;
+        size_t cap = body_cap(s, req->route, &opt);
         errno = 0;
         unsigned long long n = strtoull(cl, &end, 10);
-        if (errno || *end || n > s->cfg.max_body_bytes) {
-            srv_reply_error(&rep, 413, "request body of %s bytes exceeds max_body_bytes (%zu)", cl,
-                            s->cfg.max_body_bytes);
+        if (errno || *end || n > cap) {
+            srv_reply_error(&rep, 413, "request body of %s bytes exceeds %s (%zu)", cl, opt, cap);
             return refuse(h, &rep);
         }
         size_t want = h->z ? 0 : (size_t)n; /* an inflated body grows as it comes */
@@ -578,10 +597,11 @@ static int body_append(struct srv *s, struct hreq *h, const char *data, size_t n
                        struct srv_reply *rep)
 {
     struct srv_req *req = &h->r;
-    size_t max = s->cfg.max_body_bytes;
+    const char *opt;
+    size_t max = body_cap(s, req->route, &opt);
     if (n > max || req->len > max - n) {
-        srv_reply_error(rep, 413, "request body of %zu bytes or more exceeds max_body_bytes (%zu)",
-                        req->len + n, max);
+        srv_reply_error(rep, 413, "request body of %zu bytes or more exceeds %s (%zu)",
+                        req->len + n, opt, max);
         return 0;
     }
     if (req->len + n > h->cap || !req->body) {
@@ -642,11 +662,12 @@ static int body_inflate(struct srv *s, struct hreq *h, const char *data, size_t 
             return 0;
         }
         if (got && !body_append(s, h, buf, got, rep)) {
+            const char *opt;
+            size_t cap = body_cap(s, h->r.route, &opt);
             if (rep->status == 413)
                 srv_reply_error(rep, 413,
-                                "request body inflates (Content-Encoding: %s) past max_body_bytes "
-                                "(%zu)",
-                                h->zname, s->cfg.max_body_bytes);
+                                "request body inflates (Content-Encoding: %s) past %s (%zu)",
+                                h->zname, opt, cap);
             return 0;
         }
         if (!got && r == Z_BUF_ERROR)

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "server/auth.h"
 #include "server/json.h"
 #include "server/layers.h"
 #include "server/log.h"
@@ -62,7 +63,8 @@ const char *const srv_model_state_names[] = {
     [SRV_MODEL_UNLOADED] = "UNAVAILABLE", /* with reason "unloaded", as Triton */
 };
 
-int srv_model_name_ok(const char *name)
+/* 1 to max characters of [A-Za-z0-9_.-], not starting with '.'. */
+static int name_ok(const char *name, size_t max)
 {
     if (!name || !name[0] || name[0] == '.')
         return 0;
@@ -71,10 +73,37 @@ int srv_model_name_ok(const char *name)
         char c = *p;
         int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
                  c == '_' || c == '.' || c == '-';
-        if (!ok || n >= 127)
+        if (!ok || n >= max)
             return 0;
     }
     return 1;
+}
+
+int srv_model_name_ok(const char *name) { return name_ok(name, 127); }
+
+/* An uploaded weights file's name: NAME.put-<16 hex>.safetensors (the first 8 bytes of its
+ * SHA-256), so a new upload never overwrites the file the serving NAME.json names. */
+#define PUT_TAG ".put-"
+#define PUT_HEX 16
+#define ST_EXT ".safetensors"
+
+/* The owner of an uploaded weights file name (NAME of NAME.put-<hex>.safetensors) into
+ * owner; 0 when fn is not one. */
+static int put_weights_owner(const char *fn, char *owner, size_t cap)
+{
+    size_t fl = strlen(fn), el = sizeof ST_EXT - 1, tl = sizeof PUT_TAG - 1;
+    if (fl <= el + tl + PUT_HEX || strcmp(fn + fl - el, ST_EXT) != 0)
+        return 0;
+    const char *hex = fn + fl - el - PUT_HEX, *tag = hex - tl;
+    for (int i = 0; i < PUT_HEX; i++)
+        if (!((hex[i] >= '0' && hex[i] <= '9') || (hex[i] >= 'a' && hex[i] <= 'f')))
+            return 0;
+    size_t ol = (size_t)(tag - fn);
+    if (strncmp(tag, PUT_TAG, tl) != 0 || ol >= cap)
+        return 0;
+    memcpy(owner, fn, ol);
+    owner[ol] = 0;
+    return srv_model_name_ok(owner);
 }
 
 /* ---- one model --------------------------------------------------------------------- */
@@ -155,15 +184,19 @@ static void json_io(struct srv_model *model)
         model->output.shape[1] = (int64_t)model->out_features;
 }
 
-/* Builds a model from NAME.onnx (path): the graph's net and signature, no batching. */
+/* Builds a model from NAME.onnx: the file at path, or (path NULL) an upload of len bytes at
+ * buf, which may not name external data (an upload is one self-contained file). The
+ * graph's net and signature, no batching. */
 static enum nn_status model_build_onnx(const struct srv_models *m, const char *name,
-                                       const char *path, struct srv_model **out, struct nn_err *err)
+                                       const char *path, const void *buf, size_t len,
+                                       struct srv_model **out, struct nn_err *err)
 {
     *out = NULL;
     char label[SRV_MODEL_NAME + 8];
     snprintf(label, sizeof label, "%s.onnx", name);
     struct srv_onnx_model om;
-    enum nn_status st = srv_onnx_open(path, label, m->dir, &om, err);
+    enum nn_status st = path ? srv_onnx_open(path, label, m->dir, &om, err)
+                             : srv_onnx_parse(buf, len, label, NULL, &om, err);
     if (st)
         return st;
     struct srv_model *model = calloc(1, sizeof *model);
@@ -236,13 +269,28 @@ enum nn_status srv_model_input_shape(const struct srv_model *m, const size_t *sh
     return NN_OK;
 }
 
+/* The weights a JSON model is built with: up->buf (an upload in memory, its "weights"
+ * value ignored: it is replaced by the name the file is written under) or, when buf is
+ * NULL, the file its "weights" names. */
+struct weights_src {
+    const void *buf;
+    size_t len;
+    const char *label; /* buf's name in messages */
+};
+
 /* Builds a model from JSON text. `name` is the name it must have; `origin` says where the
- * name came from for the mismatch message ("the file name", "the URL's model name"). */
+ * name came from for the mismatch message ("the file name", "the URL's model name").
+ * ws: weights uploaded with it (NULL: none). wname (may be NULL; PATH_MAX bytes) gets the
+ * safetensors file the text names ("" when none); wpos/wend (may be NULL) the byte span of
+ * its "weights" value (both 0 when it has none). */
 static enum nn_status model_build(const struct srv_models *m, const char *name, const char *origin,
-                                  const char *text, size_t len, struct srv_model **out,
+                                  const char *text, size_t len, const struct weights_src *ws,
+                                  char *wname_out, size_t *wspan, struct srv_model **out,
                                   struct nn_err *err)
 {
     *out = NULL;
+    if (wname_out)
+        wname_out[0] = 0;
     struct srv_st_file stf;
     memset(&stf, 0, sizeof stf);
     int have_st = 0;
@@ -292,10 +340,31 @@ static enum nn_status model_build(const struct srv_models *m, const char *name, 
         st = nn_err_set(err, NN_EINVAL, "layers: required");
         goto fail;
     }
-    if (jweights && srv_json_type(d, jweights) != SRV_J_NULL) {
+    enum srv_jtype wty = srv_json_type(d, jweights);
+    if (wspan && jweights && (wty == SRV_J_STRING || wty == SRV_J_NULL)) {
+        /* the value's bytes: a string to its closing quote, or null */
+        size_t a = srv_json_pos(d, jweights), b = a + 1;
+        while (wty == SRV_J_STRING && b < len && text[b] != '"')
+            b += text[b] == '\\' ? 2 : 1;
+        wspan[0] = a;
+        wspan[1] = wty == SRV_J_STRING ? b + 1 : a + 4;
+    } else if (wspan) {
+        wspan[0] = wspan[1] = 0;
+    }
+    if (ws) {
+        if (jweights && wty != SRV_J_STRING && wty != SRV_J_NULL) {
+            st = nn_err_set(err, NN_EINVAL,
+                            "weights: expected a file name or null (the uploaded weights replace "
+                            "it)");
+            goto fail;
+        }
+        if ((st = srv_st_parse(&stf, ws->buf, ws->len, ws->label, err)))
+            goto fail;
+        have_st = 1;
+    } else if (jweights && wty != SRV_J_NULL) {
         char wname[PATH_MAX];
         if (srv_json_str(d, jweights, wname, sizeof wname) >= sizeof wname ||
-            !srv_model_name_ok(wname)) {
+            !name_ok(wname, 255)) {
             st = nn_err_set(err, NN_EINVAL,
                             "weights: expected the name of a safetensors file in model_dir "
                             "([A-Za-z0-9_.-], not starting with '.')");
@@ -309,6 +378,8 @@ static enum nn_status model_build(const struct srv_models *m, const char *name, 
         if ((st = srv_st_open(&stf, path, wname, err)))
             goto fail;
         have_st = 1;
+        if (wname_out)
+            snprintf(wname_out, PATH_MAX, "%s", wname);
     }
 
     model = calloc(1, sizeof *model);
@@ -562,11 +633,11 @@ static enum nn_status load_one(struct srv_models *m, const char *name, struct nn
                         "%s.onnx: %s.json is in model_dir too: one model, one file (remove one)",
                         name, name);
     else if (onnx)
-        st = model_build_onnx(m, name, opath, &model, err);
+        st = model_build_onnx(m, name, opath, NULL, 0, &model, err);
     else if (!text)
         st = nn_err_set(err, NN_EINVAL, "%s", rerr.msg);
     else
-        st = model_build(m, name, "the file name", text, len, &model, err);
+        st = model_build(m, name, "the file name", text, len, NULL, NULL, NULL, &model, err);
     free(text);
     if (st == NN_OK)
         return install(m, model, err);
@@ -584,9 +655,12 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static void sweep(struct srv_models *m);
+
 enum nn_status srv_models_load_all(struct srv_models *m, int strict, struct nn_err *err)
 {
     pthread_mutex_lock(&m->ctl);
+    sweep(m);
     DIR *dir = opendir(m->dir);
     if (!dir) {
         /* Ready must mean "serving what it was configured to serve": a mistyped mount or
@@ -800,17 +874,19 @@ static int fsync_dir(const char *dir)
     return rc;
 }
 
-/* Writes body to dir/NAME.json so that a crash at any moment leaves the old file or the
- * new one whole: a fresh temp file in the same directory (dotfile: load_all ignores it),
- * fsync, rename over the target (atomic), fsync the directory (the rename is durable). */
-static enum nn_status write_atomic(struct srv_models *m, const char *name, const char *body,
+/* Writes body to dir/FILE (NAME.json, NAME.onnx, NAME.put-<hex>.safetensors) so that a
+ * crash at any moment leaves the old file or the new one whole: a fresh temp file in the
+ * same directory (".FILE.tmp.<pid>.<n>": load_all ignores it, and removes it at the next
+ * start), fsync, rename over the target (atomic), fsync the directory (the rename is
+ * durable). */
+static enum nn_status write_atomic(struct srv_models *m, const char *file, const void *body,
                                    size_t len, struct nn_err *err)
 {
     char tmp[PATH_MAX], path[PATH_MAX];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s/.%s.json.tmp.%ld.%u", m->dir, name, (long)getpid(),
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s/.%s.tmp.%ld.%u", m->dir, file, (long)getpid(),
                          m->tmp_seq++) >= sizeof tmp ||
-        (size_t)snprintf(path, sizeof path, "%s/%s.json", m->dir, name) >= sizeof path) {
-        return nn_err_set(err, NN_EINVAL, "%s/%s.json: path too long", m->dir, name);
+        (size_t)snprintf(path, sizeof path, "%s/%s", m->dir, file) >= sizeof path) {
+        return nn_err_set(err, NN_EINVAL, "%s/%s: path too long", m->dir, file);
     }
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0)
@@ -818,7 +894,7 @@ static enum nn_status write_atomic(struct srv_models *m, const char *name, const
     const char *what = NULL;
     size_t done = 0;
     while (done < len) {
-        ssize_t w = write(fd, body + done, len - done);
+        ssize_t w = write(fd, (const char *)body + done, len - done);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {
@@ -850,48 +926,226 @@ static enum nn_status write_atomic(struct srv_models *m, const char *name, const
     return NN_OK;
 }
 
-enum nn_status srv_models_put(struct srv_models *m, const char *name, const char *body, size_t len,
-                              int *created, struct nn_err *err)
+/* The safetensors file NAME.json names (its "weights"), into wname (PATH_MAX); "" when it
+ * names none. 0 then; 1 when there is no NAME.json; -1 when it is unreadable or not a JSON
+ * object with a string or no "weights" (what it names is then unknown). */
+static int json_weights(const struct srv_models *m, const char *name, char *wname)
+{
+    char path[PATH_MAX];
+    wname[0] = 0;
+    if ((size_t)snprintf(path, sizeof path, "%s/%s.json", m->dir, name) >= sizeof path)
+        return -1;
+    size_t len;
+    int eno;
+    struct nn_err e;
+    char *text = read_file(path, &len, &eno, &e);
+    struct srv_json *d = NULL;
+    int rc = !text && eno == ENOENT ? 1 : -1;
+    if (text && srv_json_parse(text, len, m->max_values, &d, &e) == NN_OK &&
+        srv_json_type(d, srv_json_root(d)) == SRV_J_OBJECT) {
+        srv_jv w = srv_json_get(d, srv_json_root(d), "weights");
+        enum srv_jtype t = srv_json_type(d, w);
+        if (!w || t == SRV_J_NULL)
+            rc = 0;
+        else if (t == SRV_J_STRING && srv_json_str(d, w, wname, PATH_MAX) < PATH_MAX)
+            rc = 0;
+        else
+            wname[0] = 0;
+    }
+    srv_json_free(d);
+    free(text);
+    return rc;
+}
+
+/* Removes dir/file (an uploaded weights file no NAME.json names any more); a failure is
+ * only logged: the next start removes it. */
+static void remove_weights(const struct srv_models *m, const char *file)
+{
+    char path[PATH_MAX];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", m->dir, file) >= sizeof path)
+        return;
+    if (unlink(path) != 0 && errno != ENOENT)
+        srv_log(CFG_LOG_WARN, "unlink %s: %s", path, strerror(errno));
+    else
+        srv_log(CFG_LOG_DEBUG, "removed %s (no longer used)", path);
+}
+
+/* text with its "weights" value (the bytes [span[0], span[1]), or none: span {0, 0}) set to
+ * "wname", malloc'd, its length in *out_len. NULL when out of memory. */
+static char *splice_weights(const char *text, size_t len, const size_t span[2], const char *wname,
+                            size_t *out_len)
+{
+    char ins[PATH_MAX + 32];
+    size_t a = span[0], b = span[1];
+    size_t il;
+    if (b) {
+        il = (size_t)snprintf(ins, sizeof ins, "\"%s\"", wname);
+    } else { /* after the object's "{" (the root is an object: model_build checked) */
+        while (a < len && text[a] != '{')
+            a++;
+        b = ++a;
+        il = (size_t)snprintf(ins, sizeof ins, "\"weights\": \"%s\", ", wname);
+    }
+    char *out = malloc(len - (b - a) + il + 1);
+    if (!out)
+        return NULL;
+    memcpy(out, text, a);
+    memcpy(out + a, ins, il);
+    memcpy(out + a + il, text + b, len - b);
+    *out_len = len - (b - a) + il;
+    out[*out_len] = 0;
+    return out;
+}
+
+/* A temp file of write_atomic: ".FILE.tmp.<pid>.<n>". */
+static int is_temp(const char *fn)
+{
+    size_t l = strlen(fn), i = l;
+    if (fn[0] != '.')
+        return 0;
+    for (int k = 0; k < 2; k++) { /* <n>, then <pid>, each after a '.' */
+        size_t d = i;
+        while (i > 0 && fn[i - 1] >= '0' && fn[i - 1] <= '9')
+            i--;
+        if (i == d || i == 0 || fn[i - 1] != '.')
+            return 0;
+        i--;
+    }
+    return i > 5 && !strncmp(fn + i - 4, ".tmp", 4);
+}
+
+/* At start, what a PUT interrupted by a crash leaves behind: its temp files, and uploaded
+ * weights (NAME.put-<hex>.safetensors) that NAME.json does not name (written, but NAME.json
+ * was never renamed into place). Model_dir is this daemon's to write: two daemons writing
+ * one model_dir would remove each other's uploads in progress. */
+static void sweep(struct srv_models *m)
+{
+    DIR *dir = opendir(m->dir);
+    if (!dir)
+        return;
+    struct dirent *de;
+    while ((de = readdir(dir))) {
+        const char *fn = de->d_name;
+        char owner[SRV_MODEL_NAME], wname[PATH_MAX], path[PATH_MAX];
+        int doomed = is_temp(fn);
+        if (!doomed && put_weights_owner(fn, owner, sizeof owner)) {
+            int k = json_weights(m, owner, wname);
+            doomed = k == 1 || (k == 0 && strcmp(wname, fn) != 0);
+        }
+        if (!doomed || (size_t)snprintf(path, sizeof path, "%s/%s", m->dir, fn) >= sizeof path)
+            continue;
+        if (unlink(path) == 0)
+            srv_log(CFG_LOG_INFO, "removed %s (left by an interrupted PUT)", path);
+        else if (errno != ENOENT)
+            srv_log(CFG_LOG_WARN, "unlink %s: %s", path, strerror(errno));
+    }
+    closedir(dir);
+}
+
+enum nn_status srv_models_put_upload(struct srv_models *m, const char *name,
+                                     const struct srv_model_upload *up, int *created,
+                                     struct nn_err *err)
 {
     *created = 0;
     if (!srv_model_name_ok(name))
         return bad_name(name, err);
+    int onnx = up->kind == SRV_UPLOAD_ONNX;
     struct srv_model *model = NULL;
-    char opath[PATH_MAX];
-    snprintf(opath, sizeof opath, "%s/%s.onnx", m->dir, name);
+    char path[PATH_MAX], other[PATH_MAX], file[SRV_MODEL_NAME + 8], wfile[PATH_MAX] = "";
+    char old_w[PATH_MAX] = "", new_w[PATH_MAX] = "";
+    snprintf(file, sizeof file, "%s.%s", name, onnx ? "onnx" : "json");
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", m->dir, file) >= sizeof path ||
+        (size_t)snprintf(other, sizeof other, "%s/%s.%s", m->dir, name, onnx ? "json" : "onnx") >=
+            sizeof other)
+        return nn_err_set(err, NN_EINVAL, "%s/%s: path too long", m->dir, file);
     pthread_mutex_lock(&m->ctl);
-    if (access(opath, F_OK) == 0) {
+    /* NAME.json and NAME.onnx together are a broken model, and replacing one by the other
+       takes two steps (a crash between them would leave both or neither): refused */
+    if (access(other, F_OK) == 0) {
         pthread_mutex_unlock(&m->ctl);
+        if (onnx)
+            return nn_err_set(err, NN_EINVAL,
+                              "model \"%s\" is %s.json in model_dir: DELETE /v1/models/%s "
+                              "first, then PUT the ONNX file",
+                              name, name, name);
         return nn_err_set(err, NN_EINVAL,
                           "model \"%s\" is %s.onnx in model_dir: replace that file and load it "
                           "(POST /v2/repository/models/%s/load), or DELETE the model first",
                           name, name, name);
     }
-    enum nn_status st =
-        model_build(m, name, "the URL's model name", body ? body : "", len, &model, err);
+    const char *body = up->body ? up->body : "";
+    size_t len = up->len, span[2];
+    char *text = NULL; /* the JSON written when it is not the body (weights renamed) */
+    enum nn_status st;
+    if (onnx) {
+        st = model_build_onnx(m, name, NULL, body, len, &model, err);
+    } else if (up->kind == SRV_UPLOAD_JSON) {
+        st =
+            model_build(m, name, "the URL's model name", body, len, NULL, new_w, NULL, &model, err);
+    } else {
+        struct weights_src ws = {up->weights, up->weights_len,
+                                 up->weights_label ? up->weights_label : "weights"};
+        st = model_build(m, name, "the URL's model name", body, len, &ws, NULL, span, &model, err);
+        if (st == NN_OK) {
+            uint8_t h[32];
+            srv_sha256(up->weights, up->weights_len, h);
+            int n = snprintf(new_w, sizeof new_w, "%s" PUT_TAG, name);
+            for (int i = 0; i < PUT_HEX / 2; i++)
+                n += snprintf(new_w + n, sizeof new_w - (size_t)n, "%02x", h[i]);
+            snprintf(new_w + n, sizeof new_w - (size_t)n, ST_EXT);
+            snprintf(wfile, sizeof wfile, "%s", new_w);
+            if (!(text = splice_weights(body, len, span, new_w, &len)))
+                st = nn_err_set(err, NN_ENOMEM, "out of memory");
+            else
+                body = text;
+        }
+    }
     if (st != NN_OK) {
         pthread_mutex_unlock(&m->ctl);
+        srv_model_release(model);
         return st;
     }
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s.json", m->dir, name);
     pthread_mutex_lock(&m->lock);
     struct entry *en = entry_find(m, name);
     int existed = (en && en->listed) || access(path, F_OK) == 0;
     pthread_mutex_unlock(&m->lock);
-    if ((st = write_atomic(m, name, body, len, err))) {
+    int old_known = !onnx && json_weights(m, name, old_w) == 0;
+    /* the weights first, under a name of their own: until NAME.json is renamed into place
+       the old model (and the file it names) is what a crash leaves */
+    if (wfile[0])
+        st = write_atomic(m, wfile, up->weights, up->weights_len, err);
+    if (st == NN_OK && (st = write_atomic(m, file, body, len, err)) != NN_OK && wfile[0] &&
+        strcmp(old_w, wfile) != 0)
+        remove_weights(m, wfile);
+    free(text);
+    if (st) {
         pthread_mutex_unlock(&m->ctl);
         srv_model_release(model);
         srv_log(CFG_LOG_ERROR, "model %s: PUT: %s", name, err->msg);
         return st;
     }
     st = install(m, model, err);
+    /* the weights a previous upload left that the new NAME.json does not name */
+    char owner[SRV_MODEL_NAME];
+    if (old_known && old_w[0] && strcmp(old_w, new_w) != 0 &&
+        put_weights_owner(old_w, owner, sizeof owner) && !strcmp(owner, name))
+        remove_weights(m, old_w);
     pthread_mutex_unlock(&m->ctl);
     if (st)
         return st;
-    srv_log(CFG_LOG_INFO, "model %s: %s by PUT", name, existed ? "replaced" : "created");
+    srv_log(CFG_LOG_INFO, "model %s: %s by PUT%s", name, existed ? "replaced" : "created",
+            onnx       ? " (ONNX)"
+            : wfile[0] ? " (with weights)"
+                       : "");
     *created = !existed;
     return NN_OK;
+}
+
+enum nn_status srv_models_put(struct srv_models *m, const char *name, const char *body, size_t len,
+                              int *created, struct nn_err *err)
+{
+    struct srv_model_upload up = {.kind = SRV_UPLOAD_JSON, .body = body, .len = len};
+    return srv_models_put_upload(m, name, &up, created, err);
 }
 
 enum nn_status srv_models_delete(struct srv_models *m, const char *name, struct nn_err *err)
@@ -907,6 +1161,10 @@ enum nn_status srv_models_delete(struct srv_models *m, const char *name, struct 
     pthread_mutex_unlock(&m->lock);
     enum nn_status st = NN_OK;
     int removed = 0;
+    char wname[PATH_MAX], owner[SRV_MODEL_NAME];
+    if (json_weights(m, name, wname) != 0 || !put_weights_owner(wname, owner, sizeof owner) ||
+        strcmp(owner, name) != 0)
+        wname[0] = 0;                            /* only weights a PUT wrote for NAME go with it */
     for (int k = 0; k < 2 && st == NN_OK; k++) { /* NAME.json, then NAME.onnx */
         if (k)
             snprintf(path, sizeof path, "%s/%s.onnx", m->dir, name);
@@ -919,6 +1177,8 @@ enum nn_status srv_models_delete(struct srv_models *m, const char *name, struct 
         st = nn_err_set(err, NN_ENOTFOUND, "unknown model \"%s\"", name);
     else if (removed && fsync_dir(m->dir) != 0)
         srv_log(CFG_LOG_WARN, "fsync %s: %s", m->dir, strerror(errno));
+    if (st == NN_OK && removed && wname[0])
+        remove_weights(m, wname);
     if (st == NN_OK)
         set_state(m, name, SRV_MODEL_UNAVAILABLE, 0, "deleted");
     pthread_mutex_unlock(&m->ctl);

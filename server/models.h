@@ -118,8 +118,28 @@ enum nn_status srv_models_unload(struct srv_models *m, const char *name, struct 
  * says whether the name is new. NN_EINVAL for a bad model, NN_EIO. */
 enum nn_status srv_models_put(struct srv_models *m, const char *name, const char *body, size_t len,
                               int *created, struct nn_err *err);
-/* Removes model_dir/NAME.json or NAME.onnx (not the weights beside them) and unlists the
- * model. */
+/* What a PUT carries: a JSON model (its weights inline or in a file of model_dir), an ONNX
+ * file, or a JSON model with its safetensors file (the model's "weights" is set to the name
+ * the file is written under: NAME.put-<16 hex of its SHA-256>.safetensors). */
+enum srv_upload_kind { SRV_UPLOAD_JSON, SRV_UPLOAD_ONNX, SRV_UPLOAD_JSON_WEIGHTS };
+struct srv_model_upload {
+    enum srv_upload_kind kind;
+    const char *body; /* the JSON model or the ONNX file */
+    size_t len;
+    const void *weights; /* SRV_UPLOAD_JSON_WEIGHTS: the safetensors file */
+    size_t weights_len;
+    const char *weights_label; /* its name in messages (NULL: "weights") */
+};
+/* srv_models_put for any upload. ONNX: written as NAME.onnx (refused while NAME.json
+ * exists; external data refused). With weights: the weights file is written first, then
+ * NAME.json naming it (the rename of NAME.json is the commit: a crash before it leaves the
+ * old model, and the next start removes the unnamed weights file); the weights file the old
+ * NAME.json named, if a PUT wrote it, is removed once no longer named. */
+enum nn_status srv_models_put_upload(struct srv_models *m, const char *name,
+                                     const struct srv_model_upload *up, int *created,
+                                     struct nn_err *err);
+/* Removes model_dir/NAME.json or NAME.onnx (not the weights beside them, except a weights
+ * file a PUT wrote for NAME) and unlists the model. */
 enum nn_status srv_models_delete(struct srv_models *m, const char *name, struct nn_err *err);
 
 /* Calls fn for every listed name, in name order, under the repository's lock (fn must be

@@ -9,6 +9,7 @@
 #include "server/json.h"
 #include "server/metrics.h"
 #include "server/models.h"
+#include "server/multipart.h"
 #include "server/srv.h"
 #include "server/status.h"
 
@@ -168,14 +169,101 @@ void srv_h_repo_unload(struct srv_req *req, struct srv_reply *rep)
     reply_state(rep, st, 200, req->name, "UNAVAILABLE", &err);
 }
 
+/* The media type of a Content-Type value (before any ';'), matched case-insensitively. */
+static int media_is(const char *ct, const char *type)
+{
+    size_t n = strlen(type);
+    return ct && !strncasecmp(ct, type, n) && (!ct[n] || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* multipart/form-data: exactly the parts "model" (the JSON model) and "weights" (its
+ * safetensors file). 0 with up filled; else rep has the 400. */
+static int multipart_upload(struct srv_req *req, struct srv_reply *rep, const char *ct,
+                            struct srv_model_upload *up, char *label, size_t cap)
+{
+    char boundary[71];
+    struct srv_mp_part parts[SRV_MP_MAX_PARTS];
+    int n = 0;
+    struct nn_err err;
+    if (!media_is(ct, "multipart/form-data")) {
+        srv_reply_error(rep, 415,
+                        "Content-Type: \"%.60s\" is not a model upload (application/json, "
+                        "application/onnx, application/octet-stream or multipart/form-data)",
+                        ct);
+        return 1;
+    }
+    if (srv_mp_boundary(ct, boundary, &err) ||
+        srv_mp_parse(boundary, req->body ? req->body : "", req->len, parts, SRV_MP_MAX_PARTS, &n,
+                     &err)) {
+        srv_reply_error(rep, 400, "%s", err.msg);
+        return 1;
+    }
+    static const char *const names[2] = {"model", "weights"};
+    const struct srv_mp_part *got[2] = {NULL, NULL};
+    for (int i = 0; i < n; i++) {
+        int k = !strcmp(parts[i].name, names[0]) ? 0 : !strcmp(parts[i].name, names[1]) ? 1 : -1;
+        if (k < 0) {
+            srv_reply_error(rep, 400,
+                            "multipart: unknown part \"%s\" (send \"model\", the JSON model, "
+                            "and \"weights\", its safetensors file)",
+                            parts[i].name);
+            return 1;
+        }
+        if (got[k]) {
+            srv_reply_error(rep, 400, "multipart: part \"%s\" appears twice", names[k]);
+            return 1;
+        }
+        got[k] = &parts[i];
+    }
+    for (int k = 0; k < 2; k++) {
+        if (!got[k]) {
+            srv_reply_error(rep, 400,
+                            "multipart: part \"%s\" is missing (curl -F model=@NAME.json -F "
+                            "weights=@NAME.safetensors)",
+                            names[k]);
+            return 1;
+        }
+    }
+    snprintf(label, cap, "%s", got[1]->filename[0] ? got[1]->filename : "weights");
+    *up = (struct srv_model_upload){.kind = SRV_UPLOAD_JSON_WEIGHTS,
+                                    .body = got[0]->data,
+                                    .len = got[0]->len,
+                                    .weights = got[1]->data,
+                                    .weights_len = got[1]->len,
+                                    .weights_label = label};
+    return 0;
+}
+
+/* The body by its Content-Type: application/onnx or application/octet-stream, an ONNX file;
+ * multipart/form-data, a JSON model and its safetensors weights; anything else (curl -d
+ * sends application/x-www-form-urlencoded), a JSON model as before. */
 void srv_h_model_put(struct srv_req *req, struct srv_reply *rep)
 {
     if (!srv_admin_authorized(req, rep, "model control"))
         return;
+    const char *ct = srv_req_header(req, "Content-Type");
+    struct srv_model_upload up = {
+        .kind = SRV_UPLOAD_JSON, .body = req->body ? req->body : "", .len = req->len};
+    char label[SRV_MP_NAME];
+    if (media_is(ct, "application/onnx") || media_is(ct, "application/octet-stream"))
+        up.kind = SRV_UPLOAD_ONNX;
+    else if (!strncasecmp(ct ? ct : "", "multipart/", 10) &&
+             multipart_upload(req, rep, ct, &up, label, sizeof label))
+        return;
     struct nn_err err;
     int created;
-    enum nn_status st = srv_models_put(req->srv->models, req->name, req->body ? req->body : "",
-                                       req->len, &created, &err);
+    enum nn_status st = srv_models_put_upload(req->srv->models, req->name, &up, &created, &err);
+    unsigned char c0 = up.len ? (unsigned char)up.body[0] : '{';
+    if (st == NN_EINVAL && up.kind == SRV_UPLOAD_JSON && c0 != '{' && (c0 < 0x20 || c0 > 0x7e) &&
+        !strchr(" \t\r\n", c0)) { /* a binary file sent as JSON (curl --data-binary) */
+        char msg[NN_ERR_LEN];
+        snprintf(msg, sizeof msg, "%s", err.msg);
+        nn_err_set(&err, st,
+                   "%.60s (an ONNX file? send it with Content-Type: application/onnx; safetensors "
+                   "weights go with their model as multipart: -F model=@NAME.json -F "
+                   "weights=@NAME.safetensors)",
+                   msg);
+    }
     reply_state(rep, st, created ? 201 : 200, req->name, "READY", &err);
 }
 

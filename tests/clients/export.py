@@ -612,7 +612,9 @@ if check("README has a \"From PyTorch\" section with an example run", ex is not 
           and p.stdout == ex.group(2), f"exit {p.returncode}: {p.stdout!r} {p.stderr!r}")
     check("README: its example's files are there", all(os.path.exists(os.path.join(rdir, "models", f))
                                                       for f in ("simple.json", "simple.safetensors")))
-    opts = set(re.findall(r"(--[a-z-]+)", m.group(1)))
+    # the options on the section's relud-export command lines (its curl lines have their own)
+    opts = {o for line in m.group(1).splitlines() if "relud-export " in line
+            for o in re.findall(r"(--[a-z-]+)", line)}
     rc, out, _ = cli("--help")
     check(f"README: the options it shows are relud-export's ({', '.join(sorted(opts))})",
           opts and all(o in out for o in opts), str(opts))
