@@ -56,7 +56,7 @@ class Daemon:
         deadline = time.time() + 30
         while time.time() < deadline and self.proc.poll() is None:
             text = open(self.log.name, errors="replace").read()
-            m = re.search(r"listening on http://[^ ]*:(\d+)", text)
+            m = re.search(r"listening on http://[^ ]*:(\d+) ", text)
             if m and re.search(r"\bready\b", text):
                 self.port = int(m.group(1))
                 break

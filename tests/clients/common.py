@@ -53,7 +53,7 @@ class Daemon:
         while time.time() < deadline:  # until it logs its port (or exits)
             if self.proc.poll() is not None:
                 raise RuntimeError("relud exited during start:\n" + self.text())
-            m = re.search(r"listening on http://[^ ]*:(\d+)", self.text())
+            m = re.search(r"listening on http://[^ ]*:(\d+) ", self.text())
             if m and re.search(r"info ready\b", self.text()):
                 self.port = int(m.group(1))
                 break

@@ -54,15 +54,19 @@ int t_daemon_start(struct t_daemon *d, const char *const *args, const char *cons
         argv[n++] = args[i];
     argv[n] = NULL;
 
-    pid_t pid = fork();
-    if (pid < 0)
+    /* The log is created (emptied) here, before the fork: were the child to do it, this
+       process could read a stale file left at the same path (pids are reused, random() is
+       unseeded) and take its port for the new daemon's. */
+    int fd = open(d->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
         return -1;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fd);
+        return -1;
+    }
     if (pid == 0) {
-        int fd = open(d->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (fd >= 0) {
-            dup2(fd, 2);
-            close(fd);
-        }
+        dup2(fd, 2); /* dup2 clears O_CLOEXEC on 2 */
         int nul = open("/dev/null", O_RDWR);
         if (nul >= 0) {
             dup2(nul, 0);
@@ -74,9 +78,11 @@ int t_daemon_start(struct t_daemon *d, const char *const *args, const char *cons
         execv(bin, (char *const *)argv);
         _exit(127);
     }
+    close(fd);
     d->pid = pid;
-    /* Wait for "listening on http://HOST:PORT", then for readiness. */
-    for (int i = 0; i < 300; i++) {
+    /* Wait for "listening on http://HOST:PORT", then for readiness: up to 30 s each (a
+       shared CI machine can stall a start for seconds), saying which wait ran out. */
+    for (int i = 0; i < 1500; i++) {
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) {
             d->pid = 0;
@@ -87,9 +93,11 @@ int t_daemon_start(struct t_daemon *d, const char *const *args, const char *cons
         }
         char *log = t_daemon_log(d);
         const char *p = log ? strstr(log, "listening on http://") : NULL;
-        if (p) {
+        if (p) { /* the port only once its line is whole (the log may be mid-write) */
             const char *colon = strchr(p + strlen("listening on http://"), ':');
-            d->port = colon ? atoi(colon + 1) : 0;
+            char *end = NULL;
+            long port = colon ? strtol(colon + 1, &end, 10) : 0;
+            d->port = end && end > colon + 1 && *end == ' ' && strchr(end, '\n') ? (int)port : 0;
         }
         free(log);
         if (d->port > 0)
@@ -97,19 +105,32 @@ int t_daemon_start(struct t_daemon *d, const char *const *args, const char *cons
         sleep_ms(20);
     }
     if (d->port <= 0) {
+        char *log = t_daemon_log(d);
+        fprintf(stderr, "relud did not log \"listening on\" within 30 s:\n%s\n", log ? log : "");
+        free(log);
         t_daemon_stop(d, SIGKILL, 5);
         return -1;
     }
     snprintf(d->url, sizeof d->url, "http://127.0.0.1:%d", d->port);
-    for (int i = 0; i < 300; i++) {
+    int rc = 0;
+    long status = 0;
+    char body[128] = "";
+    for (int i = 0; i < 1500; i++) {
         struct t_resp r;
-        if (t_get(d, "/v2/health/ready", &r) == 0 && r.status == 200) {
-            t_resp_free(&r);
-            return 0;
-        }
+        rc = t_get(d, "/v2/health/ready", &r);
+        status = r.status;
+        snprintf(body, sizeof body, "%s", r.body ? r.body : "");
         t_resp_free(&r);
+        if (rc == 0 && status == 200)
+            return 0;
         sleep_ms(20);
     }
+    char *log = t_daemon_log(d);
+    fprintf(stderr,
+            "relud was not ready within 30 s (GET %s/v2/health/ready: curl %d %s, status %ld, "
+            "%s):\n%s\n",
+            d->url, rc, curl_easy_strerror((CURLcode)rc), status, body, log ? log : "");
+    free(log);
     t_daemon_stop(d, SIGKILL, 5);
     return -1;
 }

@@ -68,7 +68,7 @@ for i in 0 1 2; do
   port=
   # until the replica logs its port, or exits (a bound of 60 s only against a hang)
   for _ in $(seq 600); do
-    port=$(sed -n 's|.*listening on http://[^ ]*:\([0-9][0-9]*\).*|\1|p' "$W/relud$((i + 1)).log" | head -1)
+    port=$(sed -n 's|.*listening on http://[^ ]*:\([0-9][0-9]*\) .*|\1|p' "$W/relud$((i + 1)).log" | head -1)
     [ -n "$port" ] && break
     running "${RPIDS[$i]}" || break
     sleep 0.1
