@@ -52,15 +52,11 @@ static enum nn_status get_count(const struct srv_json *d, srv_jv v, const char *
 static enum nn_status unknown_key(const struct srv_json *d, srv_jv obj, const char *where,
                                   const char *const *known, struct nn_err *err)
 {
-    srv_jv bad = srv_json_unknown_key(d, obj, known);
-    if (!bad)
-        return NN_OK;
     char k[64], list[320];
-    size_t n = 0;
-    for (const char *const *p = known; *p && n < sizeof list; p++)
-        n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", n ? ", " : "", *p);
+    if (!srv_json_unknown_field(d, obj, known, k, sizeof k, list, sizeof list))
+        return NN_OK;
     return nn_err_set(err, NN_EINVAL, "%s: unknown or unsupported field \"%s\" (relud reads: %s)",
-                      where, srv_json_key(d, bad, k, sizeof k), list);
+                      where, k, list);
 }
 
 /* Triton's default_queue_policy (or its fields given directly in dynamic_batching). */

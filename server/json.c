@@ -1061,6 +1061,20 @@ srv_jv srv_json_unknown_key(const struct srv_json *d, srv_jv obj, const char *co
     return 0;
 }
 
+int srv_json_unknown_field(const struct srv_json *d, srv_jv obj, const char *const *known,
+                           char *key, size_t keycap, char *list, size_t listcap)
+{
+    srv_jv bad = srv_json_unknown_key(d, obj, known);
+    if (!bad)
+        return 0;
+    srv_json_key(d, bad, key, keycap);
+    size_t n = 0;
+    list[0] = 0;
+    for (int i = 0; known[i] && n < listcap; i++)
+        n += (size_t)snprintf(list + n, listcap - n, "%s%s", i ? ", " : "", known[i]);
+    return 1;
+}
+
 int srv_json_is_true(const struct srv_json *d, srv_jv v)
 {
     const struct node *x = node(d, v);

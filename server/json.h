@@ -74,6 +74,10 @@ const char *srv_json_key(const struct srv_json *d, srv_jv member, char *buf, siz
 char *srv_json_keydup(const struct srv_json *d, srv_jv member);
 /* The first member of obj whose key is not in the NULL-terminated list known, or 0. */
 srv_jv srv_json_unknown_key(const struct srv_json *d, srv_jv obj, const char *const *known);
+/* srv_json_unknown_key for a message: 1 when obj has a member not in known, with its key in
+ * key (as srv_json_key) and known joined as "a, b, c" in list (cut to fit); else 0. */
+int srv_json_unknown_field(const struct srv_json *d, srv_jv obj, const char *const *known,
+                           char *key, size_t keycap, char *list, size_t listcap);
 
 /* ---- scalars ------------------------------------------------------------------------ */
 int srv_json_is_true(const struct srv_json *d, srv_jv v);

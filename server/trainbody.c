@@ -20,25 +20,13 @@ static const char *const body_keys[] = {"input",          "target",
                                         "validation",     "early_stopping",
                                         "save_as",        NULL};
 
-/* "a, b, c" */
-static void names_list(char *buf, size_t len, const char *const *names)
-{
-    size_t n = 0;
-    buf[0] = 0;
-    for (int i = 0; names[i] && n < len; i++)
-        n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? ", " : "", names[i]);
-}
-
 static enum nn_status unknown_key(const struct srv_json *d, srv_jv obj, const char *what,
                                   const char *const *known, struct nn_err *err)
 {
-    srv_jv bad = srv_json_unknown_key(d, obj, known);
-    if (!bad)
-        return NN_OK;
     char k[64], list[320];
-    names_list(list, sizeof list, known);
-    return nn_err_set(err, NN_EINVAL, "%s: unknown field \"%s\" (known: %s)", what,
-                      srv_json_key(d, bad, k, sizeof k), list);
+    if (!srv_json_unknown_field(d, obj, known, k, sizeof k, list, sizeof list))
+        return NN_OK;
+    return nn_err_set(err, NN_EINVAL, "%s: unknown field \"%s\" (known: %s)", what, k, list);
 }
 
 /* A member that is there and not null. */

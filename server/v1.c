@@ -18,14 +18,6 @@ static const char *const body_keys[] = {"input",       "layers", "model",     "d
                                         "grad_output", "loss",   "gradients", "clip_grad_norm",
                                         "stats",       NULL};
 
-static void known_list(char *buf, size_t len, const char *const *known)
-{
-    size_t n = 0;
-    buf[0] = 0;
-    for (int i = 0; known[i] && n < len; i++)
-        n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? ", " : "", known[i]);
-}
-
 /* A flag: absent or null is false; anything but true/false is an error. */
 static enum nn_status get_bool(const struct srv_json *d, srv_jv root, const char *key, int *v,
                                struct nn_err *err)
@@ -68,13 +60,10 @@ static enum nn_status parse_loss(struct forward *f, srv_jv lo, size_t max_elems,
         return st;
     const struct nn_loss_info *li = &nn_losses[p->loss];
     const char *known[] = {"type", "target", "reduction", li->param, NULL};
-    srv_jv bad = srv_json_unknown_key(d, lo, known);
-    if (bad) {
-        char k[96], key[64];
-        known_list(k, sizeof k, known);
-        return nn_err_set(err, NN_EINVAL, "loss: unknown field \"%s\" for %s (known: %s)",
-                          srv_json_key(d, bad, key, sizeof key), li->name, k);
-    }
+    char k[96], key[64];
+    if (srv_json_unknown_field(d, lo, known, key, sizeof key, k, sizeof k))
+        return nn_err_set(err, NN_EINVAL, "loss: unknown field \"%s\" for %s (known: %s)", key,
+                          li->name, k);
     if ((st = srv_pass_loss_opts(p, d, lo, "loss", err)))
         return st;
     srv_jv tg = srv_json_get(d, lo, "target");
@@ -188,13 +177,9 @@ static enum nn_status parse(struct forward *f, struct srv_req *req, unsigned *st
     f->root = srv_json_root(f->d);
     if (srv_json_type(f->d, f->root) != SRV_J_OBJECT)
         return nn_err_set(err, NN_EINVAL, "body: expected a JSON object");
-    srv_jv bad = srv_json_unknown_key(f->d, f->root, body_keys);
-    if (bad) {
-        char k[160], key[64];
-        known_list(k, sizeof k, body_keys);
-        return nn_err_set(err, NN_EINVAL, "body: unknown field \"%s\" (known: %s)",
-                          srv_json_key(f->d, bad, key, sizeof key), k);
-    }
+    char k[160], key[64];
+    if (srv_json_unknown_field(f->d, f->root, body_keys, key, sizeof key, k, sizeof k))
+        return nn_err_set(err, NN_EINVAL, "body: unknown field \"%s\" (known: %s)", key, k);
     if ((st = parse_net(f, req, status, err)))
         return st;
     srv_jv jin = srv_json_get(f->d, f->root, "input");
