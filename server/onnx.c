@@ -25,6 +25,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "onnx/onnx.pb-c.h"
+#include "server/fmap.h"
 #include "server/layers.h"
 #include "server/onnx.h"
 #include "server/safetensors.h"
@@ -1914,30 +1915,14 @@ enum nn_status srv_onnx_open(const char *path, const char *label, const char *di
 {
     memset(out, 0, sizeof *out);
     const char *L = label ? label : path;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return nn_err_set(err, NN_EINVAL, "%s: cannot open: %s", L, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return nn_err_set(err, NN_EINVAL, "%s: not a regular file", L);
-    }
-    if ((unsigned long long)sb.st_size > SRV_ONNX_FILE_MAX) {
-        close(fd);
-        return nn_err_set(err, NN_ETOOBIG, "%s: %lld bytes, over the limit of %zu", L,
-                          (long long)sb.st_size, SRV_ONNX_FILE_MAX);
-    }
-    size_t len = (size_t)sb.st_size;
-    if (!len) {
-        close(fd);
+    void *map;
+    size_t len;
+    enum nn_status st = srv_fmap(path, L, SRV_ONNX_FILE_MAX, &map, &len, err);
+    if (st)
+        return st;
+    if (!len)
         return nn_err_set(err, NN_EINVAL, "%s: empty file", L);
-    }
-    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-    int e = errno;
-    close(fd);
-    if (map == MAP_FAILED)
-        return nn_err_set(err, NN_ENOMEM, "%s: cannot map %zu bytes: %s", L, len, strerror(e));
-    enum nn_status st = srv_onnx_parse(map, len, L, dir, out, err);
+    st = srv_onnx_parse(map, len, L, dir, out, err);
     munmap(map, len);
     return st;
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "server/safetensors.h"
+#include "server/fmap.h"
 #include "server/json.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -309,28 +310,15 @@ enum nn_status srv_st_open(struct srv_st_file *f, const char *path, const char *
 {
     memset(f, 0, sizeof *f);
     const char *L = label ? label : path;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return nn_err_set(err, NN_EINVAL, "%s: cannot open: %s", L, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return nn_err_set(err, NN_EINVAL, "%s: not a regular file", L);
-    }
-    size_t len = (size_t)sb.st_size;
-    if (len < 8) {
-        close(fd);
-        return nn_err_set(err, NN_EINVAL,
-                          "%s: file is %zu bytes, too short for the 8-byte header length", L, len);
-    }
-    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-    int e = errno;
-    close(fd);
-    if (map == MAP_FAILED)
-        return nn_err_set(err, NN_ENOMEM, "%s: cannot map %zu bytes: %s", L, len, strerror(e));
-    enum nn_status st = srv_st_parse(f, map, len, L, err);
+    void *map;
+    size_t len; /* srv_st_parse refuses fewer than 8 bytes (an empty file too) */
+    enum nn_status st = srv_fmap(path, L, 0, &map, &len, err);
+    if (st)
+        return st;
+    st = srv_st_parse(f, map ? map : "", len, L, err);
     if (st != NN_OK) {
-        munmap(map, len);
+        if (map)
+            munmap(map, len);
         return st;
     }
     f->map = map;
