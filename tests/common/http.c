@@ -116,6 +116,14 @@ int t_daemon_start(struct t_daemon *d, const char *const *args, const char *cons
     long status = 0;
     char body[128] = "";
     for (int i = 0; i < 1500; i++) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) { /* e.g. strict_models refused a model */
+            d->pid = 0;
+            char *log = t_daemon_log(d);
+            fprintf(stderr, "relud exited during start:\n%s\n", log ? log : "");
+            free(log);
+            return -1;
+        }
         struct t_resp r;
         rc = t_get(d, "/v2/health/ready", &r);
         status = r.status;
@@ -232,6 +240,17 @@ int t_get(const struct t_daemon *d, const char *path, struct t_resp *r)
     char url[512];
     snprintf(url, sizeof url, "%s%s", d->url, path);
     return t_http("GET", url, NULL, 0, NULL, r);
+}
+
+int t_metrics_wait(const struct t_daemon *d, const char *line, struct t_resp *r)
+{
+    for (int i = 0; i < 1000; i++) {
+        if (t_get(d, "/metrics", r) == 0 && r->status == 200 && strstr(r->body, line))
+            return 0;
+        t_resp_free(r);
+        sleep_ms(10);
+    }
+    return -1;
 }
 
 void t_resp_free(struct t_resp *r)

@@ -40,6 +40,10 @@ int t_http(const char *method, const char *url, const char *body, size_t body_le
 /* Shorthands: POST JSON to d->url + path / GET. */
 int t_post(const struct t_daemon *d, const char *path, const char *json, struct t_resp *r);
 int t_get(const struct t_daemon *d, const char *path, struct t_resp *r);
+/* GET /metrics until its body holds line, up to 10 s: 0 with that reply in r (free it), else
+ * -1. A request is counted once its reply has been sent, which can be after the client has
+ * read it, so a test that has just made a request waits for its count. */
+int t_metrics_wait(const struct t_daemon *d, const char *line, struct t_resp *r);
 void t_resp_free(struct t_resp *r);
 /* Value of a response header (case-insensitive name), copied into buf; NULL if absent. */
 const char *t_resp_header(const struct t_resp *r, const char *name, char *buf, size_t len);
