@@ -569,6 +569,7 @@ struct oip_out {
     char name[SRV_MODEL_NAME + 8];
     const struct nn_tensor *t;
     int binary;
+    int finite; /* scanned for inf/nan already: the pass's output (nn_net_run's scan) */
 };
 
 /* Fills outs (room for 2 * nlayers + nparams + 3) and returns how many; loss is the
@@ -580,6 +581,7 @@ static int offered_outputs(const struct infer *q, const struct nn_tensor *loss,
     const struct srv_model *m = q->m;
     int n = 0;
     outs[n].t = srv_pass_output(p);
+    outs[n].finite = 1;
     snprintf(outs[n++].name, sizeof outs[0].name, "%s", m->output.name);
     if (p->backward == SRV_BWD_NONE)
         return n;
@@ -600,7 +602,7 @@ static int offered_outputs(const struct infer *q, const struct nn_tensor *loss,
         }
     }
     if (p->backward == SRV_BWD_LOSS)
-        outs[n++] = (struct oip_out){"loss", loss, 0};
+        outs[n++] = (struct oip_out){"loss", loss, 0, 1}; /* the core checks the loss */
     return n;
 }
 
@@ -727,12 +729,11 @@ static void write_reply(struct infer *q, struct srv_reply *rep, const struct oip
         if (out->binary) {
             /* JSON cannot carry inf/nan; binary can, but a client that asked for a
                gradient gets the same error either way: one scan, naming it */
-            size_t es = nn_dtype_size(t->dtype), bad = SIZE_MAX;
-            for (size_t i = 0; i < t->numel && bad == SIZE_MAX; i++)
-                if (t->dtype == NN_F32 ? !isfinite(((const float *)t->data)[i])
-                                       : !isfinite(((const double *)t->data)[i]))
-                    bad = i;
-            if (bad != SIZE_MAX) {
+            size_t es = nn_dtype_size(t->dtype);
+            if (!out->finite && nn_has_nonfinite(t->dtype, t->data, t->numel)) {
+                size_t bad = 0;
+                while (!nn_has_nonfinite(t->dtype, (const char *)t->data + bad * es, 1))
+                    bad++;
                 srv_jw_free(&w);
                 srv_reply_error(rep, 422, "%s: non-finite value at index %zu", out->name, bad);
                 return;

@@ -1027,6 +1027,52 @@ static void binary_malformed(void **state)
     t_resp_free(&r);
 }
 
+/* A binary output is scanned for inf/nan once, by whoever can name it: the pass's output by
+ * the core (a non-finite output fails the pass), a gradient where the reply writes it. A
+ * 2 -> 1 Linear of 3e38s has a finite output for input 0 and a gradient w.r.t. the input of
+ * 3e38 + 3e38 = inf in float32: 422 naming the output and the index, binary or JSON. */
+static void binary_nonfinite_gradient(void **state)
+{
+    (void)state;
+    char dir[256];
+    assert_int_equal(t_tmp_copy(dir, sizeof dir, "oip-ovf", NULL), 0);
+    t_write_str(dir, "ovf.json",
+                "{\"name\": \"ovf\", \"dtype\": \"float32\", \"layers\": [{\"type\": \"linear\", "
+                "\"weight\": [[3e38], [3e38]], \"bias\": [0, 0]}]}");
+    struct t_daemon main_d = d;
+    const char *args[] = {"--model-dir", dir, NULL};
+    assert_int_equal(t_daemon_start(&d, args, NULL), 0);
+    const unsigned char zero[4] = {0};
+    const char *hb = "{\"parameters\":{\"binary_data_output\":true,\"gradients\":true},"
+                     "\"inputs\":[{\"name\":\"input\",\"shape\":[1,1],\"datatype\":\"FP32\","
+                     "\"parameters\":{\"binary_data_size\":4}}]}";
+    struct t_resp r = post_binary("ovf", hb, zero, 4, NULL, 422);
+    t_check_error(&r, "grad:input: non-finite value at index 0");
+    t_resp_free(&r);
+    /* the output alone is finite: served, binary */
+    const char *ho = "{\"parameters\":{\"binary_data_output\":true},\"inputs\":[{\"name\":"
+                     "\"input\",\"shape\":[1,1],\"datatype\":\"FP32\",\"parameters\":"
+                     "{\"binary_data_size\":4}}]}";
+    r = post_binary("ovf", ho, zero, 4, NULL, 200);
+    const unsigned char *bin;
+    size_t binlen;
+    cJSON *h = split_binary_reply(&r, &bin, &binlen);
+    assert_int_equal(binlen, 8);
+    assert_true(from_le_f32(bin) == 0 && from_le_f32(bin + 4) == 0);
+    cJSON_Delete(h);
+    t_resp_free(&r);
+    /* the same gradient as JSON: the writer names it */
+    r = infer("ovf",
+              "{\"parameters\":{\"gradients\":true},\"inputs\":[{\"name\":\"input\",\"shape\":"
+              "[1,1],\"datatype\":\"FP32\",\"data\":[0]}]}",
+              422);
+    t_check_error(&r, "grad:input");
+    t_resp_free(&r);
+    assert_int_equal(t_daemon_stop(&d, 0, 30), 0);
+    d = main_d;
+    t_rm_dir(dir);
+}
+
 /* ---- gradients extension --------------------------------------------------------- */
 
 static void gradients_sum(void **state)
@@ -1455,6 +1501,7 @@ int main(void)
         cmocka_unit_test(binary_request),
         cmocka_unit_test(binary_outputs),
         cmocka_unit_test(binary_malformed),
+        cmocka_unit_test(binary_nonfinite_gradient),
         cmocka_unit_test(binary_raw_request),
         cmocka_unit_test(statistics_fields),
         cmocka_unit_test(gradients_sum),
