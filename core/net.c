@@ -144,9 +144,11 @@ static int ws_size(const struct nn_plan *plan, size_t *bytes)
     *bytes = 0;
     if (ws_add(bytes, 3 * n + 1, sizeof(struct nn_tensor)))
         return 1;
-    if (!plan->keep) /* the input, then two buffers the activations alternate between */
+    if (!plan->keep) /* the input, then the buffers the activations alternate between (two,
+                        one for a single layer) */
         return ws_add(bytes, plan->shapes[0].numel, es) ||
-               (n && (ws_add(bytes, max_act(plan), es) || ws_add(bytes, max_act(plan), es)));
+               (n && ws_add(bytes, max_act(plan), es)) ||
+               (n > 1 && ws_add(bytes, max_act(plan), es));
     for (size_t i = 0; i <= n; i++)
         if (ws_add(bytes, plan->shapes[i].numel, es))
             return 1;
@@ -260,8 +262,7 @@ enum nn_status nn_ws_init(struct nn_ws *ws, const struct nn_plan *plan, struct n
             ws->act[i] = plan->shapes[i];
             ws->act[i].data = buf[(i - 1) & 1];
         }
-        if (n)
-            p += 2 * align_up(max_act(plan) * es);
+        p += (n > 1 ? 2 : n) * align_up(max_act(plan) * es);
     }
     if (plan->backward) {
         ws->dinput = plan->shapes[0];

@@ -223,8 +223,8 @@ struct nn_ws {
     const struct nn_plan *plan;
     void *block; /* one allocation */
     /* act[i] = input of layer i (act[0] is a copy of the input), act[nlayers] = output;
-     * without plan->keep, act[1..nlayers] alternate between two buffers: only act[0] and
-     * the output are valid after a pass */
+     * without plan->keep, act[1..nlayers] alternate between two buffers (one for a single
+     * layer): only act[0] and the output are valid after a pass */
     struct nn_tensor *act; /* nlayers+1 */
     /* with backward: */
     struct nn_tensor dinput;   /* gradient w.r.t. the input */
