@@ -131,7 +131,7 @@ static void gzip_reply(const struct srv *s, struct hreq *h, struct srv_reply *re
 {
     size_t min = s->cfg.gzip_min_bytes;
     const char *ct = rep->ctype ? rep->ctype : "application/json";
-    if (!min || !rep->body || rep->len < min ||
+    if (!min || !rep->body || rep->tail || rep->len < min ||
         (strncmp(ct, "application/json", 16) && strncmp(ct, "text/", 5)))
         return;
     h->vary_ae = 1; /* the representation depends on Accept-Encoding */
@@ -157,29 +157,55 @@ static void gzip_reply(const struct srv *s, struct hreq *h, struct srv_reply *re
     deflateEnd(&z);
 }
 
-/* Queues rep (taking its body). A reply without a body is the out-of-memory one. */
+static void free_tail(void *cls) { srv_tail_free(cls); }
+
+/* The response over rep's body and its tail: with a tail, one iovec response (libmicrohttpd
+ * sends the pieces where they lie with sendmsg; no copy of a megabyte of tensor data). */
+static struct MHD_Response *make_response(struct srv_reply *rep)
+{
+    struct srv_tail *t = rep->tail;
+    if (!t)
+        return MHD_create_response_from_buffer(rep->len, rep->body, MHD_RESPMEM_MUST_FREE);
+    struct MHD_IoVec *iov = malloc((size_t)(t->n + 1) * sizeof *iov);
+    if (!iov)
+        return NULL;
+    iov[0] = (struct MHD_IoVec){rep->body, rep->len};
+    for (int i = 0; i < t->n; i++)
+        iov[i + 1] = (struct MHD_IoVec){t->piece[i].base, t->piece[i].len};
+    t->body = rep->body;
+    struct MHD_Response *r =
+        MHD_create_response_from_iovec(iov, (unsigned)t->n + 1, free_tail, t); /* copies iov */
+    free(iov);
+    if (!r)
+        t->body = NULL;
+    return r;
+}
+
+/* Queues rep (taking its body and tail). A reply without a body is the out-of-memory one. */
 static enum MHD_Result queue_reply(struct hreq *h, struct srv_reply *rep)
 {
     struct srv *s = h->r.srv;
     if (rep->len < ((size_t)1 << 31))
         gzip_reply(s, h, rep);
+    size_t bytes = rep->len + (rep->tail ? rep->tail->bytes : 0);
     struct MHD_Response *r =
-        rep->body ? MHD_create_response_from_buffer(rep->len, rep->body, MHD_RESPMEM_MUST_FREE)
+        rep->body ? make_response(rep)
                   : MHD_create_response_from_buffer(sizeof oom_body - 1, (void *)oom_body,
                                                     MHD_RESPMEM_PERSISTENT);
     if (!rep->body) {
         rep->status = 503;
         rep->ctype = "application/json";
-        rep->len = sizeof oom_body - 1;
+        rep->len = bytes = sizeof oom_body - 1;
         rep->nhdr = 0;
+        srv_reply_free(rep); /* a tail without its body */
         srv_reply_header(rep, "Retry-After", "1");
     }
     if (!r) {
-        free(rep->body);
-        rep->body = NULL;
+        srv_reply_free(rep);
         return MHD_NO;
     }
     rep->body = NULL; /* owned by the response now */
+    rep->tail = NULL;
     if (rep->status != 204)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
                                 rep->ctype ? rep->ctype : "application/json");
@@ -202,7 +228,7 @@ static enum MHD_Result queue_reply(struct hreq *h, struct srv_reply *rep)
             MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Origin");
     }
     h->status = rep->status;
-    h->bytes_out = rep->len;
+    h->bytes_out = bytes;
     enum MHD_Result ret = MHD_queue_response(h->conn, rep->status, r);
     MHD_destroy_response(r);
     return ret;
@@ -739,7 +765,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (h->r.finish) { /* woken, but closed (a stop) before it ran: it frees its work */
         struct srv_reply rep = {0};
         run_finish(&h->r, &rep);
-        free(rep.body);
+        srv_reply_free(&rep);
     }
     double us = (double)(srv_now_ns() - h->r.t0_ns) / 1e3;
     /* What the log and metrics record is what the client got. */
@@ -757,7 +783,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             h->status = 499;
     }
     if (h->has_early) {
-        free(h->early.body);
+        srv_reply_free(&h->early);
         h->has_early = 0;
     }
     size_t in = h->r.len + h->dropped, out = h->undelivered ? 0 : h->bytes_out;

@@ -662,15 +662,18 @@ static void write_reply(struct infer *q, struct srv_reply *rep, const struct oip
     const struct srv_model *m = q->m;
     const struct srv_json *d = q->d;
     size_t guess = 512, binlen = 0;
+    int nbin = 0, in_ws = 1;
     for (int k = 0; k < nsel; k++) {
         const struct nn_tensor *t = outs[order[k]].t;
+        size_t bytes = t->numel * nn_dtype_size(t->dtype);
         if (outs[order[k]].binary)
-            binlen += t->numel * nn_dtype_size(t->dtype);
+            binlen += bytes, nbin++, in_ws &= srv_pass_holds(&q->p, t->data, bytes);
         else
             guess += t->numel * (m->dtype == NN_F32 ? 16 : 25);
     }
+    in_ws &= binlen >= srv_pass_block_bytes(&q->p) / 3;
     struct srv_jw w;
-    srv_jw_init(&w, guess + binlen, 0);
+    srv_jw_init(&w, guess + (in_ws ? 0 : binlen), 0);
     srv_jw_obj(&w);
     srv_jw_kstr(&w, "model_name", m->name);
     srv_jw_kstr(&w, "model_version", "1");
@@ -754,17 +757,34 @@ static void write_reply(struct infer *q, struct srv_reply *rep, const struct oip
         srv_reply_jw(rep, 200, &w);
         return;
     }
+    /* Binary outputs in the workspace (the output, a net's gradients) are sent where they
+     * lie, the workspace going with the reply, when they are at least a third of it (a
+     * small output of a wide net is copied rather than keep the whole block until a slow
+     * client has read it); others (ONNX gradients, the loss) are copied after the header. */
     size_t jlen = w.sb.len;
+    struct srv_tail *tail =
+        in_ws ? malloc(sizeof *tail + (size_t)nbin * sizeof tail->piece[0]) : NULL;
+    if (tail)
+        *tail = (struct srv_tail){.bytes = binlen};
     for (int k = 0; k < nsel; k++) { /* x86-64 is little-endian, as the extension wants */
         const struct oip_out *out = &outs[order[k]];
-        if (out->binary)
-            srv_sb_append(&w.sb, out->t->data, out->t->numel * nn_dtype_size(out->t->dtype));
+        size_t bytes = out->t->numel * nn_dtype_size(out->t->dtype);
+        if (out->binary && tail)
+            tail->piece[tail->n++] = (struct srv_piece){out->t->data, bytes};
+        else if (out->binary)
+            srv_sb_append(&w.sb, out->t->data, bytes);
     }
     srv_reply_jw(rep, 200, &w);
-    if (rep->status == 200) {
-        rep->ctype = "application/octet-stream";
-        srv_reply_header(rep, "Inference-Header-Content-Length", "%zu", jlen);
+    if (rep->status != 200) {
+        free(tail);
+        return;
     }
+    if (tail) {
+        tail->block = srv_pass_take_block(&q->p);
+        rep->tail = tail;
+    }
+    rep->ctype = "application/octet-stream";
+    srv_reply_header(rep, "Inference-Header-Content-Length", "%zu", jlen);
 }
 
 /* Triton's raw binary request (Inference-Header-Content-Length: 0): the whole body is the

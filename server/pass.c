@@ -2,6 +2,7 @@
 #include "server/pass.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,25 @@ void srv_pass_free(struct srv_pass *p)
         nn_ws_free(&p->ws);
     nn_plan_free(&p->plan);
     memset(p, 0, sizeof *p);
+}
+
+size_t srv_pass_block_bytes(const struct srv_pass *p)
+{
+    return p->have_ws && p->ws.block ? p->plan.ws_bytes : 0;
+}
+
+int srv_pass_holds(const struct srv_pass *p, const void *data, size_t len)
+{
+    uintptr_t b = (uintptr_t)p->ws.block, d = (uintptr_t)data;
+    size_t n = srv_pass_block_bytes(p);
+    return n && d >= b && d - b <= n && len <= n - (d - b);
+}
+
+void *srv_pass_take_block(struct srv_pass *p)
+{
+    void *b = p->ws.block;
+    p->ws.block = NULL;
+    return b;
 }
 
 const struct nn_tensor *srv_pass_output(const struct srv_pass *p)

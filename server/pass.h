@@ -48,6 +48,12 @@ struct srv_pass {
 
 void srv_pass_init(struct srv_pass *p);
 void srv_pass_free(struct srv_pass *p);
+/* The bytes of the pass's workspace block (0 when it has none or gave it away); whether
+ * [data, data + len) lies in it; and the block, handed to the caller (a reply sending
+ * outputs where they lie), the pass keeping its tensors' shapes but no longer their data. */
+size_t srv_pass_block_bytes(const struct srv_pass *p);
+int srv_pass_holds(const struct srv_pass *p, const void *data, size_t len);
+void *srv_pass_take_block(struct srv_pass *p);
 /* Plans the pass for in_shape (NN_EINVAL naming the layer, NN_ETOOBIG over max_elems or
  * max_ws_bytes, NN_ENOMEM). */
 enum nn_status srv_pass_plan(struct srv_pass *p, size_t max_elems, size_t max_ws_bytes,

@@ -15,10 +15,27 @@ uint64_t srv_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+void srv_tail_free(struct srv_tail *t)
+{
+    if (t) {
+        free(t->block);
+        free(t->body);
+    }
+    free(t);
+}
+
+void srv_reply_free(struct srv_reply *rep)
+{
+    free(rep->body);
+    srv_tail_free(rep->tail);
+    rep->body = NULL;
+    rep->tail = NULL;
+}
+
 void srv_reply_body(struct srv_reply *rep, unsigned status, const char *ctype, char *body,
                     size_t len)
 {
-    free(rep->body);
+    srv_reply_free(rep);
     rep->status = status;
     rep->ctype = ctype;
     rep->body = body;

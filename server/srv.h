@@ -47,11 +47,25 @@ struct srv {
 
 /* ---- a reply ------------------------------------------------------------------------ */
 #define SRV_MAX_HEADERS 4
+/* Bytes sent after a reply's body where they lie, without a copy (OIP's binary outputs,
+ * in the pass's workspace): pieces of block, which the reply owns from then on; freed with
+ * the response, once the last byte is sent. */
+struct srv_tail {
+    void *block;
+    char *body;   /* the reply's body, once a response holds both (the transport's) */
+    size_t bytes; /* of all the pieces */
+    int n;
+    struct srv_piece {
+        const void *base;
+        size_t len;
+    } piece[];
+};
 struct srv_reply {
     unsigned status;
     const char *ctype; /* default application/json */
     char *body;        /* malloc'd, owned by the reply; NULL: the out-of-memory reply */
     size_t len;
+    struct srv_tail *tail; /* sent after body, or NULL; owned by the reply */
     struct {
         const char *name;
         char value[96];
@@ -68,8 +82,12 @@ void srv_reply_nn_error(struct srv_reply *rep, enum nn_status st, const struct n
 /* The writer's text as the body; its error (non-finite value, out of memory) as an error
  * reply. Frees the writer. */
 void srv_reply_jw(struct srv_reply *rep, unsigned status, struct srv_jw *w);
+/* Sets the reply's body (dropping the one it had, and its tail). */
 void srv_reply_body(struct srv_reply *rep, unsigned status, const char *ctype, char *body,
                     size_t len);
+/* Frees what the reply owns (a reply that will not be sent). */
+void srv_reply_free(struct srv_reply *rep);
+void srv_tail_free(struct srv_tail *t);
 void srv_reply_header(struct srv_reply *rep, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

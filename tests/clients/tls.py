@@ -10,9 +10,11 @@ SIGHUP serves a new certificate to new connections while a connection already op
 on, and a broken pair on SIGHUP keeps the old one.
 """
 import datetime
+import json
 import os
 import socket
 import ssl
+import struct
 import subprocess
 import tempfile
 import time
@@ -101,6 +103,28 @@ def main():
         p = subprocess.run(["curl", "-s", "--cacert", ca_path, url + "/v2/health/ready", "-o",
                             "/dev/null", "-w", "%{http_code}"], capture_output=True, timeout=30)
         check("HTTPS with the CA: curl", p.stdout == b"200", p.stdout + p.stderr)
+        # binary tensor data over TLS: the reply's header, then its tensor bytes (sent from
+        # the workspace where they lie, over several TLS records) equal the JSON reply's numbers
+        rows = 3000
+        xs = [((i * 7919) % 1000) / 500.0 - 1.0 for i in range(rows * 10)]
+        head = json.dumps({"inputs": [{"name": "input", "shape": [rows, 10], "datatype": "FP32",
+                                       "parameters": {"binary_data_size": rows * 40}}],
+                           "parameters": {"binary_data_output": True}}).encode()
+        r = requests.post(url + "/v2/models/simple_nn/infer",
+                          data=head + struct.pack(f"<{rows * 10}f", *xs), verify=ca_path,
+                          headers={"Inference-Header-Content-Length": str(len(head)),
+                                   "Content-Type": "application/octet-stream"}, timeout=30)
+        hl = int(r.headers.get("Inference-Header-Content-Length", "0"))
+        ok = r.status_code == 200 and len(r.content) == hl + rows * 20
+        j = requests.post(url + "/v2/models/simple_nn/infer", verify=ca_path, timeout=30,
+                          json={"inputs": [{"name": "input", "shape": [rows, 10],
+                                            "datatype": "FP32", "data": xs}]}).json()
+        if ok:
+            got = struct.unpack(f"<{rows * 5}f", r.content[hl:])
+            ok = all(a == struct.unpack("<f", struct.pack("<f", b))[0]
+                     for a, b in zip(got, j["outputs"][0]["data"]))
+        check("binary infer over TLS: the reply's tensor bytes are the JSON reply's numbers", ok,
+              f"{r.status_code} {len(r.content)} {r.text[:200]}")
         p = subprocess.run(["curl", "-s", "--cacert", other_path, url + "/v2"],
                            capture_output=True, timeout=30)
         check("another CA: curl refuses the server (exit 60)", p.returncode == 60, str(p.returncode))

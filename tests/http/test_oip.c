@@ -781,6 +781,38 @@ static float from_le_f32(const unsigned char *src)
     return f;
 }
 
+/* Checks that each binary output of a reply is, in the header's order, the numbers of the
+ * same output in json (the same request's JSON reply); returns how many outputs. */
+static int blobs_as_json(const struct t_resp *rb, const cJSON *json)
+{
+    const unsigned char *bin;
+    size_t binlen, off = 0;
+    cJSON *h = split_binary_reply(rb, &bin, &binlen);
+    const cJSON *e;
+    int nout = 0;
+    cJSON_ArrayForEach(e, t_item(h, "outputs"))
+    {
+        const char *nm = t_item(e, "name")->valuestring;
+        const cJSON *jd = NULL, *je;
+        cJSON_ArrayForEach(je, t_item(json, "outputs"))
+        {
+            if (!strcmp(t_item(je, "name")->valuestring, nm))
+                jd = t_item(je, "data");
+        }
+        assert_non_null(jd);
+        size_t sz = binary_size(e);
+        assert_int_equal(sz, 4 * (size_t)cJSON_GetArraySize(jd));
+        assert_true(off + sz <= binlen);
+        for (int i = 0; i < cJSON_GetArraySize(jd); i++)
+            assert_true(from_le_f32(bin + off + 4 * i) ==
+                        (float)cJSON_GetArrayItem(jd, i)->valuedouble);
+        off += sz, nout++;
+    }
+    assert_int_equal(off, binlen);
+    cJSON_Delete(h);
+    return nout;
+}
+
 /* The JSON-path reply's output data for simple_nn on X2, to compare binary replies with. */
 static double *simple_nn_x2_json(void)
 {
@@ -1027,21 +1059,50 @@ static void binary_malformed(void **state)
     t_resp_free(&r);
 }
 
-/* A binary output is scanned for inf/nan once, by whoever can name it: the pass's output by
- * the core (a non-finite output fails the pass), a gradient where the reply writes it. A
- * 2 -> 1 Linear of 3e38s has a finite output for input 0 and a gradient w.r.t. the input of
- * 3e38 + 3e38 = inf in float32: 422 naming the output and the index, binary or JSON. */
-static void binary_nonfinite_gradient(void **state)
+/* Binary outputs where they lie, on a daemon with its own models:
+ * - "wide" (1 -> 64 Linear): its output is most of the pass's workspace, so the reply sends
+ *   it from there (no copy); with gradients, every output is binary; each blob is the same
+ *   request's JSON numbers;
+ * - "ovf" (1 -> 2 Linear of 3e38s): a binary output is scanned for inf/nan once, by whoever
+ *   can name it: the pass's output by the core (a non-finite output fails the pass), a
+ *   gradient where the reply writes it. The output for input 0 is finite, the gradient
+ *   w.r.t. the input 3e38 + 3e38 = inf in float32: 422 naming it, binary or JSON. */
+static void binary_own_models(void **state)
 {
     (void)state;
     char dir[256];
-    assert_int_equal(t_tmp_copy(dir, sizeof dir, "oip-ovf", NULL), 0);
+    assert_int_equal(t_tmp_copy(dir, sizeof dir, "oip-own", NULL), 0);
     t_write_str(dir, "ovf.json",
                 "{\"name\": \"ovf\", \"dtype\": \"float32\", \"layers\": [{\"type\": \"linear\", "
                 "\"weight\": [[3e38], [3e38]], \"bias\": [0, 0]}]}");
+    struct srv_sb m = {0};
+    srv_sb_printf(&m, "{\"name\": \"wide\", \"dtype\": \"float32\", \"layers\": [{\"type\": "
+                      "\"linear\", \"weight\": [");
+    for (int i = 0; i < 64; i++)
+        srv_sb_printf(&m, "%s[%g]", i ? ", " : "", (i - 31.5) / 16);
+    srv_sb_printf(&m, "], \"bias\": [");
+    for (int i = 0; i < 64; i++)
+        srv_sb_printf(&m, "%s%g", i ? ", " : "", (i % 7) / 8.0);
+    srv_sb_printf(&m, "]}]}");
+    t_write_str(dir, "wide.json", m.p);
+    free(m.p);
     struct t_daemon main_d = d;
     const char *args[] = {"--model-dir", dir, NULL};
     assert_int_equal(t_daemon_start(&d, args, NULL), 0);
+
+    const char *in = "\"inputs\":[{\"name\":\"input\",\"shape\":[4,1],\"datatype\":\"FP32\","
+                     "\"data\":[0.5,-1.25,2,3.5]}]}";
+    for (int grads = 0; grads < 2; grads++) {
+        char jb[512], bb[512];
+        const char *g = grads ? ",\"gradients\":true" : "";
+        snprintf(jb, sizeof jb, "{\"parameters\":{\"binary_data_output\":false%s},%s", g, in);
+        snprintf(bb, sizeof bb, "{\"parameters\":{\"binary_data_output\":true%s},%s", g, in);
+        struct t_resp rj = infer("wide", jb, 200), rb = infer("wide", bb, 200);
+        assert_int_equal(blobs_as_json(&rb, rj.json), grads ? 4 : 1);
+        t_resp_free(&rj);
+        t_resp_free(&rb);
+    }
+
     const unsigned char zero[4] = {0};
     const char *hb = "{\"parameters\":{\"binary_data_output\":true,\"gradients\":true},"
                      "\"inputs\":[{\"name\":\"input\",\"shape\":[1,1],\"datatype\":\"FP32\","
@@ -1234,6 +1295,19 @@ static void gradients_mse_loss(void **state)
         assert_true(fabs(gb[j] - s) <= 1e-5);
     }
     free(gb);
+    /* the same request with every output binary: the loss is not in the workspace (so the
+     * blobs are copied after the header, not sent where they lie); each blob is the JSON
+     * reply's numbers, in the header's order */
+    const char *tail = strstr(b.p, "\"mse\"}");
+    assert_non_null(tail);
+    struct srv_sb bb = {0};
+    srv_sb_printf(&bb, "{\"parameters\": {\"loss\": \"mse\", \"binary_data_output\": true}%s",
+                  tail + strlen("\"mse\"}"));
+    struct t_resp rb = infer("simple_nn", bb.p, 200);
+    /* output, grad:input, grad:0.weight, grad:0.bias, loss */
+    assert_int_equal(blobs_as_json(&rb, r.json), 5);
+    t_resp_free(&rb);
+    free(bb.p);
     t_resp_free(&r);
     free(b.p);
     /* relud's flags are booleans: "yes" is refused, not read as false */
@@ -1501,7 +1575,7 @@ int main(void)
         cmocka_unit_test(binary_request),
         cmocka_unit_test(binary_outputs),
         cmocka_unit_test(binary_malformed),
-        cmocka_unit_test(binary_nonfinite_gradient),
+        cmocka_unit_test(binary_own_models),
         cmocka_unit_test(binary_raw_request),
         cmocka_unit_test(statistics_fields),
         cmocka_unit_test(gradients_sum),
