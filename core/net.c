@@ -49,6 +49,10 @@ void nn_plan_free(struct nn_plan *plan)
 static enum nn_status check_param(const struct nn_tensor *t, int idx, const char *kname,
                                   const char *pname, enum nn_dtype dt, struct nn_err *err)
 {
+    size_t n;
+    if (t->dtype == dt && !nn_shape_count(t->shape, t->ndim, 0, &n) && n && n == t->numel &&
+        t->data)
+        return NN_OK; /* every request checks its net: no message built unless one is due */
     char what[96], buf[160];
     snprintf(what, sizeof what, "layers[%d] (%s): %s", idx, kname, pname);
     if (t->dtype != dt)
@@ -56,7 +60,6 @@ static enum nn_status check_param(const struct nn_tensor *t, int idx, const char
                           (int)t->dtype >= 0 && t->dtype < NN_DTYPE_COUNT ? nn_dtype_names[t->dtype]
                                                                           : "of an unknown dtype",
                           nn_dtype_names[dt]);
-    size_t n;
     enum nn_status st = nn_shape_numel(t->shape, t->ndim, 0, &n, what, err);
     if (st)
         return st;
@@ -203,11 +206,13 @@ enum nn_status nn_net_check(const struct nn_net *net, const size_t *in_shape, in
         if (nn_kind_ops[l->kind].check &&
             (st = nn_kind_ops[l->kind].check(l, i, &t[i], &t[i + 1], max_elems, err)))
             goto fail;
-        char what[64];
-        snprintf(what, sizeof what, "layers[%d] (%s): output", i, nn_kinds[l->kind].name);
-        if ((st = nn_shape_numel(t[i + 1].shape, t[i + 1].ndim, max_elems, &t[i + 1].numel, what,
-                                 err)))
+        if (nn_shape_count(t[i + 1].shape, t[i + 1].ndim, max_elems, &t[i + 1].numel)) {
+            char what[64];
+            snprintf(what, sizeof what, "layers[%d] (%s): output", i, nn_kinds[l->kind].name);
+            st = nn_shape_numel(t[i + 1].shape, t[i + 1].ndim, max_elems, &t[i + 1].numel, what,
+                                err);
             goto fail;
+        }
         if (l->weight.ndim) {
             plan->wshapes[i] = l->weight;
             plan->wshapes[i].data = NULL;

@@ -65,10 +65,13 @@ struct nn_tensor {
     void *data;
 };
 
-/* numel = product(shape[0..ndim)); NN_ETOOBIG on size_t overflow or numel > max_elems
- * (0 = no cap). `what` names the tensor in the message. */
+/* numel = product(shape[0..ndim)); NN_EINVAL for a rank outside [1, NN_MAX_DIMS],
+ * NN_ETOOBIG on size_t overflow or numel > max_elems (0 = no cap). `what` names the tensor
+ * in the message. nn_shape_count is the same check without a message (a hot path's, which
+ * calls nn_shape_numel only to name what failed). */
 enum nn_status nn_shape_numel(const size_t *shape, int ndim, size_t max_elems, size_t *numel,
                               const char *what, struct nn_err *err);
+enum nn_status nn_shape_count(const size_t *shape, int ndim, size_t max_elems, size_t *numel);
 /* "[5, 10]" into buf; returns buf. */
 char *nn_shape_str(char *buf, size_t len, const size_t *shape, int ndim);
 /* 1 when data (n values of dt) holds an inf or a nan. Bit test: vectorizes, and stays

@@ -4,18 +4,31 @@
 
 #include "core/nn_impl.h"
 
+enum nn_status nn_shape_count(const size_t *shape, int ndim, size_t max_elems, size_t *numel)
+{
+    if (ndim < 1 || ndim > NN_MAX_DIMS)
+        return NN_EINVAL;
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++)
+        if (nn_mul_ovf(n, shape[i], &n))
+            return NN_ETOOBIG;
+    if (max_elems && n > max_elems)
+        return NN_ETOOBIG;
+    *numel = n;
+    return NN_OK;
+}
+
 enum nn_status nn_shape_numel(const size_t *shape, int ndim, size_t max_elems, size_t *numel,
                               const char *what, struct nn_err *err)
 {
     char buf[160];
-    if (ndim < 1 || ndim > NN_MAX_DIMS)
-        return nn_err_set(err, NN_EINVAL, "%s: rank %d is not in [1, %d]", what, ndim, NN_MAX_DIMS);
-    size_t n = 1;
-    for (int i = 0; i < ndim; i++) {
-        if (nn_mul_ovf(n, shape[i], &n))
-            return nn_err_set(err, NN_ETOOBIG, "%s: shape %s has too many elements", what,
-                              nn_shape_str(buf, sizeof buf, shape, ndim));
-    }
+    size_t n = 0;
+    enum nn_status st = nn_shape_count(shape, ndim, 0, &n);
+    if (st == NN_EINVAL)
+        return nn_err_set(err, st, "%s: rank %d is not in [1, %d]", what, ndim, NN_MAX_DIMS);
+    if (st)
+        return nn_err_set(err, st, "%s: shape %s has too many elements", what,
+                          nn_shape_str(buf, sizeof buf, shape, ndim));
     if (max_elems && n > max_elems)
         return nn_err_set(err, NN_ETOOBIG, "%s: shape %s has %zu elements, over the cap of %zu",
                           what, nn_shape_str(buf, sizeof buf, shape, ndim), n, max_elems);
