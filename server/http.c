@@ -34,8 +34,7 @@ struct hreq {
     /* An early refusal (413/503/404/405/415) waits here while the rest of the body is read
      * and dropped, for up to linger_timeout and linger_bytes, so a client that sends its
      * whole body before reading sees the reply, not a reset. */
-    struct srv_reply early;
-    int has_early;
+    struct srv_reply *early; /* or NULL (a pointer: hreq stays in malloc's small sizes) */
     uint64_t linger_since;   /* ns */
     size_t dropped;          /* body bytes read and dropped */
     int close;               /* the reply carries Connection: close */
@@ -268,7 +267,7 @@ static void req_id(struct srv *s, struct srv_req *req)
 {
     const char *v = srv_req_header(req, "X-Request-Id");
     if (v && id_ok(v)) {
-        snprintf(req->id, sizeof req->id, "%s", v);
+        srv_strcpy(req->id, sizeof req->id, v);
         return;
     }
     /* splitmix64 over a per-process random start: unique, unpredictable enough */
@@ -277,7 +276,9 @@ static void req_id(struct srv *s, struct srv_req *req)
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     z ^= z >> 31;
-    snprintf(req->id, sizeof req->id, "%016llx", (unsigned long long)z);
+    for (int i = 15; i >= 0; i--, z >>= 4) /* "%016llx", without printf on every request */
+        req->id[i] = "0123456789abcdef"[z & 15];
+    req->id[16] = 0;
 }
 
 /* ---- CORS -------------------------------------------------------------------------- */
@@ -441,8 +442,11 @@ static enum MHD_Result refuse(struct hreq *h, struct srv_reply *rep)
     }
     /* Without a body it waits for libmicrohttpd's last call all the same: a reply queued
      * before the request is complete closes the connection (libmicrohttpd 0.9.75). */
-    h->early = *rep;
-    h->has_early = 1;
+    if (!(h->early = malloc(sizeof *h->early))) {
+        h->close = 1;
+        return queue_reply(h, rep);
+    }
+    *h->early = *rep;
     h->linger_since = srv_now_ns();
     return MHD_YES;
 }
@@ -451,9 +455,12 @@ static enum MHD_Result refuse(struct hreq *h, struct srv_reply *rep)
  * stays open for the next request, except after a 413 or a 503 (relud is shedding load). */
 static enum MHD_Result refuse_now(struct hreq *h, int whole_body)
 {
-    h->has_early = 0;
-    h->close = !whole_body || h->early.status == 413 || h->early.status == 503;
-    return queue_reply(h, &h->early);
+    struct srv_reply *e = h->early;
+    h->early = NULL;
+    h->close = !whole_body || e->status == 413 || e->status == 503;
+    enum MHD_Result r = queue_reply(h, e);
+    free(e);
+    return r;
 }
 
 /* Framing that RFC 9112 section 6 makes an error, checked before anything else: the
@@ -521,7 +528,7 @@ static enum MHD_Result first_call(struct srv *s, struct MHD_Connection *conn, co
     req->wake = req_wake;
     req->method = method;
     req->t0_ns = srv_now_ns();
-    snprintf(req->path, sizeof req->path, "%s", url);
+    srv_strcpy(req->path, sizeof req->path, url);
     req_id(s, req);
 
     struct srv_reply rep = {0};
@@ -720,7 +727,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if (h->has_early) {
+        if (h->early) {
             h->dropped += n;
             if (srv_now_ns() - h->linger_since < (uint64_t)s->cfg.linger_timeout * 1000000000ULL &&
                 h->dropped <= s->cfg.linger_bytes)
@@ -735,7 +742,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         return MHD_YES;
     }
-    if (h->has_early)
+    if (h->early)
         return refuse_now(h, 1);
     if (h->z && !h->z_end && (h->r.len || h->z->total_in)) {
         struct srv_reply rep = {0};
@@ -782,9 +789,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         if (h->undelivered && client_left)
             h->status = 499;
     }
-    if (h->has_early) {
-        srv_reply_free(&h->early);
-        h->has_early = 0;
+    if (h->early) {
+        srv_reply_free(h->early);
+        free(h->early);
+        h->early = NULL;
     }
     size_t in = h->r.len + h->dropped, out = h->undelivered ? 0 : h->bytes_out;
     srv_metrics_observe(s->metrics, h->r.route, h->status, us / 1e6, in, out);

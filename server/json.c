@@ -883,12 +883,9 @@ enum nn_status srv_json_parse(const char *text, size_t len, size_t max_values,
 {
     *out = NULL;
     struct srv_json *d = calloc(1, sizeof *d);
-    struct parser *ps = malloc(sizeof *ps);
-    if (!d || !ps) {
-        free(d);
-        free(ps);
+    struct parser pstate, *ps = &pstate; /* 3 KB: on the stack, not a large malloc a request */
+    if (!d)
         return nn_err_set(err, NN_ENOMEM, "out of memory");
-    }
     d->text = text ? text : "";
     d->len = text ? len : 0;
     ps->d = d;
@@ -900,7 +897,6 @@ enum nn_status srv_json_parse(const char *text, size_t len, size_t max_values,
     ps->err = err;
     int rc = parse_doc(ps);
     enum nn_status st = rc < 0 ? (ps->code ? ps->code : NN_EINVAL) : NN_OK;
-    free(ps);
     if (st) {
         srv_json_free(d);
         return st;

@@ -33,7 +33,7 @@ static struct srv_model *get_model(struct srv_req *req, struct srv_reply *rep)
         srv_reply_nn_error(rep, st, &err);
         return NULL;
     }
-    snprintf(req->model, sizeof req->model, "%s", m->name);
+    srv_strcpy(req->model, sizeof req->model, m->name);
     return m;
 }
 
@@ -304,7 +304,7 @@ struct infer {
     size_t bin_len, bin_off;
     uint64_t timeout_us; /* Triton's "timeout": the most time queued for a batch */
     struct srv_req_times tm;
-    struct srv_batch_job job;     /* a batched request's */
+    struct srv_batch_job *job;    /* a batched request's, or NULL */
     size_t in_shape[NN_MAX_DIMS]; /* the input's shape as sent (an ONNX model may flatten it) */
     int in_ndim;
     struct nn_tensor dinput; /* grad:<input>, in that shape */
@@ -582,7 +582,7 @@ static int offered_outputs(const struct infer *q, const struct nn_tensor *loss,
     int n = 0;
     outs[n].t = srv_pass_output(p);
     outs[n].finite = 1;
-    snprintf(outs[n++].name, sizeof outs[0].name, "%s", m->output.name);
+    srv_strcpy(outs[n++].name, sizeof outs[0].name, m->output.name);
     if (p->backward == SRV_BWD_NONE)
         return n;
     outs[n].t = &q->dinput;
@@ -909,7 +909,7 @@ static void infer_reply(struct infer *q, enum nn_status st, struct nn_err *err,
     q->tm.reply_built = srv_now_ns();
     int ok = !st && rep->status == 200;
     size_t rows = q->p.in_ndim >= 2 ? q->p.in_shape[0] : 1;
-    if (ok && !q->job.done) /* a batch records its own execution */
+    if (ok && !q->job) /* a batch records its own execution */
         srv_model_stats_exec(m->stats, rows, &q->tm);
     srv_model_stats_observe(m->stats, ok, &q->tm, ok ? srv_pass_samples(&q->p) : 0);
     free(outs);
@@ -919,6 +919,7 @@ static void infer_reply(struct infer *q, enum nn_status st, struct nn_err *err,
     srv_pass_free(&q->p);
     srv_json_free(q->d);
     srv_model_release(q->m);
+    free(q->job);
     free(q);
 }
 
@@ -927,9 +928,9 @@ static void infer_finish(struct srv_req *req, struct srv_reply *rep, void *ctx)
 {
     struct infer *q = ctx;
     (void)req;
-    enum nn_status st = q->job.st;
-    struct nn_err err = q->job.err;
-    srv_pass_job_times(&q->job, &q->tm);
+    enum nn_status st = q->job->st;
+    struct nn_err err = q->job->err;
+    srv_pass_job_times(q->job, &q->tm);
     infer_reply(q, st, &err, rep);
     if (st == NN_EUNAVAILABLE) /* queue full, or queued past its timeout */
         srv_reply_header(rep, "Retry-After", "1");
@@ -971,8 +972,9 @@ void srv_h_infer(struct srv_req *req, struct srv_reply *rep)
     if (!st)
         st = decode(q, &input, m->dtype == NN_F32 ? SRV_F32 : SRV_F64, srv_pass_input(&q->p), &err);
     q->tm.inputs_read = q->tm.pass_start = srv_now_ns();
-    if (!st && srv_pass_batchable(&q->p, m)) {
-        srv_pass_defer(&q->p, req, m, q->timeout_us, &q->job, infer_finish, q);
+    /* (the job is allocated apart: the struct stays in malloc's small sizes) */
+    if (!st && srv_pass_batchable(&q->p, m) && (q->job = calloc(1, sizeof *q->job))) {
+        srv_pass_defer(&q->p, req, m, q->timeout_us, q->job, infer_finish, q);
         return;
     }
     if (!st)

@@ -5,6 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+void srv_strcpy(char *dst, size_t len, const char *src)
+{
+    size_t n = strnlen(src, len - 1);
+    memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
 void srv_sb_init(struct srv_sb *sb, size_t max)
 {
     memset(sb, 0, sizeof *sb);

@@ -17,6 +17,9 @@ struct srv_sb {
 };
 
 /* An empty buffer holding at most max bytes (0 = no cap). Allocates nothing. */
+/* snprintf(dst, len, "%s", src) (len > 0) without printf's machinery, for the request
+ * path: glibc formats even "%s" through its positional-argument path here. */
+void srv_strcpy(char *dst, size_t len, const char *src);
 void srv_sb_init(struct srv_sb *sb, size_t max);
 void srv_sb_free(struct srv_sb *sb);
 /* Room for n more bytes and a NUL; 0 (and err set) when it cannot be had. */

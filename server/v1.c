@@ -42,7 +42,7 @@ struct forward {
     struct srv_tfind input;
     unsigned status; /* set by a model lookup that fails */
     struct srv_req_times tm;
-    struct srv_batch_job job; /* a batched request's */
+    struct srv_batch_job *job; /* a batched request's, or NULL */
 };
 
 /* The "loss" object: its type, options and target (loaded into the pass). */
@@ -114,7 +114,7 @@ static enum nn_status parse_net(struct forward *f, struct srv_req *req, unsigned
         *status = st == NN_ENOTFOUND ? 404 : 503;
         return nn_err_set(err, NN_EINVAL, "model: %s", merr.msg);
     }
-    snprintf(req->model, sizeof req->model, "%s", f->model->name);
+    srv_strcpy(req->model, sizeof req->model, f->model->name);
     if (jdtype && dt != f->model->dtype)
         return nn_err_set(err, NN_EINVAL, "dtype: model %s is %s; omit dtype or send \"%s\"",
                           f->model->name, nn_dtype_names[f->model->dtype],
@@ -218,7 +218,7 @@ static void forward_reply(struct forward *f, enum nn_status st, const struct nn_
     }
     if (f->model) {
         f->tm.reply_built = srv_now_ns();
-        if (!st && !f->job.done) /* a batch records its own execution */
+        if (!st && !f->job) /* a batch records its own execution */
             srv_model_stats_exec(f->model->stats, f->p.in_ndim >= 2 ? f->p.in_shape[0] : 1, &f->tm);
         srv_model_stats_observe(f->model->stats, !st, &f->tm, st ? 0 : srv_pass_samples(&f->p));
     }
@@ -226,6 +226,7 @@ static void forward_reply(struct forward *f, enum nn_status st, const struct nn_
     srv_net_free(&f->inline_net);
     srv_model_release(f->model);
     srv_json_free(f->d);
+    free(f->job);
     free(f);
 }
 
@@ -234,9 +235,9 @@ static void forward_finish(struct srv_req *req, struct srv_reply *rep, void *ctx
 {
     struct forward *f = ctx;
     (void)req;
-    enum nn_status st = f->job.st;
-    struct nn_err err = f->job.err;
-    srv_pass_job_times(&f->job, &f->tm);
+    enum nn_status st = f->job->st;
+    struct nn_err err = f->job->err;
+    srv_pass_job_times(f->job, &f->tm);
     forward_reply(f, st, &err, rep);
     if (st == NN_EUNAVAILABLE) /* queue full, or queued past its timeout */
         srv_reply_header(rep, "Retry-After", "1");
@@ -267,8 +268,9 @@ void srv_h_forward(struct srv_req *req, struct srv_reply *rep)
         st = srv_tensor_read(f->d, &f->input, f->p.net->dtype == NN_F32 ? SRV_F32 : SRV_F64,
                              srv_pass_input(&f->p), "input", &err);
     f->tm.inputs_read = f->tm.pass_start = srv_now_ns();
-    if (!st && srv_pass_batchable(&f->p, f->model)) {
-        srv_pass_defer(&f->p, req, f->model, 0, &f->job, forward_finish, f);
+    /* (the job is allocated apart: the struct stays in malloc's small sizes) */
+    if (!st && srv_pass_batchable(&f->p, f->model) && (f->job = calloc(1, sizeof *f->job))) {
+        srv_pass_defer(&f->p, req, f->model, 0, f->job, forward_finish, f);
         return;
     }
     if (!st)
