@@ -28,6 +28,8 @@ except ImportError:
 
 import yaml
 
+from k8s_schema import get, walk
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 K8S = os.path.join(ROOT, "deploy", "k8s")
 PASS = FAIL = SKIP = 0
@@ -90,45 +92,6 @@ MODELS = {
 }
 
 
-def walk(value, typ, path, errs):
-    """Strict structural check of value against a python-kubernetes type string."""
-    if typ.startswith("list["):
-        if not isinstance(value, list):
-            errs.append(f"{path}: expected a list")
-            return
-        for i, v in enumerate(value):
-            walk(v, typ[5:-1], f"{path}[{i}]", errs)
-    elif typ.startswith("dict("):
-        inner = typ[5:-1].split(", ", 1)[1]
-        if not isinstance(value, dict):
-            errs.append(f"{path}: expected a map")
-            return
-        for k, v in value.items():
-            walk(v, inner, f"{path}.{k}", errs)
-    elif typ == "str":
-        if not isinstance(value, str):
-            errs.append(f"{path}: expected a string, got {type(value).__name__} {value!r} (quote it)")
-    elif typ == "int":
-        if not isinstance(value, int) or isinstance(value, bool):
-            errs.append(f"{path}: expected an integer, got {value!r}")
-    elif typ == "bool":
-        if not isinstance(value, bool):
-            errs.append(f"{path}: expected true/false, got {value!r}")
-    elif typ in ("object", "float", "datetime", "date"):
-        pass  # IntOrString, Quantity-like or free-form
-    else:
-        cls = getattr(kc, typ)
-        if not isinstance(value, dict):
-            errs.append(f"{path}: expected an object ({typ})")
-            return
-        by_json = {j: a for a, j in cls.attribute_map.items()}
-        for k, v in value.items():
-            if k not in by_json:
-                errs.append(f"{path}: unknown field {k!r} for {typ} (known: {', '.join(sorted(by_json))})")
-                continue
-            walk(v, cls.openapi_types[by_json[k]], f"{path}.{k}", errs)
-
-
 if kc is None:
     skip("schema checks", "python3-kubernetes not installed")
 else:
@@ -148,18 +111,8 @@ else:
         except (ValueError, TypeError) as e:
             check(f"{fn}: required fields present ({model})", False, str(e))
 
+
 # ---- 3. Semantics ----------------------------------------------------------------------------
-def get(d, *path, default=None):
-    for p in path:
-        if isinstance(d, dict) and p in d:
-            d = d[p]
-        elif isinstance(d, list) and isinstance(p, int) and p < len(d):
-            d = d[p]
-        else:
-            return default
-    return d
-
-
 def parse_seconds(s):
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*", str(s))
     if not m:

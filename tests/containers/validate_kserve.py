@@ -40,6 +40,8 @@ except ImportError:
 
 import yaml
 
+from k8s_schema import get, walk
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KSERVE = os.path.join(ROOT, "deploy", "kserve")
 PASS = FAIL = SKIP = 0
@@ -135,69 +137,6 @@ if kc is not None:
     KTYPES["ModelSpec"].update(k8s_fields("V1Container"))
 
 
-def walk(value, typ, path, errs):
-    """Strict structural check of value against a KServe type or a python-kubernetes type."""
-    if typ.startswith("list["):
-        if not isinstance(value, list):
-            errs.append(f"{path}: expected a list")
-            return
-        for i, v in enumerate(value):
-            walk(v, typ[5:-1], f"{path}[{i}]", errs)
-    elif typ.startswith("dict("):
-        inner = typ[5:-1].split(", ", 1)[1]
-        if not isinstance(value, dict):
-            errs.append(f"{path}: expected a map")
-            return
-        for k, v in value.items():
-            walk(v, inner, f"{path}.{k}", errs)
-    elif typ == "str":
-        if not isinstance(value, str):
-            errs.append(f"{path}: expected a string, got {type(value).__name__} {value!r} (quote it)")
-    elif typ == "int":
-        if not isinstance(value, int) or isinstance(value, bool):
-            errs.append(f"{path}: expected an integer, got {value!r}")
-    elif typ == "bool":
-        if not isinstance(value, bool):
-            errs.append(f"{path}: expected true/false, got {value!r}")
-    elif typ in ("object", "float", "datetime", "date"):
-        pass
-    elif typ in KTYPES:
-        if not isinstance(value, dict):
-            errs.append(f"{path}: expected an object ({typ})")
-            return
-        fields = KTYPES[typ]
-        for k, v in value.items():
-            if k not in fields:
-                errs.append(f"{path}: unknown field {k!r} for {typ} (known: {', '.join(sorted(fields))})")
-                continue
-            walk(v, fields[k], f"{path}.{k}", errs)
-        for k in REQUIRED.get(typ, []):
-            if k not in value:
-                errs.append(f"{path}: required field {k!r} missing ({typ})")
-    elif kc is not None:
-        cls = getattr(kc, typ)
-        if not isinstance(value, dict):
-            errs.append(f"{path}: expected an object ({typ})")
-            return
-        by_json = {j: a for a, j in cls.attribute_map.items()}
-        for k, v in value.items():
-            if k not in by_json:
-                errs.append(f"{path}: unknown field {k!r} for {typ} (known: {', '.join(sorted(by_json))})")
-                continue
-            walk(v, cls.openapi_types[by_json[k]], f"{path}.{k}", errs)
-
-
-def get(d, *path, default=None):
-    for p in path:
-        if isinstance(d, dict) and p in d:
-            d = d[p]
-        elif isinstance(d, list) and isinstance(p, int) and p < len(d):
-            d = d[p]
-        else:
-            return default
-    return d
-
-
 def relud_options():
     """relud's option names, from config/relud.conf (every option, documented)."""
     opts = set()
@@ -246,7 +185,7 @@ def runtime_checks(rt):
         add("schema (needs python3-kubernetes)", False, "python3-kubernetes not installed")
     else:
         errs = []
-        walk(rt, "ServingRuntime", rt.get("kind", "ServingRuntime"), errs)
+        walk(rt, "ServingRuntime", rt.get("kind", "ServingRuntime"), errs, KTYPES, REQUIRED)
         add("every field and type matches KServe's ServingRuntime schema (Kubernetes objects: "
             "python3-kubernetes' models)", not errs, "; ".join(errs[:5]))
         api = ApiClient()
@@ -368,7 +307,7 @@ def isvc_checks(isvc, rt):
         ISVC_NAME.fullmatch(name or "") is not None and len(name) <= 63)
     if kc is not None:
         errs = []
-        walk(isvc, "InferenceService", "InferenceService", errs)
+        walk(isvc, "InferenceService", "InferenceService", errs, KTYPES, REQUIRED)
         add("every field and type matches KServe's InferenceService schema", not errs, "; ".join(errs[:5]))
     pred = get(isvc, "spec", "predictor", default={}) or {}
     impls = [k for k in FRAMEWORKS + ["model"] if k in pred]
