@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "server/auth.h"
+#include "server/fmap.h"
 #include "server/json.h"
 #include "server/layers.h"
 #include "server/log.h"
@@ -423,61 +424,6 @@ fail:
     return st;
 }
 
-/* Reads a whole file. *eno gets errno on failure (ENOENT: no such model file). */
-static char *read_file(const char *path, size_t *len, int *eno, struct nn_err *err)
-{
-    *eno = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        *eno = errno;
-        nn_err_set(err, NN_EINVAL, "cannot open: %s", strerror(errno));
-        return NULL;
-    }
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        *eno = EINVAL;
-        nn_err_set(err, NN_EINVAL, "not a regular file");
-        close(fd);
-        return NULL;
-    }
-    if ((unsigned long long)sb.st_size > MODEL_FILE_MAX) {
-        *eno = EFBIG;
-        nn_err_set(err, NN_ETOOBIG, "file is %lld bytes, over the limit of %zu",
-                   (long long)sb.st_size, MODEL_FILE_MAX);
-        close(fd);
-        return NULL;
-    }
-    size_t cap = (size_t)sb.st_size, n = 0;
-    char *buf = malloc(cap + 1);
-    if (!buf) {
-        *eno = ENOMEM;
-        nn_err_set(err, NN_ENOMEM, "out of memory");
-        close(fd);
-        return NULL;
-    }
-    for (;;) {
-        ssize_t r = read(fd, buf + n, cap - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            *eno = errno;
-            nn_err_set(err, NN_EINVAL, "read: %s", strerror(errno));
-            free(buf);
-            close(fd);
-            return NULL;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-        if (n == cap)
-            break; /* a file that grew since fstat is read as it was then */
-    }
-    close(fd);
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 /* ---- the entry table (callers hold lock) ------------------------------------------ */
 
 static int entry_index(const struct srv_models *m, const char *name, int *found)
@@ -622,7 +568,9 @@ static enum nn_status load_one(struct srv_models *m, const char *name, struct nn
     size_t len = 0;
     int eno = 0, onnx = access(opath, F_OK) == 0;
     struct nn_err rerr;
-    char *text = read_file(path, &len, &eno, &rerr);
+    char label[SRV_MODEL_NAME + 8];
+    snprintf(label, sizeof label, "%s.json", name);
+    char *text = srv_fread(path, label, MODEL_FILE_MAX, &len, &eno, &rerr);
     if (!text && eno == ENOENT && !onnx)
         return nn_err_set(err, NN_ENOTFOUND, "model \"%s\": no file %s (nor %s.onnx)", name, path,
                           name);
@@ -938,7 +886,7 @@ static int json_weights(const struct srv_models *m, const char *name, char *wnam
     size_t len;
     int eno;
     struct nn_err e;
-    char *text = read_file(path, &len, &eno, &e);
+    char *text = srv_fread(path, name, MODEL_FILE_MAX, &len, &eno, &e);
     struct srv_json *d = NULL;
     int rc = !text && eno == ENOENT ? 1 : -1;
     if (text && srv_json_parse(text, len, m->max_values, &d, &e) == NN_OK &&
