@@ -906,12 +906,7 @@ static void infer_reply(struct infer *q, enum nn_status st, struct nn_err *err,
     }
     if (st)
         srv_reply_nn_error(rep, st, err);
-    q->tm.reply_built = srv_now_ns();
-    int ok = !st && rep->status == 200;
-    size_t rows = q->p.in_ndim >= 2 ? q->p.in_shape[0] : 1;
-    if (ok && !q->job) /* a batch records its own execution */
-        srv_model_stats_exec(m->stats, rows, &q->tm);
-    srv_model_stats_observe(m->stats, ok, &q->tm, ok ? srv_pass_samples(&q->p) : 0);
+    srv_pass_record(&q->p, m->stats, !st && rep->status == 200, q->job != NULL, &q->tm);
     free(outs);
     free(order);
     free(q->grads);

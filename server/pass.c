@@ -205,12 +205,16 @@ enum nn_status srv_pass_loss_opts(struct srv_pass *p, const struct srv_json *d, 
     return NN_OK;
 }
 
-size_t srv_pass_samples(const struct srv_pass *p)
+void srv_pass_record(const struct srv_pass *p, struct srv_model_stats *stats, int ok, int batched,
+                     struct srv_req_times *tm)
 {
-    size_t n = 1;
+    size_t samples = 1;
     for (int i = 0; i < p->in_ndim - 1; i++)
-        n *= p->in_shape[i];
-    return p->in_ndim > 1 ? n : 1;
+        samples *= p->in_shape[i];
+    tm->reply_built = srv_now_ns();
+    if (ok && !batched)
+        srv_model_stats_exec(stats, p->in_ndim >= 2 ? p->in_shape[0] : 1, tm);
+    srv_model_stats_observe(stats, ok, tm, ok ? samples : 0);
 }
 
 void srv_pass_write_stats(const struct srv_pass *p, struct srv_jw *w)

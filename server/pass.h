@@ -68,8 +68,11 @@ enum nn_status srv_pass_run(struct srv_pass *p, struct nn_err *err);
  * the loss's own parameter (beta, delta) with its default; p->loss is set. where names obj. */
 enum nn_status srv_pass_loss_opts(struct srv_pass *p, const struct srv_json *d, srv_jv obj,
                                   const char *where, struct nn_err *err);
-/* Samples in the input: its elements over its last dim (a 1-D input is one sample). */
-size_t srv_pass_samples(const struct srv_pass *p);
+/* Records the request in the model's statistics (stats may be NULL), its reply built now:
+ * ok or failed, the samples in its input (elements over the last dim), and, run alone (not
+ * batched: a batch records itself), one execution of its rows. */
+void srv_pass_record(const struct srv_pass *p, struct srv_model_stats *stats, int ok, int batched,
+                     struct srv_req_times *tm);
 const struct nn_tensor *srv_pass_output(const struct srv_pass *p);
 /* ---- batching (server/batch.h) --------------------------------------------------------
  * Whether this planned pass, its input decoded, may join model m's batches: m batches, the

@@ -216,12 +216,8 @@ static void forward_reply(struct forward *f, enum nn_status st, const struct nn_
     } else {
         srv_reply_nn_error(rep, st, err);
     }
-    if (f->model) {
-        f->tm.reply_built = srv_now_ns();
-        if (!st && !f->job) /* a batch records its own execution */
-            srv_model_stats_exec(f->model->stats, f->p.in_ndim >= 2 ? f->p.in_shape[0] : 1, &f->tm);
-        srv_model_stats_observe(f->model->stats, !st, &f->tm, st ? 0 : srv_pass_samples(&f->p));
-    }
+    if (f->model)
+        srv_pass_record(&f->p, f->model->stats, !st, f->job != NULL, &f->tm);
     srv_pass_free(&f->p);
     srv_net_free(&f->inline_net);
     srv_model_release(f->model);
