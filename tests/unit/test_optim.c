@@ -447,6 +447,18 @@ static void documented(void **state)
 }
 
 /* ---- failures ---------------------------------------------------------------------------- */
+/* A model's "layers" (JSON text) as a net of dtype dt (asserts). */
+static void net_of(const char *model, enum nn_dtype dt, struct nn_net *net)
+{
+    struct srv_json *d;
+    struct nn_err err;
+    assert_int_equal(srv_json_parse(model, strlen(model), 0, &d, &err), NN_OK);
+    assert_int_equal(srv_layers_parse(d, srv_json_get(d, srv_json_root(d), "layers"), dt, 0, 0,
+                                      NULL, NULL, net, &err),
+                     NN_OK);
+    srv_json_free(d);
+}
+
 /* A float32 net whose gradients overflow: the step fails naming the step and the layer, and
  * the run never reports a non-finite number as a result. */
 static void exploding(void **state)
@@ -455,14 +467,9 @@ static void exploding(void **state)
     const char *model = "{\"layers\": [{\"type\": \"linear\", \"weight\": [[1e18, 1e18], [1e18, "
                         "-1e18]], \"bias\": [0, 0]}, {\"type\": \"relu\"}, {\"type\": \"linear\", "
                         "\"weight\": [[1e18, 1e18]]}]}";
-    struct srv_json *d;
     struct nn_err err;
-    assert_int_equal(srv_json_parse(model, strlen(model), 0, &d, &err), NN_OK);
     struct nn_net net;
-    assert_int_equal(srv_layers_parse(d, srv_json_get(d, srv_json_root(d), "layers"), NN_F32, 0, 0,
-                                      NULL, NULL, &net, &err),
-                     NN_OK);
-    srv_json_free(d);
+    net_of(model, NN_F32, &net);
     struct srv_train_req r;
     const char *body =
         "{\"input\": [[1, 2], [3, 1]], \"target\": [[0], [1]], \"loss\": {\"type\": "
@@ -487,14 +494,9 @@ static void update_overflows(void **state)
     (void)state;
     const char *model =
         "{\"layers\": [{\"type\": \"linear\", \"weight\": [[1, 1]], \"bias\": [0]}]}";
-    struct srv_json *d;
     struct nn_err err;
-    assert_int_equal(srv_json_parse(model, strlen(model), 0, &d, &err), NN_OK);
     struct nn_net net;
-    assert_int_equal(srv_layers_parse(d, srv_json_get(d, srv_json_root(d), "layers"), NN_F32, 0, 0,
-                                      NULL, NULL, &net, &err),
-                     NN_OK);
-    srv_json_free(d);
+    net_of(model, NN_F32, &net);
     struct srv_train_req r;
     const char *body = "{\"input\": [[1, 2]], \"target\": [[100]], \"loss\": {\"type\": \"mse\"}, "
                        "\"optimizer\": {\"type\": \"sgd\", \"lr\": 1e38}}";
@@ -517,14 +519,9 @@ static void cancelled(void **state)
     (void)state;
     const char *model = "{\"layers\": [{\"type\": \"linear\", \"weight\": [[1, 1]]}, {\"type\": "
                         "\"relu\"}]}";
-    struct srv_json *d;
     struct nn_err err;
-    assert_int_equal(srv_json_parse(model, strlen(model), 0, &d, &err), NN_OK);
     struct nn_net net;
-    assert_int_equal(srv_layers_parse(d, srv_json_get(d, srv_json_root(d), "layers"), NN_F64, 0, 0,
-                                      NULL, NULL, &net, &err),
-                     NN_OK);
-    srv_json_free(d);
+    net_of(model, NN_F64, &net);
     struct srv_train_req r;
     const char *body = "{\"input\": [[1, 2]], \"target\": [[1]], \"loss\": {\"type\": \"mse\"}, "
                        "\"optimizer\": {\"type\": \"sgd\", \"lr\": 0.1}, \"epochs\": 3}";
@@ -550,14 +547,9 @@ static void plan_errors(void **state)
     (void)state;
     const char *model =
         "{\"layers\": [{\"type\": \"linear\", \"weight\": [[1, 1], [2, 2], [3, 3]]}]}";
-    struct srv_json *d;
     struct nn_err err;
-    assert_int_equal(srv_json_parse(model, strlen(model), 0, &d, &err), NN_OK);
     struct nn_net net;
-    assert_int_equal(srv_layers_parse(d, srv_json_get(d, srv_json_root(d), "layers"), NN_F32, 0, 0,
-                                      NULL, NULL, &net, &err),
-                     NN_OK);
-    srv_json_free(d);
+    net_of(model, NN_F32, &net);
     static const struct {
         const char *body, *part;
     } cases[] = {
