@@ -9,7 +9,7 @@ CORE_BENCH_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -O3 -g
 CORE_BENCH_LIBS   := build/libsrv.a build/libnncore.a $(shell pkg-config --libs openblas) -lm -pthread
 .PHONY: bench-core bench-kernel
 all: bench-kernel bench-core
-build/bench/bench_core: bench/bench_core.c bench/stats.h build/libnncore.a build/libsrv.a core/nn.h server/blas.h
+build/bench/bench_core: bench/bench_core.c bench/stats.h bench/torch_child.h build/libnncore.a build/libsrv.a core/nn.h server/blas.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CORE_BENCH_CFLAGS) -o $@ $< $(CORE_BENCH_LIBS)
 build/libnncore.a: $(wildcard core/*.c core/*.h)
@@ -102,7 +102,7 @@ bench-train: build/relud
 # options (--rounds 7 --steps 50 --threads T --no-torch).
 .PHONY: bench-train-steps
 all: bench-train-steps
-build/bench/bench_train: bench/bench_train.c bench/stats.h build/libnncore.a build/libsrv.a \
+build/bench/bench_train: bench/bench_train.c bench/stats.h bench/torch_child.h build/libnncore.a build/libsrv.a \
                          core/train.h core/optim.h server/blas.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CORE_BENCH_CFLAGS) -o $@ $< $(CORE_BENCH_LIBS)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "bench/stats.h"
+#include "bench/torch_child.h"
 #include "core/nn.h"
 #include "server/blas.h"
 
@@ -191,63 +192,16 @@ static void bench_simple_nn(void)
     free(w), free(b), free(x);
 }
 
-/* The torch side (bench/torch_mlp.py) as a child on two pipes. */
-struct torch_child {
-    pid_t pid;
-    FILE *to, *from;
-};
-
-static int torch_start(struct torch_child *tc, const char *dir, int threads, char *banner,
-                       size_t len)
+/* The torch side: bench/torch_mlp.py as a child (bench/torch_child.h); "run 1" times the
+ * pass with grad_input, "run 0" without. */
+static int torch_mlp_start(struct torch_child *tc, const char *dir, int threads, char *banner,
+                           size_t len)
 {
-    int in[2], out[2];
-    if (pipe(in) || pipe(out))
-        return -1;
-    tc->pid = fork();
-    if (tc->pid < 0)
-        return -1;
-    if (tc->pid == 0) {
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        close(in[1]);
-        close(out[0]);
-        char script[512], th[16];
-        snprintf(script, sizeof script, "%s/torch_mlp.py", dir);
-        snprintf(th, sizeof th, "%d", threads);
-        setenv("OMP_WAIT_POLICY", "PASSIVE", 1); /* no spinning while relud runs */
-        execl("/usr/bin/python3", "python3", script, "--threads", th, (char *)NULL);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    tc->to = fdopen(in[1], "w");
-    tc->from = fdopen(out[0], "r");
-    if (!tc->to || !tc->from || !fgets(banner, (int)len, tc->from) ||
-        strncmp(banner, "ready", 5) != 0)
-        return -1;
-    banner[strcspn(banner, "\n")] = '\0';
-    return 0;
-}
-
-static double torch_run(struct torch_child *tc, int want_dx)
-{
-    char line[128];
-    double ms = -1;
-    fprintf(tc->to, "run %d\n", want_dx);
-    fflush(tc->to);
-    if (fgets(line, sizeof line, tc->from))
-        sscanf(line, "ms %lf", &ms);
-    return ms * 1e-3;
-}
-
-static void torch_stop(struct torch_child *tc)
-{
-    if (tc->to)
-        fclose(tc->to);
-    if (tc->from)
-        fclose(tc->from);
-    if (tc->pid > 0)
-        waitpid(tc->pid, NULL, 0);
+    char script[512], th[16];
+    snprintf(script, sizeof script, "%s/torch_mlp.py", dir);
+    snprintf(th, sizeof th, "%d", threads);
+    char *argv[] = {"python3", script, "--threads", th, NULL};
+    return torch_start(tc, argv, banner, len);
 }
 
 static void pause_ms(long ms)
@@ -282,7 +236,7 @@ static void bench_mlp(const char *dir, int threads)
     struct torch_child tc = {0};
     char banner[256] = "";
     int have_torch = system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0 &&
-                     torch_start(&tc, dir, threads, banner, sizeof banner) == 0;
+                     torch_mlp_start(&tc, dir, threads, banner, sizeof banner) == 0;
     double v[MLP_RUNS], t1[MLP_RUNS], t0[MLP_RUNS], r1[MLP_RUNS], r0[MLP_RUNS];
     for (int r = -1; r < MLP_RUNS; r++) {
         pause_ms(150); /* let the other side's threads go idle */

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "bench/stats.h"
+#include "bench/torch_child.h"
 #include "core/train.h"
 #include "server/blas.h"
 
@@ -179,58 +180,19 @@ static void relud_stop(struct relud_side *r)
         free(r->w[l]), free(r->b[l]);
 }
 
-/* The torch side (bench/torch_train.py) as a child on two pipes. */
-struct torch_child {
-    pid_t pid;
-    FILE *to, *from;
-};
-
-static int torch_start(struct torch_child *tc, const char *dir, int threads, const char *data,
-                       char *banner, size_t len)
+/* The torch side: bench/torch_train.py as a child (bench/torch_child.h); "run n" times n
+ * training steps, "losses n" returns the first n steps' losses. */
+static int torch_train_start(struct torch_child *tc, const char *dir, int threads,
+                             const char *data, char *banner, size_t len)
 {
-    int in[2], out[2];
-    if (pipe(in) || pipe(out))
-        return -1;
-    fflush(stdout);
-    tc->pid = fork();
-    if (tc->pid < 0)
-        return -1;
-    if (tc->pid == 0) {
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        close(in[1]);
-        close(out[0]);
-        char script[512], th[16], rows[16], batch[16];
-        snprintf(script, sizeof script, "%s/torch_train.py", dir);
-        snprintf(th, sizeof th, "%d", threads);
-        snprintf(rows, sizeof rows, "%d", ROWS);
-        snprintf(batch, sizeof batch, "%d", BATCH);
-        setenv("OMP_WAIT_POLICY", "PASSIVE", 1); /* no spinning while relud runs */
-        execl("/usr/bin/python3", "python3", script, "--threads", th, "--rows", rows, "--batch",
-              batch, "--data", data, (char *)NULL);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    tc->to = fdopen(in[1], "w");
-    tc->from = fdopen(out[0], "r");
-    if (!tc->to || !tc->from || !fgets(banner, (int)len, tc->from) ||
-        strncmp(banner, "ready", 5) != 0)
-        return -1;
-    banner[strcspn(banner, "\n")] = '\0';
-    return 0;
-}
-
-/* Seconds for n steps, as torch timed them (-1 on a broken pipe). */
-static double torch_steps(struct torch_child *tc, int n)
-{
-    char line[128];
-    double ms = -1;
-    fprintf(tc->to, "run %d\n", n);
-    fflush(tc->to);
-    if (fgets(line, sizeof line, tc->from))
-        sscanf(line, "ms %lf", &ms);
-    return ms * 1e-3;
+    char script[512], th[16], rows[16], batch[16];
+    snprintf(script, sizeof script, "%s/torch_train.py", dir);
+    snprintf(th, sizeof th, "%d", threads);
+    snprintf(rows, sizeof rows, "%d", ROWS);
+    snprintf(batch, sizeof batch, "%d", BATCH);
+    char *argv[] = {"python3", script, "--threads", th, "--rows", rows, "--batch", batch,
+                    "--data", (char *)data, NULL};
+    return torch_start(tc, argv, banner, len);
 }
 
 /* The losses of n steps into v; 0, or -1 when the reply is short. */
@@ -250,17 +212,6 @@ static int torch_losses(struct torch_child *tc, int n, double *v)
     return 0;
 }
 
-static void torch_stop(struct torch_child *tc)
-{
-    if (tc->to)
-        fclose(tc->to);
-    if (tc->from)
-        fclose(tc->from);
-    if (tc->pid > 0)
-        waitpid(tc->pid, NULL, 0);
-    memset(tc, 0, sizeof *tc);
-}
-
 static void pause_ms(long ms)
 {
     struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
@@ -275,7 +226,7 @@ static void bench_threads(const struct model *m, const char *dir, const char *da
     relud_start(&r, m);
     struct torch_child tc = {0};
     char banner[256] = "";
-    int torch_ok = have_torch && torch_start(&tc, dir, threads, data, banner, sizeof banner) == 0;
+    int torch_ok = have_torch && torch_train_start(&tc, dir, threads, data, banner, sizeof banner) == 0;
     if (have_torch && !torch_ok)
         torch_stop(&tc);
 
@@ -298,7 +249,7 @@ static void bench_threads(const struct model *m, const char *dir, const char *da
     /* warm up both, then alternate rounds */
     relud_steps(&r, steps / 2 + 1, NULL);
     if (torch_ok)
-        torch_steps(&tc, steps / 2 + 1);
+        torch_run(&tc, steps / 2 + 1);
     double vr[MAX_ROUNDS], vt[MAX_ROUNDS], ratio[MAX_ROUNDS];
     for (int k = 0; k < rounds; k++) {
         pause_ms(100); /* let the other side's threads go idle */
@@ -306,7 +257,7 @@ static void bench_threads(const struct model *m, const char *dir, const char *da
         vr[k] = steps / a;
         if (torch_ok) {
             pause_ms(100);
-            double b = torch_steps(&tc, steps);
+            double b = torch_run(&tc, steps);
             vt[k] = b > 0 ? steps / b : 0;
             ratio[k] = b / a;
         }
