@@ -4,6 +4,7 @@
 # answering a fixed body (the ceiling), in the same run. Prints medians of RUNS runs and
 # the median of the rounds' ratios relud / ceiling. Loopback only; bounded in time.
 set -euo pipefail
+. "$(dirname "$0")/wrk.sh"
 RELUD=${RELUD:-build/relud}
 MIN=${MIN:-build/bench/minimal_server}
 DUR=${DUR:-4}
@@ -32,17 +33,7 @@ body=$(curl -fs "http://127.0.0.1:$P1/v1/forward" -d '{"model": "simple_nn", "in
 echo "relud answers: $body"
 
 # wrk's summary -> "req/s p50_us p99_us"
-run_wrk() { # port conns
-  wrk -t "$(( $2 < 2 ? 1 : 2 ))" -c "$2" -d "${DUR}s" --latency -s "$tmp/post.lua" "http://127.0.0.1:$1/v1/forward" |
-    awk '
-      function us(v) { if (v ~ /us$/) return v+0; if (v ~ /ms$/) return (v+0)*1000; if (v ~ /s$/) return (v+0)*1e6; return v }
-      /Requests\/sec/ { rps = $2 }
-      $1 == "50.000%" || $1 == "50%" { p50 = us($2) }
-      $1 == "99.000%" || $1 == "99%" { p99 = us($2) }
-      /Non-2xx/ { bad = $NF }
-      END { printf "%.0f %.0f %.0f %d\n", rps, p50, p99, bad + 0 }'
-}
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+run_wrk() { wrk_summary "http://127.0.0.1:$1/v1/forward" "$2" "$tmp/post.lua" "$DUR"; } # port conns
 
 echo
 echo "HTTP: SimpleNN request (model simple_nn, batch 1), wrk ${DUR}s x $RUNS runs, threads=$THREADS, medians"

@@ -11,6 +11,7 @@
 # pass/fail test. Loopback only; bounded in time (about 4 minutes on 2 cores with the
 # defaults: DUR=5 s, RUNS=5).
 set -euo pipefail
+. "$(dirname "$0")/wrk.sh"
 RELUD=${RELUD:-build/relud}
 DUR=${DUR:-5}
 RUNS=${RUNS:-5}
@@ -48,17 +49,7 @@ threads=$(grep -o 'threads=[0-9]*' "$tmp/relud.log" | head -1)
 kernel=$(grep -o 'kernel [A-Za-z0-9]*' "$tmp/relud.log" | head -1)
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 
-run_wrk() { # conns -> "req/s p50_us p99_us non2xx"
-  wrk -t "$(( $1 < 2 ? 1 : 2 ))" -c "$1" -d "${DUR}s" --latency -s "$tmp/post.lua" "http://$H/v1/forward" |
-    awk '
-      function us(v) { if (v ~ /us$/) return v+0; if (v ~ /ms$/) return (v+0)*1000; if (v ~ /s$/) return (v+0)*1e6; return v }
-      /Requests\/sec/ { rps = $2 }
-      $1 == "50.000%" || $1 == "50%" { p50 = us($2) }
-      $1 == "99.000%" || $1 == "99%" { p99 = us($2) }
-      /Non-2xx/ { bad = $NF }
-      END { printf "%.0f %.0f %.0f %d\n", rps, p50, p99, bad + 0 }'
-}
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+run_wrk() { wrk_summary "http://$H/v1/forward" "$1" "$tmp/post.lua" "$DUR"; } # conns
 job_step() { curl -s "http://$H/v1/train/$1" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["step"])'; }
 # Starts the long job and waits until it runs; prints its id.
 start_job() {
