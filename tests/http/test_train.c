@@ -430,18 +430,25 @@ static void exploding_job_fails_and_changes_nothing(void **state)
     no_temp_files();
 }
 
+/* A daemon with "wide" and a long job on it, running: its id into id; returns the model
+ * file as it was before the job (malloc'd). */
+static char *start_long_job(char *id, size_t len)
+{
+    start(NULL);
+    put_wide();
+    char *before = model_file("wide"), *body = long_body(100000);
+    submit("wide", body, id, len);
+    free(body);
+    cJSON_Delete(wait_job(id, "running"));
+    return before;
+}
+
 /* DELETE: a running job ends cancelled, the model unchanged; inference on the model answers
  * while it runs. */
 static void cancel_running_job(void **state)
 {
     (void)state;
-    start(NULL);
-    put_wide();
-    char *before = model_file("wide");
-    char *body = long_body(100000), id[32];
-    submit("wide", body, id, sizeof id);
-    free(body);
-    cJSON_Delete(wait_job(id, "running"));
+    char id[32], *before = start_long_job(id, sizeof id);
     char *x = matrix(2, 128, 0.1), fwd[8192];
     snprintf(fwd, sizeof fwd, "{\"model\": \"wide\", \"input\": %s}", x);
     free(x);
@@ -674,13 +681,7 @@ static void history_and_list_bounds(void **state)
 static void drain_cancels_a_running_job(void **state)
 {
     (void)state;
-    start(NULL);
-    put_wide();
-    char *before = model_file("wide");
-    char *body = long_body(100000), id[32];
-    submit("wide", body, id, sizeof id);
-    free(body);
-    cJSON_Delete(wait_job(id, "running"));
+    char id[32], *before = start_long_job(id, sizeof id);
     assert_int_equal(t_daemon_stop(&d, SIGTERM, 30), 0);
     running = 0;
     char *log = t_daemon_log(&d);
