@@ -242,6 +242,24 @@ int t_get(const struct t_daemon *d, const char *path, struct t_resp *r)
     return t_http("GET", url, NULL, 0, NULL, r);
 }
 
+struct t_resp t_call(const struct t_daemon *d, const char *method, const char *path,
+                     const char *auth, const char *body, size_t len, long status)
+{
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", d->url, path);
+    const char *hdrs[] = {auth, NULL};
+    struct t_resp r;
+    assert_int_equal(
+        t_http(method, url, body, body ? (len ? len : strlen(body)) : 0, auth ? hdrs : NULL, &r),
+        0);
+    if (status && r.status != status)
+        fprintf(stderr, "%s %s (%s)\nresponse %ld (want %ld): %.2000s\n", method, path,
+                auth ? auth : "no Authorization", r.status, status, r.body);
+    if (status)
+        assert_int_equal(r.status, status);
+    return r;
+}
+
 int t_metrics_wait(const struct t_daemon *d, const char *line, struct t_resp *r)
 {
     for (int i = 0; i < 1000; i++) {

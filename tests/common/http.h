@@ -40,6 +40,11 @@ int t_http(const char *method, const char *url, const char *body, size_t body_le
 /* Shorthands: POST JSON to d->url + path / GET. */
 int t_post(const struct t_daemon *d, const char *path, const char *json, struct t_resp *r);
 int t_get(const struct t_daemon *d, const char *path, struct t_resp *r);
+/* One request to d->url + path with an optional Authorization header line (auth NULL:
+ * none) and body (len 0: strlen), asserting (cmocka) that it was answered with status
+ * (0: any); the reply is printed when the status differs. */
+struct t_resp t_call(const struct t_daemon *d, const char *method, const char *path,
+                     const char *auth, const char *body, size_t len, long status);
 /* GET /metrics until its body holds line, up to 10 s: 0 with that reply in r (free it), else
  * -1. A request is counted once its reply has been sent, which can be after the client has
  * read it, so a test that has just made a request waits for its count. */

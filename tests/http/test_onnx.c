@@ -37,15 +37,7 @@ static char dir[64];
 static struct t_resp req(const char *method, const char *path, const char *auth, const char *body,
                          long status)
 {
-    char url[512];
-    snprintf(url, sizeof url, "%s%s", d.url, path);
-    const char *hdrs[] = {auth, NULL};
-    struct t_resp r;
-    assert_int_equal(t_http(method, url, body, body ? strlen(body) : 0, auth ? hdrs : NULL, &r), 0);
-    if (r.status != status)
-        fprintf(stderr, "%s %s: %ld (want %ld): %.1500s\n", method, path, r.status, status, r.body);
-    assert_int_equal(r.status, status);
-    return r;
+    return t_call(&d, method, path, auth, body, 0, status);
 }
 
 static void req_error(const char *method, const char *path, const char *body, long status,

@@ -70,28 +70,10 @@ static void stop(struct t_daemon *dm)
     unlink(dm->log_path);
 }
 
-/* One request with an optional Authorization header line (auth NULL: none). */
-static struct t_resp req(const struct t_daemon *dm, const char *method, const char *path,
-                         const char *auth, const char *body, size_t len, long status)
-{
-    char url[512];
-    snprintf(url, sizeof url, "%s%s", dm->url, path);
-    const char *hdrs[] = {auth, NULL};
-    struct t_resp r;
-    assert_int_equal(
-        t_http(method, url, body, body ? (len ? len : strlen(body)) : 0, auth ? hdrs : NULL, &r),
-        0);
-    if (r.status != status)
-        fprintf(stderr, "%s %s (%s)\nresponse %ld (want %ld): %.2000s\n", method, path,
-                auth ? auth : "no Authorization", r.status, status, r.body);
-    assert_int_equal(r.status, status);
-    return r;
-}
-
 static void req_error(const struct t_daemon *dm, const char *method, const char *path,
                       const char *auth, const char *body, long status, const char *part)
 {
-    struct t_resp r = req(dm, method, path, auth, body, 0, status);
+    struct t_resp r = t_call(dm, method, path, auth, body, 0, status);
     t_check_error(&r, part);
     t_resp_free(&r);
 }
@@ -205,11 +187,11 @@ static const struct ctl ctls[] = {
 /* Nothing changed: simple_nn serves as before, newmodel was not created. */
 static void check_untouched(const struct t_daemon *dm, const char *mdir)
 {
-    struct t_resp r = req(dm, "GET", "/v2/models/simple_nn/ready", NULL, NULL, 0, 200);
+    struct t_resp r = t_call(dm, "GET", "/v2/models/simple_nn/ready", NULL, NULL, 0, 200);
     t_resp_free(&r);
-    r = req(dm, "GET", "/v2/models/simple_nn", NULL, NULL, 0, 200);
+    r = t_call(dm, "GET", "/v2/models/simple_nn", NULL, NULL, 0, 200);
     t_resp_free(&r);
-    r = req(dm, "GET", "/v2/models/newmodel", NULL, NULL, 0, 404);
+    r = t_call(dm, "GET", "/v2/models/newmodel", NULL, NULL, 0, 404);
     t_resp_free(&r);
     assert_true(t_file_exists(mdir, "simple_nn.json"));
     assert_false(t_file_exists(mdir, "newmodel.json"));
@@ -226,7 +208,7 @@ static void control_forbidden_without_token(void **state)
             req_error(&d, ctls[i].method, ctls[i].path, auths[a], ctls[i].body, 403, "admin_token");
     check_untouched(&d, dir);
     /* listing is not control */
-    struct t_resp r = req(&d, "GET", "/v1/models", NULL, NULL, 0, 200);
+    struct t_resp r = t_call(&d, "GET", "/v1/models", NULL, NULL, 0, 200);
     assert_non_null(r.json);
     t_resp_free(&r);
     stop(&d);
@@ -252,7 +234,8 @@ static void control_wrong_tokens(void **state)
     };
     for (size_t i = 0; i < NCTL; i++)
         for (size_t a = 0; a < sizeof bad / sizeof *bad; a++) {
-            struct t_resp r = req(&d, ctls[i].method, ctls[i].path, bad[a], ctls[i].body, 0, 401);
+            struct t_resp r =
+                t_call(&d, ctls[i].method, ctls[i].path, bad[a], ctls[i].body, 0, 401);
             t_check_error(&r, "Authorization");
             char www[128];
             assert_non_null(t_resp_header(&r, "WWW-Authenticate", www, sizeof www));
@@ -261,18 +244,18 @@ static void control_wrong_tokens(void **state)
         }
     check_untouched(&d, dir);
     /* the right token works */
-    struct t_resp r = req(&d, "POST", "/v2/repository/index", AUTH, NULL, 0, 200);
+    struct t_resp r = t_call(&d, "POST", "/v2/repository/index", AUTH, NULL, 0, 200);
     assert_true(cJSON_IsArray(r.json));
     assert_non_null(t_index_entry(r.json, "simple_nn"));
     t_resp_free(&r);
-    r = req(&d, "POST", "/v2/repository/models/simple_nn/load", AUTH, NULL, 0, 200);
+    r = t_call(&d, "POST", "/v2/repository/models/simple_nn/load", AUTH, NULL, 0, 200);
     t_resp_free(&r);
     /* the scheme is case-insensitive (RFC 7235), the token is not */
-    r = req(&d, "POST", "/v2/repository/models/simple_nn/load", "Authorization: bearer " TOKEN,
-            NULL, 0, 200);
+    r = t_call(&d, "POST", "/v2/repository/models/simple_nn/load", "Authorization: bearer " TOKEN,
+               NULL, 0, 200);
     t_resp_free(&r);
     /* the index only reads: open, as GET /v1/models (and Triton) */
-    r = req(&d, "POST", "/v2/repository/index", NULL, NULL, 0, 200);
+    r = t_call(&d, "POST", "/v2/repository/index", NULL, NULL, 0, 200);
     assert_non_null(t_index_entry(r.json, "simple_nn"));
     t_resp_free(&r);
     /* Triton's load with a configuration: refused, not silently ignored */
@@ -311,7 +294,7 @@ static void control_token_file(void **state)
     const char *extra[] = {"--admin-token-file", tokpath, "--admin-token", "other", NULL};
     start(&d, dir, extra);
     const char *load = "/v2/repository/models/simple_nn/load";
-    struct t_resp r = req(&d, "POST", load, "Authorization: Bearer filetok", NULL, 0, 200);
+    struct t_resp r = t_call(&d, "POST", load, "Authorization: Bearer filetok", NULL, 0, 200);
     assert_string_equal(t_item(r.json, "state")->valuestring, "READY");
     t_resp_free(&r);
     req_error(&d, "POST", load, "Authorization: Bearer other", NULL, 401, "Authorization");
@@ -373,7 +356,7 @@ static void check_tiny_golden(const struct t_daemon *dm)
     free(insh);
     free(td);
     free(tsh);
-    struct t_resp r = req(dm, "POST", "/v2/models/tiny/infer", NULL, b.p, 0, 200);
+    struct t_resp r = t_call(dm, "POST", "/v2/models/tiny/infer", NULL, b.p, 0, 200);
     free(b.p);
     /* golden name -> OIP output name */
     struct check {
@@ -437,7 +420,7 @@ static void index_lists_unavailable(void **state)
     assert_int_equal(t_tmp_copy(dir, sizeof dir, "test-repo", "tests/fixtures/models"), 0);
     const char *extra[] = {"--admin-token", TOKEN, NULL};
     start(&d, dir, extra);
-    struct t_resp r = req(&d, "POST", "/v2/repository/index", AUTH, NULL, 0, 200);
+    struct t_resp r = t_call(&d, "POST", "/v2/repository/index", AUTH, NULL, 0, 200);
     assert_true(cJSON_IsArray(r.json));
     assert_int_equal(cJSON_GetArraySize(r.json), 1 + NBROKEN);
     const cJSON *tiny = t_index_entry(r.json, "tiny");
@@ -478,13 +461,13 @@ static void index_lists_unavailable(void **state)
     free(log);
     t_resp_free(&r);
     /* {"ready": true} lists only the ready ones */
-    r = req(&d, "POST", "/v2/repository/index", AUTH, "{\"ready\": true}", 0, 200);
+    r = t_call(&d, "POST", "/v2/repository/index", AUTH, "{\"ready\": true}", 0, 200);
     assert_int_equal(cJSON_GetArraySize(r.json), 1);
     assert_non_null(t_index_entry(r.json, "tiny"));
     t_resp_free(&r);
     req_error(&d, "POST", "/v2/repository/index", AUTH, "[1, 2", 400, NULL);
     /* /metrics: ready gauge per model */
-    r = req(&d, "GET", "/metrics", NULL, NULL, 0, 200);
+    r = t_call(&d, "GET", "/metrics", NULL, NULL, 0, 200);
     assert_non_null(strstr(r.body, "relud_model_ready{model=\"tiny\"} 1\n"));
     assert_non_null(strstr(r.body, "relud_model_ready{model=\"bad_json\"} 0\n"));
     t_resp_free(&r);
@@ -503,21 +486,21 @@ static void unload_and_load(void **state)
     const char *x = "{\"inputs\": [{\"name\": \"input\", \"datatype\": \"FP64\", \"shape\": [1, "
                     "4], \"data\": [0.5, -1, 2, 0]}]}";
     char *before = infer_ok(&d, "tiny", x);
-    struct t_resp r = req(&d, "POST", "/v2/repository/models/tiny/unload", AUTH, NULL, 0, 200);
+    struct t_resp r = t_call(&d, "POST", "/v2/repository/models/tiny/unload", AUTH, NULL, 0, 200);
     assert_string_equal(t_item(r.json, "state")->valuestring, "UNAVAILABLE");
     t_resp_free(&r);
     req_error(&d, "POST", "/v2/models/tiny/infer", NULL, x, 503, "tiny");
     req_error(&d, "GET", "/v2/models/tiny/ready", NULL, NULL, 503, NULL);
-    r = req(&d, "POST", "/v2/repository/index", AUTH, NULL, 0, 200);
+    r = t_call(&d, "POST", "/v2/repository/index", AUTH, NULL, 0, 200);
     assert_string_equal(t_item(t_index_entry(r.json, "tiny"), "state")->valuestring, "UNAVAILABLE");
     assert_string_equal(t_item(t_index_entry(r.json, "tiny"), "reason")->valuestring, "unloaded");
     t_resp_free(&r);
-    r = req(&d, "POST", "/v2/repository/models/tiny/load", AUTH, NULL, 0, 200);
+    r = t_call(&d, "POST", "/v2/repository/models/tiny/load", AUTH, NULL, 0, 200);
     assert_string_equal(t_item(r.json, "state")->valuestring, "READY");
     t_resp_free(&r);
     char *after = infer_ok(&d, "tiny", x);
     assert_string_equal(after, before);
-    r = req(&d, "GET", "/v2/models/tiny/ready", NULL, NULL, 0, 200);
+    r = t_call(&d, "GET", "/v2/models/tiny/ready", NULL, NULL, 0, 200);
     t_resp_free(&r);
     /* loading a broken model reports why; unknown names are 404 */
     req_error(&d, "POST", "/v2/repository/models/bad_shape/load", AUTH, NULL, 400, "layers[2]");
@@ -527,13 +510,13 @@ static void unload_and_load(void **state)
     char *good = gen_model("bad_json", 4, 3, 2, 7);
     t_write_file(dir, "bad_json.json", good, strlen(good));
     free(good);
-    r = req(&d, "POST", "/v2/repository/models/bad_json/load", AUTH, NULL, 0, 200);
+    r = t_call(&d, "POST", "/v2/repository/models/bad_json/load", AUTH, NULL, 0, 200);
     t_resp_free(&r);
     char *fixed = infer_ok(&d, "bad_json",
                            "{\"inputs\": [{\"name\": \"input\", \"datatype\": \"FP32\", "
                            "\"shape\": [1, 4], \"data\": [1, 2, 3, 4]}]}");
     free(fixed);
-    r = req(&d, "POST", "/v2/repository/index", AUTH, NULL, 0, 200);
+    r = t_call(&d, "POST", "/v2/repository/index", AUTH, NULL, 0, 200);
     assert_string_equal(t_item(t_index_entry(r.json, "bad_json"), "state")->valuestring, "READY");
     t_resp_free(&r);
     free(before);
@@ -552,7 +535,7 @@ static void put_replace_delete(void **state)
     const char *x = "{\"inputs\": [{\"name\": \"input\", \"datatype\": \"FP32\", \"shape\": [1, "
                     "4], \"data\": [1, -0.5, 0.25, 2]}]}";
     req_error(&d, "POST", "/v2/models/m1/infer", NULL, x, 404, "m1");
-    struct t_resp r = req(&d, "PUT", "/v1/models/m1", AUTH, a, 0, 201);
+    struct t_resp r = t_call(&d, "PUT", "/v1/models/m1", AUTH, a, 0, 201);
     assert_string_equal(t_item(r.json, "name")->valuestring, "m1");
     assert_string_equal(t_item(r.json, "state")->valuestring, "READY");
     t_resp_free(&r);
@@ -563,7 +546,7 @@ static void put_replace_delete(void **state)
     assert_non_null(strstr(r.body, "relud_errors_total{class=\"internal\"} 0"));
     t_resp_free(&r);
     char *out_a = infer_ok(&d, "m1", x);
-    r = req(&d, "GET", "/v2/models/m1", NULL, NULL, 0, 200);
+    r = t_call(&d, "GET", "/v2/models/m1", NULL, NULL, 0, 200);
     const cJSON *in0 = cJSON_GetArrayItem(t_item(r.json, "inputs"), 0);
     assert_int_equal((int)cJSON_GetArrayItem(t_item(in0, "shape"), 1)->valuedouble, 4);
     const cJSON *out0 = cJSON_GetArrayItem(t_item(r.json, "outputs"), 0);
@@ -577,7 +560,7 @@ static void put_replace_delete(void **state)
     assert_string_equal(disk, a);
     free(disk);
     /* replace: 200, new numbers */
-    r = req(&d, "PUT", "/v1/models/m1", AUTH, b, 0, 200);
+    r = t_call(&d, "PUT", "/v1/models/m1", AUTH, b, 0, 200);
     t_resp_free(&r);
     char *out_b = infer_ok(&d, "m1", x);
     assert_string_not_equal(out_a, out_b);
@@ -598,7 +581,7 @@ static void put_replace_delete(void **state)
     char *still_b = infer_ok(&d, "m1", x);
     assert_string_equal(still_b, out_b);
     /* statistics survive the replacement: 3 successful infers on m1 so far */
-    r = req(&d, "GET", "/v2/models/m1/stats", NULL, NULL, 0, 200);
+    r = t_call(&d, "GET", "/v2/models/m1/stats", NULL, NULL, 0, 200);
     const cJSON *ms = cJSON_GetArrayItem(t_item(r.json, "model_stats"), 0);
     assert_string_equal(t_item(ms, "name")->valuestring, "m1");
     assert_int_equal(
@@ -608,17 +591,17 @@ static void put_replace_delete(void **state)
     assert_string_equal(disk, b);
     free(disk);
     /* delete: 404 after, file gone, second delete 404 */
-    r = req(&d, "DELETE", "/v1/models/m1", AUTH, NULL, 0, 200);
+    r = t_call(&d, "DELETE", "/v1/models/m1", AUTH, NULL, 0, 200);
     t_resp_free(&r);
     req_error(&d, "POST", "/v2/models/m1/infer", NULL, x, 404, "m1");
     req_error(&d, "GET", "/v2/models/m1", NULL, NULL, 404, "m1");
     assert_false(t_file_exists(dir, "m1.json"));
     req_error(&d, "DELETE", "/v1/models/m1", AUTH, NULL, 404, "m1");
-    r = req(&d, "POST", "/v2/repository/index", AUTH, NULL, 0, 200);
+    r = t_call(&d, "POST", "/v2/repository/index", AUTH, NULL, 0, 200);
     assert_null(t_index_entry(r.json, "m1"));
     t_resp_free(&r);
     /* and a PUT after the delete creates it again */
-    r = req(&d, "PUT", "/v1/models/m1", AUTH, a, 0, 201);
+    r = t_call(&d, "PUT", "/v1/models/m1", AUTH, a, 0, 201);
     t_resp_free(&r);
     char *again = infer_ok(&d, "m1", x);
     assert_string_equal(again, out_a);
@@ -639,14 +622,14 @@ static void restart_finds_put_model(void **state)
     const char *extra[] = {"--admin-token", TOKEN, "--strict-models", NULL};
     start(&d, dir, extra);
     char *m = gen_model("kept", 5, 4, 2, 11);
-    struct t_resp r = req(&d, "PUT", "/v1/models/kept", AUTH, m, 0, 201);
+    struct t_resp r = t_call(&d, "PUT", "/v1/models/kept", AUTH, m, 0, 201);
     t_resp_free(&r);
     const char *x = "{\"inputs\": [{\"name\": \"input\", \"datatype\": \"FP32\", \"shape\": [2, "
                     "5], \"data\": [1, 2, 3, 4, 5, -1, -2, 0.5, 0, 3]}]}";
     char *before = infer_ok(&d, "kept", x);
     stop(&d);
     start(&d, dir, extra);
-    r = req(&d, "POST", "/v2/repository/index", AUTH, NULL, 0, 200);
+    r = t_call(&d, "POST", "/v2/repository/index", AUTH, NULL, 0, 200);
     const cJSON *e = t_index_entry(r.json, "kept");
     assert_non_null(e);
     assert_string_equal(t_item(e, "state")->valuestring, "READY");
@@ -780,7 +763,7 @@ static void put_interrupted_by_kill(void **state)
     const char *extra[] = {"--admin-token", TOKEN, "--strict-models", NULL};
     start(&d, dir, extra);
     char *out_a = infer_ok(&d, "big", x);
-    struct t_resp r = req(&d, "PUT", "/v1/models/big", AUTH, vb, 0, 200);
+    struct t_resp r = t_call(&d, "PUT", "/v1/models/big", AUTH, vb, 0, 200);
     t_resp_free(&r);
     char *out_b = infer_ok(&d, "big", x);
     assert_string_not_equal(out_a, out_b);
@@ -819,7 +802,7 @@ static void put_interrupted_by_kill(void **state)
         t_write_file(dir, torn, vb, strlen(vb) / 2);
         /* the restart loads it whole (strict: anything torn would stop the start) */
         start(&d, dir, extra);
-        r = req(&d, "POST", "/v2/repository/index", AUTH, NULL, 0, 200);
+        r = t_call(&d, "POST", "/v2/repository/index", AUTH, NULL, 0, 200);
         assert_int_equal(cJSON_GetArraySize(r.json), 1);
         assert_string_equal(t_item(t_index_entry(r.json, "big"), "state")->valuestring, "READY");
         t_resp_free(&r);
@@ -1001,7 +984,7 @@ static void put_onnx(void **state)
     assert_int_equal(dlen, olen);
     assert_memory_equal(disk, onnx, olen);
     free(disk);
-    r = req(&d, "GET", "/v2/models/onx", NULL, NULL, 0, 200);
+    r = t_call(&d, "GET", "/v2/models/onx", NULL, NULL, 0, 200);
     assert_string_equal(t_item(r.json, "platform")->valuestring, "onnxruntime_onnx");
     t_resp_free(&r);
     char *xo = gen_input_as(10, "x", "FP32"), *xj = gen_input_as(10, "input", "FP32");
@@ -1032,7 +1015,7 @@ static void put_onnx(void **state)
     req_h_error(&d, "/v1/models/onx", "Authorization: Bearer nope", ONNX_CT, onnx, olen, 401,
                 "wrong bearer token");
     assert_int_equal(count_files(dir, "."), 0); /* no temp file left */
-    r = req(&d, "DELETE", "/v1/models/onx", AUTH, NULL, 0, 200);
+    r = t_call(&d, "DELETE", "/v1/models/onx", AUTH, NULL, 0, 200);
     t_resp_free(&r);
     assert_false(t_file_exists(dir, "onx.onnx"));
     stop(&d);
@@ -1059,7 +1042,7 @@ static void put_onnx(void **state)
     /* a JSON model over max_body_bytes but within max_model_bytes is taken */
     char *m = gen_model("wide", 12, 8, 2, 5);
     assert_true(strlen(m) > 1024 && strlen(m) < 2048);
-    r = req(&d, "PUT", "/v1/models/wide", AUTH, m, 0, 201);
+    r = t_call(&d, "PUT", "/v1/models/wide", AUTH, m, 0, 201);
     t_resp_free(&r);
     free(m);
     stop(&d);
@@ -1259,7 +1242,7 @@ static void put_multipart(void **state)
     assert_true(t_file_exists(dir, wname2));
     /* a JSON PUT naming a file of its own: the uploaded weights go */
     char *inl = gen_model("up", 4, 3, 2, 9);
-    r = req(&d, "PUT", "/v1/models/up", AUTH, inl, 0, 200);
+    r = t_call(&d, "PUT", "/v1/models/up", AUTH, inl, 0, 200);
     t_resp_free(&r);
     free(inl);
     assert_int_equal(count_files(dir, "up.put-"), 0);
@@ -1270,7 +1253,7 @@ static void put_multipart(void **state)
     t_resp_free(&r);
     free(body);
     assert_int_equal(count_files(dir, "up.put-"), 1);
-    r = req(&d, "DELETE", "/v1/models/up", AUTH, NULL, 0, 200);
+    r = t_call(&d, "DELETE", "/v1/models/up", AUTH, NULL, 0, 200);
     t_resp_free(&r);
     assert_int_equal(count_files(dir, "up."), 0);
     assert_true(t_file_exists(dir, "tiny.safetensors"));
@@ -1440,7 +1423,7 @@ static void put_upload_interrupted_by_kill(void **state)
         t_write_file(dir, torn, w[1], wl[1]);
         /* the restart serves it (strict) and leaves only the model's files */
         start(&d, dir, extra);
-        struct t_resp r = req(&d, "POST", "/v2/repository/index", NULL, NULL, 0, 200);
+        struct t_resp r = t_call(&d, "POST", "/v2/repository/index", NULL, NULL, 0, 200);
         assert_int_equal(cJSON_GetArraySize(r.json), 2);
         assert_string_equal(t_item(t_index_entry(r.json, "big"), "state")->valuestring, "READY");
         assert_string_equal(t_item(t_index_entry(r.json, "onx"), "state")->valuestring, "READY");
@@ -1513,11 +1496,11 @@ static void concurrent_infer_while_replaced(void **state)
     const char *extra[] = {"--admin-token", TOKEN, "--threads", "8", NULL};
     start(&d, dir, extra);
     char *out_a = infer_ok(&d, "x", body);
-    struct t_resp r = req(&d, "PUT", "/v1/models/x", AUTH, vb, 0, 200);
+    struct t_resp r = t_call(&d, "PUT", "/v1/models/x", AUTH, vb, 0, 200);
     t_resp_free(&r);
     char *out_b = infer_ok(&d, "x", body);
     assert_string_not_equal(out_a, out_b);
-    r = req(&d, "PUT", "/v1/models/x", AUTH, va, 0, 200);
+    r = t_call(&d, "PUT", "/v1/models/x", AUTH, va, 0, 200);
     t_resp_free(&r);
 
     /* the putter starts with B (bodies[(i + 1) % 2]) */

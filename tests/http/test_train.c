@@ -79,14 +79,7 @@ static int cleanup(void **state)
 static struct t_resp call(const char *method, const char *path, const char *auth, const char *body,
                           long status)
 {
-    char url[512];
-    snprintf(url, sizeof url, "%s%s", d.url, path);
-    const char *hdrs[] = {auth, NULL};
-    struct t_resp r;
-    assert_int_equal(t_http(method, url, body, body ? strlen(body) : 0, auth ? hdrs : NULL, &r), 0);
-    if (status && r.status != status)
-        fail_msg("%s %s: status %ld, wanted %ld: %s", method, path, r.status, status, r.body);
-    return r;
+    return t_call(&d, method, path, auth, body, 0, status);
 }
 
 static void put_model(const char *name, const char *json)
