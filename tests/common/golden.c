@@ -42,8 +42,7 @@ static char *slurp(const char *path, size_t *len)
     return buf;
 }
 
-/* {"shape": [...], "data": [...]} -> t (data malloc'd, dtype dt). null -> ndim 0. */
-static int load_tensor(const cJSON *j, enum nn_dtype dt, struct nn_tensor *t, const char *what,
+int t_tensor_load(const cJSON *j, enum nn_dtype dt, struct nn_tensor *t, const char *what,
                        char *msg, size_t len)
 {
     memset(t, 0, sizeof *t);
@@ -125,11 +124,11 @@ static int load_layers(const cJSON *layers, struct t_golden *g, char *msg, size_
                     l->approx = strcmp(f->valuestring, "tanh") == 0;
                     break;
                 case NN_P_WEIGHT:
-                    if (load_tensor(f, g->dtype, &l->weight, what, msg, len))
+                    if (t_tensor_load(f, g->dtype, &l->weight, what, msg, len))
                         return -1;
                     break;
                 case NN_P_BIAS:
-                    if (load_tensor(f, g->dtype, &l->bias, what, msg, len))
+                    if (t_tensor_load(f, g->dtype, &l->bias, what, msg, len))
                         return -1;
                     break;
                 }
@@ -161,8 +160,8 @@ static int load_loss(const cJSON *lj, struct t_golden *g, char *msg, size_t len)
     }
     const cJSON *tj = cJSON_GetObjectItemCaseSensitive(lj, "target");
     if (!li->class_target)
-        return load_tensor(tj, g->dtype, &g->target, "loss.target", msg, len);
-    if (load_tensor(tj, NN_F64, &g->target, "loss.target", msg, len))
+        return t_tensor_load(tj, g->dtype, &g->target, "loss.target", msg, len);
+    if (t_tensor_load(tj, NN_F64, &g->target, "loss.target", msg, len))
         return -1;
     g->classes = malloc((g->target.numel + 1) * sizeof *g->classes);
     if (!g->classes)
@@ -190,19 +189,19 @@ int t_golden_load(const char *path, struct t_golden *g, char *msg, size_t len)
     snprintf(g->name, sizeof g->name, "%s", cJSON_IsString(name) ? name->valuestring : path);
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(root, "dtype");
     g->dtype = cJSON_IsString(dt) && strcmp(dt->valuestring, "float64") == 0 ? NN_F64 : NN_F32;
-    if (load_tensor(cJSON_GetObjectItemCaseSensitive(root, "input"), g->dtype, &g->input, "input",
+    if (t_tensor_load(cJSON_GetObjectItemCaseSensitive(root, "input"), g->dtype, &g->input, "input",
                     msg, len))
         return -1;
     if (load_layers(cJSON_GetObjectItemCaseSensitive(root, "layers"), g, msg, len))
         return -1;
-    if (load_tensor(cJSON_GetObjectItemCaseSensitive(root, "grad_output"), g->dtype,
+    if (t_tensor_load(cJSON_GetObjectItemCaseSensitive(root, "grad_output"), g->dtype,
                     &g->grad_output, "grad_output", msg, len))
         return -1;
     const cJSON *lj = cJSON_GetObjectItemCaseSensitive(root, "loss");
     if (lj && !cJSON_IsNull(lj) && load_loss(lj, g, msg, len))
         return -1;
     const cJSON *ex = cJSON_GetObjectItemCaseSensitive(root, "expected");
-    if (load_tensor(cJSON_GetObjectItemCaseSensitive(ex, "output"), g->dtype, &g->exp_output,
+    if (t_tensor_load(cJSON_GetObjectItemCaseSensitive(ex, "output"), g->dtype, &g->exp_output,
                     "expected.output", msg, len))
         return -1;
     const cJSON *el = cJSON_GetObjectItemCaseSensitive(ex, "loss");
@@ -210,7 +209,7 @@ int t_golden_load(const char *path, struct t_golden *g, char *msg, size_t len)
         g->has_exp_loss = 1;
         g->exp_loss = el->valuedouble;
     }
-    if (load_tensor(cJSON_GetObjectItemCaseSensitive(ex, "grad_input"), g->dtype,
+    if (t_tensor_load(cJSON_GetObjectItemCaseSensitive(ex, "grad_input"), g->dtype,
                     &g->exp_grad_input, "expected.grad_input", msg, len))
         return -1;
     const cJSON *gp = cJSON_GetObjectItemCaseSensitive(ex, "grad_params");
@@ -226,9 +225,9 @@ int t_golden_load(const char *path, struct t_golden *g, char *msg, size_t len)
                         cJSON_GetArraySize(gp), nl);
         for (int i = 0; i < nl; i++) {
             const cJSON *e = cJSON_GetArrayItem(gp, i);
-            if (load_tensor(cJSON_GetObjectItemCaseSensitive(e, "weight"), g->dtype,
+            if (t_tensor_load(cJSON_GetObjectItemCaseSensitive(e, "weight"), g->dtype,
                             &g->exp_dweight[i], "expected.grad_params.weight", msg, len) ||
-                load_tensor(cJSON_GetObjectItemCaseSensitive(e, "bias"), g->dtype,
+                t_tensor_load(cJSON_GetObjectItemCaseSensitive(e, "bias"), g->dtype,
                             &g->exp_dbias[i], "expected.grad_params.bias", msg, len))
                 return -1;
         }

@@ -33,6 +33,12 @@ struct t_golden {
     void *json;                   /* the parsed cJSON document (for the HTTP tests) */
 };
 
+/* {"shape": [...], "data": [...]} -> t (data malloc'd, dtype dt; a null j -> ndim 0).
+ * Returns 0, or -1 with what is wrong, named `what`, in msg. */
+struct cJSON;
+int t_tensor_load(const struct cJSON *j, enum nn_dtype dt, struct nn_tensor *t, const char *what,
+                  char *msg, size_t len);
+
 /* Reads path into g. Returns 0, or -1 with a message in msg. t_golden_free either way. */
 int t_golden_load(const char *path, struct t_golden *g, char *msg, size_t msglen);
 void t_golden_free(struct t_golden *g);

@@ -228,30 +228,6 @@ static void put_wide(void)
 }
 
 /* ---- golden runs through the daemon --------------------------------------------------------- */
-static void load_expected(const cJSON *j, enum nn_dtype dt, struct nn_tensor *t)
-{
-    memset(t, 0, sizeof *t);
-    const cJSON *e, *shape = t_item(j, "shape"), *data = t_item(j, "data");
-    t->dtype = dt;
-    t->ndim = cJSON_GetArraySize(shape);
-    t->numel = 1;
-    int i = 0;
-    cJSON_ArrayForEach(e, shape)
-    {
-        t->shape[i++] = (size_t)e->valuedouble;
-        t->numel *= (size_t)e->valuedouble;
-    }
-    t->data = malloc(t->numel * sizeof(double) + 1);
-    i = 0;
-    cJSON_ArrayForEach(e, data)
-    {
-        if (dt == NN_F32)
-            ((float *)t->data)[i++] = (float)e->valuedouble;
-        else
-            ((double *)t->data)[i++] = e->valuedouble;
-    }
-}
-
 static int near(double a, double e, double rtol, double atol) { return t_close(a, e, rtol, atol); }
 
 static void golden_through_daemon(const char *name)
@@ -319,8 +295,9 @@ static void golden_through_daemon(const char *name)
             if (!want)
                 continue;
             struct nn_tensor w, got;
-            load_expected(want, dt, &w);
-            load_expected(t_item(l, keys[q]), dt, &got);
+            assert_int_equal(t_tensor_load(want, dt, &w, keys[q], msg, sizeof msg), 0);
+            assert_int_equal(t_tensor_load(t_item(l, keys[q]), dt, &got, keys[q], msg, sizeof msg),
+                             0);
             assert_int_equal(got.numel, w.numel);
             char what[64];
             snprintf(what, sizeof what, "layers[%d].%s", i, keys[q]);

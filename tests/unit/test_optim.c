@@ -43,33 +43,6 @@ static const cJSON *at(const cJSON *o, const char *k)
     return v;
 }
 
-/* {"shape", "data"} -> t (malloc'd, dtype dt) */
-static void load_tensor(const cJSON *j, enum nn_dtype dt, struct nn_tensor *t)
-{
-    memset(t, 0, sizeof *t);
-    const cJSON *shape = at(j, "shape"), *data = at(j, "data"), *e;
-    t->dtype = dt;
-    t->ndim = cJSON_GetArraySize(shape);
-    t->numel = 1;
-    int i = 0;
-    cJSON_ArrayForEach(e, shape)
-    {
-        t->shape[i++] = (size_t)e->valuedouble;
-        t->numel *= (size_t)e->valuedouble;
-    }
-    assert_int_equal((size_t)cJSON_GetArraySize(data), t->numel);
-    t->data = malloc(t->numel * nn_dtype_size(dt) + 1);
-    assert_non_null(t->data);
-    i = 0;
-    cJSON_ArrayForEach(e, data)
-    {
-        if (dt == NN_F32)
-            ((float *)t->data)[i++] = (float)e->valuedouble;
-        else
-            ((double *)t->data)[i++] = e->valuedouble;
-    }
-}
-
 /* The model's layers, read by the daemon's layer reader. */
 static void load_net(const cJSON *model, enum nn_dtype dt, struct nn_net *net)
 {
@@ -197,7 +170,7 @@ static void run_case(void **state)
                 if (!e)
                     continue;
                 struct nn_tensor want;
-                load_tensor(e, dt, &want);
+                assert_int_equal(t_tensor_load(e, dt, &want, keys[q], msg, sizeof msg), 0);
                 char what[64];
                 snprintf(what, sizeof what, "step %ld: layers[%d].%s", k, i, keys[q]);
                 int rc = t_allclose(dt, got[q]->data, got[q]->numel, &want, rtol, atol, what, msg,
