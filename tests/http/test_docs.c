@@ -432,7 +432,7 @@ static int reap(pid_t pid, double deadline)
  * status, -1 on timeout. */
 static int run(const char *cmd, struct str *out, struct str *err)
 {
-    int fo, fe;
+    int fo = -1, fe = -1;
     pid_t pid = spawn(cmd, &fo, &fe);
     assert_true(pid > 0);
     double deadline = now_s() + CMD_TIMEOUT_S;
@@ -471,11 +471,6 @@ static int run(const char *cmd, struct str *out, struct str *err)
     return reap(pid, open_fds ? 0 : deadline);
 }
 
-/* Polls /metrics until the background command's request is under way: at least 2
- * requests in flight (the poll itself is one) and its body counted against
- * max_buffered_bytes (the docs' background commands upload a body). In flight alone is
- * not enough: a request is in flight from its first handler call, a moment before its
- * body is reserved, and an example run in that moment races it. */
 static long metric(const char *body, const char *name)
 {
     char key[96];
@@ -484,9 +479,17 @@ static long metric(const char *body, const char *name)
     return p ? strtol(p + strlen(key), NULL, 10) : 0;
 }
 
-static int wait_inflight(const struct t_daemon *d, long want)
+/* Polls /metrics until the background command bg's request is under way: at least 2
+ * requests in flight (the poll itself is one) and its body counted against
+ * max_buffered_bytes (the docs' background commands upload a body). In flight alone is
+ * not enough: a request is in flight from its first handler call, a moment before its
+ * body is reserved, and an example run in that moment races it. 0 then; -2 when bg ended
+ * first (refused), -1 after 5 s. */
+static int wait_inflight(const struct t_daemon *d, long want, pid_t bg)
 {
     for (int i = 0; i < 500; i++) {
+        if (waitpid(bg, NULL, WNOHANG) == bg) /* it ended (refused): not in flight */
+            return -2;
         struct t_resp r;
         if (t_get(d, "/metrics", &r) == 0 && r.status == 200) {
             long v = metric(r.body, "relud_inflight_requests");
@@ -576,14 +579,22 @@ static void run_example(void **state)
                  e->daemon_args ? e->daemon_args : "");
     char *cmd = rewrite(e->cmd, d->port);
     pid_t bg = 0;
-    if (e->during) {
+    /* The background command holds a request open. wait_inflight's own /metrics requests can
+     * race it for a connection (with --connection-limit 1 the background one may come second
+     * and be refused at once), so it is started again, up to 5 times, until it is in flight. */
+    for (int tries = 0; e->during && !bg; tries++) {
         char *bcmd = rewrite(e->during, d->port);
         bg = spawn(bcmd, NULL, NULL);
         free(bcmd);
         assert_true(bg > 0);
-        if (wait_inflight(d, 2)) {
-            reap(bg, 0);
-            fail_msg("%s: the background command never reached the daemon: %s", e->name, e->during);
+        int w = wait_inflight(d, 2, bg);
+        if (w) {
+            if (w == -1)
+                reap(bg, 0);
+            bg = 0;
+            if (tries == 4)
+                fail_msg("%s: the background command never reached the daemon: %s", e->name,
+                         e->during);
         }
     }
     struct str out = {0}, err = {0};
